@@ -1,0 +1,117 @@
+//! Configuration, read once from flags or the environment into typed structs.
+//!
+//! Every setting has a flag, an environment variable and a default that matches
+//! `docker-compose.yml` and `.env.example`. `clap` does the parsing so that
+//! `--help` documents each one and a bad value stops the process at start with
+//! a message naming the variable.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::Args;
+
+/// Settings both binaries need: where the truth lives and where media goes.
+#[derive(Debug, Clone, Args)]
+pub struct CommonConfig {
+    /// Postgres connection string (the source of truth for videos and jobs).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/prostream"
+    )]
+    pub database_url: String,
+
+    /// Redis connection string (only the delivery channel for job ids).
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+
+    /// Redis queue name; every key apalis writes starts with it, so two
+    /// deployments (or two tests) sharing one Redis stay apart.
+    #[arg(long, env = "QUEUE_NAME", default_value = "prostream:transcode")]
+    pub queue_name: String,
+
+    /// Shared media volume: `uploads/` holds originals, `videos/{id}/` the HLS output.
+    #[arg(long, env = "MEDIA_ROOT", default_value = "./media")]
+    pub media_root: PathBuf,
+
+    /// Maximum Postgres connections in this process' pool.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+
+    /// Path of the ffprobe binary.
+    #[arg(long, env = "FFPROBE_PATH", default_value = "ffprobe")]
+    pub ffprobe_path: PathBuf,
+
+    /// Seconds ffprobe may take on one file before it is killed.
+    #[arg(long, env = "PROBE_TIMEOUT_SECS", default_value_t = 30)]
+    pub probe_timeout_secs: u64,
+}
+
+impl CommonConfig {
+    pub fn probe_timeout(&self) -> Duration {
+        Duration::from_secs(self.probe_timeout_secs)
+    }
+}
+
+/// Limits an upload must respect before it is accepted.
+#[derive(Debug, Clone, Args)]
+pub struct MediaLimits {
+    /// Largest accepted upload in bytes (default 4 GiB).
+    #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 4 * 1024 * 1024 * 1024)]
+    pub max_upload_bytes: u64,
+
+    /// Largest accepted source width in pixels (after rotation).
+    #[arg(long, env = "MAX_WIDTH", default_value_t = 7680)]
+    pub max_width: u32,
+
+    /// Largest accepted source height in pixels (after rotation).
+    #[arg(long, env = "MAX_HEIGHT", default_value_t = 7680)]
+    pub max_height: u32,
+
+    /// Largest accepted pixel area, width × height (default: 8K UHD, 7680×4320).
+    #[arg(long, env = "MAX_PIXELS", default_value_t = 7680 * 4320)]
+    pub max_pixels: u64,
+
+    /// Longest accepted source, in seconds (default 4 hours).
+    #[arg(long, env = "MAX_DURATION_SECS", default_value_t = 4.0 * 3600.0)]
+    pub max_duration_secs: f64,
+
+    /// Highest accepted source frame rate.
+    #[arg(long, env = "MAX_FRAME_RATE", default_value_t = 240.0)]
+    pub max_frame_rate: f64,
+}
+
+impl Default for MediaLimits {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 4 * 1024 * 1024 * 1024,
+            max_width: 7680,
+            max_height: 7680,
+            max_pixels: 7680 * 4320,
+            max_duration_secs: 4.0 * 3600.0,
+            max_frame_rate: 240.0,
+        }
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Args)]
+pub struct LogConfig {
+    /// `text` for people, `json` for log collectors. Filter with `RUST_LOG`.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+impl LogConfig {
+    /// Installs the global tracing subscriber.
+    pub fn init(&self) {
+        use tracing_subscriber::EnvFilter;
+        let filter = EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,apalis=warn"));
+        let builder = tracing_subscriber::fmt().with_env_filter(filter);
+        if self.log_format == "json" {
+            builder.json().init();
+        } else {
+            builder.init();
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Postgres access: the pool, migrations, and one small function per query.
+//!
+//! Postgres is the source of truth. Every query is checked at compile time by
+//! `sqlx::query!` against the schema (offline data in `.sqlx/`).
+
+pub mod jobs;
+pub mod videos;
+
+use std::time::Duration;
+
+use sqlx::{PgPool, postgres::PgPoolOptions};
+
+/// The migrations in `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A job's lifecycle state; the video's `status` in the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type, serde::Serialize, serde::Deserialize)]
+#[sqlx(type_name = "job_state", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Processing,
+    Ready,
+    Failed,
+    Canceled,
+}
+
+impl std::str::FromStr for JobState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "queued" => Ok(Self::Queued),
+            "processing" => Ok(Self::Processing),
+            "ready" => Ok(Self::Ready),
+            "failed" => Ok(Self::Failed),
+            "canceled" => Ok(Self::Canceled),
+            other => Err(format!(
+                "unknown status {other:?}; expected queued, processing, ready, failed or canceled"
+            )),
+        }
+    }
+}
+
+/// What a running job is doing right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type, serde::Serialize, serde::Deserialize)]
+#[sqlx(type_name = "job_stage", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum JobStage {
+    Probing,
+    Transcoding,
+    Publishing,
+}
+
+/// Opens the pool; fails fast with the URL's host in the message when Postgres is unreachable.
+pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    use anyhow::Context;
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot connect to Postgres at {}; is it running and is DATABASE_URL right?",
+                redact(url)
+            )
+        })
+}
+
+/// Strips the password from a connection URL so it can be logged.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{}@{}", &url[..scheme + 3], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_drops_the_password_but_keeps_user_and_host() {
+        assert_eq!(
+            redact("postgres://user:secret@db:5432/x"),
+            "postgres://user@db:5432/x"
+        );
+        assert_eq!(redact("postgres://db/x"), "postgres://db/x");
+    }
+
+    #[test]
+    fn states_parse_from_their_api_names() {
+        assert_eq!("ready".parse::<JobState>(), Ok(JobState::Ready));
+        assert!("done".parse::<JobState>().is_err());
+    }
+}

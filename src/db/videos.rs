@@ -1,0 +1,169 @@
+//! Queries on `videos` (joined with their job) and `renditions`.
+
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{JobStage, JobState};
+
+/// A probed, accepted upload about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewVideo {
+    pub id: Uuid,
+    pub title: String,
+    pub source_path: String,
+    pub size_bytes: i64,
+    pub format_name: String,
+    pub duration_s: f64,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub frame_rate: Option<f64>,
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
+}
+
+/// A video with its job, as the API reports it.
+#[derive(Debug, Clone)]
+pub struct VideoRow {
+    pub id: Uuid,
+    pub title: String,
+    pub size_bytes: i64,
+    pub duration_s: f64,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub frame_rate: Option<f64>,
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub state: JobState,
+    pub stage: Option<JobStage>,
+    pub progress: f32,
+    pub attempts: i32,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub started_at: Option<OffsetDateTime>,
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+/// One published rung of a video's ladder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenditionRow {
+    pub video_id: Uuid,
+    pub name: String,
+    pub playlist: String,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub bandwidth: i64,
+    pub average_bandwidth: i64,
+    pub codecs: String,
+    pub frame_rate: Option<f64>,
+}
+
+pub async fn insert(conn: &mut PgConnection, v: &NewVideo) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO videos (id, title, source_path, size_bytes, format_name, duration_s,
+                             width, height, frame_rate, video_codec, audio_codec)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        v.id,
+        v.title,
+        v.source_path,
+        v.size_bytes,
+        v.format_name,
+        v.duration_s,
+        v.width,
+        v.height,
+        v.frame_rate,
+        v.video_codec,
+        v.audio_codec,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<VideoRow>> {
+    sqlx::query_as!(
+        VideoRow,
+        r#"SELECT v.id, v.title, v.size_bytes, v.duration_s, v.width, v.height, v.frame_rate,
+                  v.video_codec, v.audio_codec, v.created_at,
+                  j.state AS "state: JobState", j.stage AS "stage: JobStage", j.progress,
+                  j.attempts, j.error_code, j.error_message, j.started_at, j.finished_at
+           FROM videos v JOIN jobs j ON j.video_id = v.id
+           WHERE v.id = $1"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Newest first. `before` is the id of the last video of the previous page:
+/// ids are UUIDv7, so id order is creation order and the cursor is stable
+/// while new videos arrive.
+pub async fn list(
+    conn: &mut PgConnection,
+    status: Option<JobState>,
+    before: Option<Uuid>,
+    limit: i64,
+) -> sqlx::Result<Vec<VideoRow>> {
+    sqlx::query_as!(
+        VideoRow,
+        r#"SELECT v.id, v.title, v.size_bytes, v.duration_s, v.width, v.height, v.frame_rate,
+                  v.video_codec, v.audio_codec, v.created_at,
+                  j.state AS "state: JobState", j.stage AS "stage: JobStage", j.progress,
+                  j.attempts, j.error_code, j.error_message, j.started_at, j.finished_at
+           FROM videos v JOIN jobs j ON j.video_id = v.id
+           WHERE ($1::job_state IS NULL OR j.state = $1)
+             AND ($2::uuid IS NULL OR v.id < $2)
+           ORDER BY v.id DESC
+           LIMIT $3"#,
+        status as Option<JobState>,
+        before,
+        limit
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Renditions of the given videos, highest rung first.
+pub async fn renditions(
+    conn: &mut PgConnection,
+    video_ids: &[Uuid],
+) -> sqlx::Result<Vec<RenditionRow>> {
+    sqlx::query_as!(
+        RenditionRow,
+        "SELECT video_id, name, playlist, width, height, bandwidth, average_bandwidth, codecs,
+                frame_rate
+         FROM renditions WHERE video_id = ANY($1)
+         ORDER BY video_id, bandwidth DESC",
+        video_ids
+    )
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn insert_rendition(conn: &mut PgConnection, r: &RenditionRow) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO renditions (video_id, name, playlist, width, height, bandwidth,
+                                 average_bandwidth, codecs, frame_rate)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        r.video_id,
+        r.name,
+        r.playlist,
+        r.width,
+        r.height,
+        r.bandwidth,
+        r.average_bandwidth,
+        r.codecs,
+        r.frame_rate,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete_renditions(conn: &mut PgConnection, video_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!("DELETE FROM renditions WHERE video_id = $1", video_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

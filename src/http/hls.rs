@@ -1,0 +1,86 @@
+//! `GET /v1/videos/{id}/hls/{file}`: the published HLS output.
+//!
+//! Only plain file names with a known extension are served, from the video's
+//! published directory (which appears whole, by rename, when the job is
+//! done). tower-http's `ServeFile` brings byte ranges, `HEAD` and conditional
+//! requests.
+
+use axum::{
+    Router,
+    extract::{Path, Request, State},
+    http::{HeaderValue, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use tower::ServiceExt;
+use tower_http::services::ServeFile;
+
+use super::{AppState, error::ApiError, videos::parse_id};
+
+/// Playlists may still change while a video is being (re)published; segments never do.
+const PLAYLIST_CACHE: &str = "public, max-age=2";
+const SEGMENT_CACHE: &str = "public, max-age=31536000, immutable";
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/videos/{id}/hls/{file}", get(get_hls_file))
+}
+
+/// Content type and cache policy by extension; anything else is not ours to serve.
+fn kind_of(name: &str) -> Option<(&'static str, &'static str)> {
+    let ext = name.rsplit_once('.')?.1;
+    Some(match ext {
+        "m3u8" => ("application/vnd.apple.mpegurl", PLAYLIST_CACHE),
+        "m4s" => ("video/iso.segment", SEGMENT_CACHE),
+        "mp4" => ("video/mp4", SEGMENT_CACHE),
+        "jpg" => ("image/jpeg", SEGMENT_CACHE),
+        _ => return None,
+    })
+}
+
+pub async fn get_hls_file(
+    State(state): State<AppState>,
+    Path((id, file)): Path<(String, String)>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let path = state.media.video_file(id, &file).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_file_name",
+            "HLS files are addressed by a plain file name such as master.m3u8",
+        )
+    })?;
+    let (content_type, cache) = kind_of(&file).ok_or_else(|| ApiError::not_found("this file"))?;
+    let mime = content_type.parse().expect("static mime types parse");
+    let response = ServeFile::new_with_mime(&path, &mime)
+        .oneshot(request)
+        .await
+        .map_err(ApiError::internal)?;
+    if response.status() == axum::http::StatusCode::NOT_FOUND {
+        return Err(ApiError::not_found("this file"));
+    }
+    let mut response = response.into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kind_of;
+
+    #[test]
+    fn each_hls_file_kind_has_its_content_type_and_cache_policy() {
+        assert_eq!(
+            kind_of("master.m3u8").unwrap().0,
+            "application/vnd.apple.mpegurl"
+        );
+        assert_eq!(kind_of("720p_00001.m4s").unwrap().0, "video/iso.segment");
+        assert_eq!(kind_of("720p_init.mp4").unwrap().0, "video/mp4");
+        assert_eq!(kind_of("poster.jpg").unwrap().0, "image/jpeg");
+        assert!(kind_of("master.m3u8").unwrap().1.contains("max-age=2"));
+        assert!(kind_of("a.m4s").unwrap().1.contains("immutable"));
+        assert!(kind_of("secrets.env").is_none());
+        assert!(kind_of("noext").is_none());
+    }
+}

@@ -1,0 +1,76 @@
+//! The HTTP API (axum): one module per feature, merged in [`api_router`].
+
+pub mod error;
+mod health;
+mod hls;
+mod upload;
+pub mod videos;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::MatchedPath,
+    http::{HeaderValue, Method, Request, header},
+};
+use redis::aio::ConnectionManager;
+use sqlx::PgPool;
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    trace::TraceLayer,
+};
+
+use crate::{config::MediaLimits, queue::TranscodeQueue, storage::MediaRoot};
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub queue: TranscodeQueue,
+    pub redis: ConnectionManager,
+    pub media: MediaRoot,
+    pub limits: Arc<MediaLimits>,
+    pub ffprobe: Arc<PathBuf>,
+    pub probe_timeout: Duration,
+}
+
+/// The whole API. `cors_origin` is `*` or a comma-separated list of origins.
+pub fn api_router(state: AppState, cors_origin: &str) -> Router {
+    Router::new()
+        .merge(videos::router())
+        .merge(hls::router())
+        .merge(health::router())
+        .with_state(state)
+        .layer(cors(cors_origin))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let path = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or(request.uri().path(), MatchedPath::as_str);
+                tracing::info_span!("http", method = %request.method(), path)
+            }),
+        )
+}
+
+fn cors(origin: &str) -> CorsLayer {
+    let allow_origin = if origin.trim() == "*" {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origin
+                .split(',')
+                .filter_map(|o| HeaderValue::from_str(o.trim()).ok()),
+        )
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::DELETE])
+        .allow_headers([header::RANGE, header::CONTENT_TYPE, header::AUTHORIZATION])
+        .expose_headers([
+            header::CONTENT_LENGTH,
+            header::CONTENT_RANGE,
+            header::ACCEPT_RANGES,
+            header::LOCATION,
+        ])
+}

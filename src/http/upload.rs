@@ -1,0 +1,187 @@
+//! Receiving an upload body onto disk: streamed in chunks, counted against the
+//! cap, and fsynced before anything refers to it. Memory stays flat whatever
+//! the size; a body that breaks off is an error, never a short file.
+
+use axum::{
+    body::{Body, Bytes},
+    extract::{FromRequest, Multipart, Request},
+    http::{StatusCode, header},
+};
+
+use futures_util::{Stream, StreamExt};
+use tokio::io::AsyncWriteExt;
+
+use super::error::ApiError;
+use crate::storage::TempFile;
+
+/// The longest `title` form field we read.
+const MAX_TITLE_BYTES: usize = 1024;
+
+/// An upload safely on disk, not yet probed.
+#[derive(Debug)]
+pub struct Received {
+    pub file: TempFile,
+    pub size: u64,
+    /// The client's file name (multipart only), a fallback title.
+    pub filename: Option<String>,
+    /// The `title` form field (multipart only).
+    pub title: Option<String>,
+}
+
+/// How the client sent the file.
+pub enum BodyKind {
+    Multipart,
+    Raw,
+}
+
+/// Accepts `multipart/form-data`, `video/*`, `audio/*` and `application/octet-stream`.
+pub fn body_kind(request: &Request) -> Result<BodyKind, ApiError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    match essence {
+        "multipart/form-data" => Ok(BodyKind::Multipart),
+        "application/octet-stream" => Ok(BodyKind::Raw),
+        t if t.starts_with("video/") || t.starts_with("audio/") => Ok(BodyKind::Raw),
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_content_type",
+            format!(
+                "Content-Type {essence:?} is not accepted; send the file as multipart/form-data \
+                 (part `file`), video/*, audio/* or application/octet-stream"
+            ),
+        )),
+    }
+}
+
+/// Refuses early when the client announces more than the cap, before reading a byte.
+pub fn check_announced_length(request: &Request, cap: u64) -> Result<(), ApiError> {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    match announced {
+        Some(len) if len > cap => Err(too_large(cap)),
+        _ => Ok(()),
+    }
+}
+
+pub fn too_large(cap: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "upload_too_large",
+        format!("the upload is larger than the limit of {cap} bytes (MAX_UPLOAD_BYTES)"),
+    )
+}
+
+pub async fn receive_raw(body: Body, file: TempFile, cap: u64) -> Result<Received, ApiError> {
+    let size = write_stream(body.into_data_stream(), &file, cap).await?;
+    Ok(Received {
+        file,
+        size,
+        filename: None,
+        title: None,
+    })
+}
+
+pub async fn receive_multipart(
+    request: Request,
+    file: TempFile,
+    cap: u64,
+) -> Result<Received, ApiError> {
+    let mut multipart = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
+    let mut size = None;
+    let mut filename = None;
+    let mut title = None;
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        match field.name() {
+            Some("file") if size.is_none() => {
+                filename = field.file_name().map(str::to_owned);
+                let chunks = field.map(|chunk| chunk.map_err(multipart_error));
+                size = Some(write_chunks(chunks, &file, cap).await?);
+            }
+            Some("title") => {
+                let text = field.text().await.map_err(multipart_error)?;
+                if text.len() > MAX_TITLE_BYTES {
+                    return Err(ApiError::bad_request(
+                        "invalid_title",
+                        "the title is too long",
+                    ));
+                }
+                title = Some(text);
+            }
+            // Unknown parts are drained and ignored, as browsers send extras.
+            _ => {}
+        }
+    }
+    let size = size.ok_or_else(|| {
+        ApiError::bad_request(
+            "missing_file",
+            "the multipart body has no part named `file`",
+        )
+    })?;
+    Ok(Received {
+        file,
+        size,
+        filename,
+        title,
+    })
+}
+
+fn multipart_error(err: axum::extract::multipart::MultipartError) -> ApiError {
+    ApiError::bad_request(
+        "upload_incomplete",
+        format!(
+            "the multipart body could not be read to its end: {}",
+            err.body_text()
+        ),
+    )
+}
+
+async fn write_stream<E: std::fmt::Display>(
+    stream: impl Stream<Item = Result<Bytes, E>> + Unpin,
+    file: &TempFile,
+    cap: u64,
+) -> Result<u64, ApiError> {
+    let chunks = stream.map(|chunk| {
+        chunk.map_err(|e| {
+            ApiError::bad_request(
+                "upload_incomplete",
+                format!("the upload broke off before its end: {e}"),
+            )
+        })
+    });
+    write_chunks(chunks, file, cap).await
+}
+
+async fn write_chunks(
+    mut chunks: impl Stream<Item = Result<Bytes, ApiError>> + Unpin,
+    file: &TempFile,
+    cap: u64,
+) -> Result<u64, ApiError> {
+    let out = tokio::fs::File::create(file.path())
+        .await
+        .map_err(ApiError::internal)?;
+    let mut out = tokio::io::BufWriter::with_capacity(1 << 20, out);
+    let mut written: u64 = 0;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        written += chunk.len() as u64;
+        if written > cap {
+            return Err(too_large(cap));
+        }
+        out.write_all(&chunk).await.map_err(ApiError::internal)?;
+    }
+    out.flush().await.map_err(ApiError::internal)?;
+    out.into_inner()
+        .sync_data()
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(written)
+}

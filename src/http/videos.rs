@@ -1,0 +1,351 @@
+//! `/v1/videos`: upload, read and list videos.
+
+use std::collections::HashMap;
+
+use axum::{
+    Json, Router,
+    extract::{DefaultBodyLimit, Path, Query, Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::IntoResponse,
+    routing::{get, post},
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{
+    AppState,
+    error::ApiError,
+    upload::{self, BodyKind, Received},
+};
+use crate::{
+    db::{self, JobStage, JobState, videos::NewVideo},
+    media::{self, ProbeInfo},
+    queue,
+    storage::{MediaRoot, TempFile},
+};
+
+/// How many attempts a transcode gets before it is `failed` for good.
+const MAX_ATTEMPTS: i32 = 3;
+const DEFAULT_PAGE: i64 = 20;
+const MAX_PAGE: i64 = 100;
+const MAX_TITLE_CHARS: usize = 200;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/videos",
+            // The cap is enforced while streaming; axum's 2 MB default would refuse real videos.
+            post(create_video).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/videos", get(list_videos))
+        .route("/v1/videos/{id}", get(get_video))
+}
+
+#[derive(Debug, Serialize)]
+pub struct VideoOut {
+    pub id: Uuid,
+    pub title: String,
+    pub status: JobState,
+    pub progress: f32,
+    pub stage: Option<JobStage>,
+    pub error: Option<ErrorOut>,
+    pub source: SourceOut,
+    pub renditions: Vec<RenditionOut>,
+    pub playback: Option<PlaybackOut>,
+    pub attempts: i32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorOut {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SourceOut {
+    pub duration_s: f64,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub frame_rate: Option<f64>,
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
+    pub size_bytes: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RenditionOut {
+    pub name: String,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub bandwidth: i64,
+    pub average_bandwidth: i64,
+    pub codecs: String,
+    pub frame_rate: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PlaybackOut {
+    pub hls: String,
+    pub poster: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VideoPage {
+    pub items: Vec<VideoOut>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<Uuid>,
+}
+
+impl VideoOut {
+    fn new(row: db::videos::VideoRow, renditions: Vec<db::videos::RenditionRow>) -> Self {
+        let playback = (row.state == JobState::Ready).then(|| PlaybackOut {
+            hls: format!("/v1/videos/{}/hls/master.m3u8", row.id),
+            poster: row
+                .video_codec
+                .is_some()
+                .then(|| format!("/v1/videos/{}/hls/poster.jpg", row.id)),
+        });
+        let error = row.error_code.map(|code| ErrorOut {
+            code,
+            message: row.error_message.unwrap_or_default(),
+        });
+        Self {
+            id: row.id,
+            title: row.title,
+            status: row.state,
+            progress: row.progress,
+            stage: row.stage,
+            error,
+            source: SourceOut {
+                duration_s: row.duration_s,
+                width: row.width,
+                height: row.height,
+                frame_rate: row.frame_rate,
+                video_codec: row.video_codec,
+                audio_codec: row.audio_codec,
+                size_bytes: row.size_bytes,
+            },
+            renditions: renditions
+                .into_iter()
+                .map(|r| RenditionOut {
+                    name: r.name,
+                    width: r.width,
+                    height: r.height,
+                    bandwidth: r.bandwidth,
+                    average_bandwidth: r.average_bandwidth,
+                    codecs: r.codecs,
+                    frame_rate: r.frame_rate,
+                })
+                .collect(),
+            playback,
+            attempts: row.attempts,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UploadParams {
+    title: Option<String>,
+}
+
+/// `POST /v1/videos`: stream to disk, probe, record, enqueue.
+pub async fn create_video(
+    State(state): State<AppState>,
+    Query(params): Query<UploadParams>,
+    request: Request,
+) -> Result<impl IntoResponse, ApiError> {
+    let cap = state.limits.max_upload_bytes;
+    let kind = upload::body_kind(&request)?;
+    upload::check_announced_length(&request, cap)?;
+    let file = TempFile::new(state.media.incoming_path());
+    let received = match kind {
+        BodyKind::Raw => upload::receive_raw(request.into_body(), file, cap).await?,
+        BodyKind::Multipart => upload::receive_multipart(request, file, cap).await?,
+    };
+    let title = choose_title(params.title, &received)?;
+    let info = media::probe(
+        &state.ffprobe,
+        received.file.path(),
+        &state.limits,
+        state.probe_timeout,
+    )
+    .await?;
+
+    let video_id = Uuid::now_v7();
+    let job_id = Uuid::now_v7();
+    let source_path = MediaRoot::source_relative(video_id);
+    let dest = state
+        .media
+        .resolve(&source_path)
+        .map_err(ApiError::internal)?;
+    let size = received.size;
+    received
+        .file
+        .persist(&dest)
+        .await
+        .map_err(ApiError::internal)?;
+    // From here the original is in place: if recording fails, take it away again.
+    let new_video = new_video(video_id, title, source_path, size, info);
+    if let Err(err) = record(&state, &new_video, job_id).await {
+        let _ = crate::storage::remove_file_if_exists(&dest).await;
+        return Err(err);
+    }
+    // The row is committed before the push (invariant 1): if Redis is down
+    // now, the job stays `queued` in Postgres and is re-pushed later.
+    if let Err(err) = queue::push(&state.queue, job_id).await {
+        tracing::warn!(%job_id, error = %err, "job recorded but not pushed to Redis");
+    }
+    tracing::info!(%video_id, %job_id, size, "upload accepted");
+
+    let video = load_video(&state, video_id).await?;
+    let mut headers = HeaderMap::new();
+    let location = format!("/v1/videos/{video_id}");
+    headers.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&location).map_err(ApiError::internal)?,
+    );
+    Ok((StatusCode::ACCEPTED, headers, Json(video)))
+}
+
+async fn record(state: &AppState, video: &NewVideo, job_id: Uuid) -> Result<(), ApiError> {
+    let mut tx = state.pool.begin().await?;
+    db::videos::insert(&mut tx, video).await?;
+    db::jobs::insert(&mut tx, job_id, video.id, MAX_ATTEMPTS).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn choose_title(query: Option<String>, received: &Received) -> Result<String, ApiError> {
+    let given = query.or_else(|| received.title.clone());
+    if let Some(title) = given {
+        let title = title.trim().to_owned();
+        if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
+            return Err(ApiError::bad_request(
+                "invalid_title",
+                format!("a title must have 1 to {MAX_TITLE_CHARS} characters"),
+            ));
+        }
+        return Ok(title);
+    }
+    let from_name: String = received
+        .filename
+        .as_deref()
+        .map(|n| n.trim().chars().take(MAX_TITLE_CHARS).collect())
+        .unwrap_or_default();
+    Ok(if from_name.is_empty() {
+        "Untitled".to_owned()
+    } else {
+        from_name
+    })
+}
+
+fn new_video(id: Uuid, title: String, source_path: String, size: u64, info: ProbeInfo) -> NewVideo {
+    let dims = info
+        .video
+        .as_ref()
+        .map(|v| (v.width as i32, v.height as i32));
+    NewVideo {
+        id,
+        title,
+        source_path,
+        size_bytes: size as i64,
+        format_name: info.format_name,
+        duration_s: info.duration_s,
+        width: dims.map(|d| d.0),
+        height: dims.map(|d| d.1),
+        frame_rate: info.video.as_ref().map(|v| v.frame_rate),
+        video_codec: info.video.map(|v| v.codec),
+        audio_codec: info.audio.map(|a| a.codec),
+    }
+}
+
+/// `GET /v1/videos/{id}`.
+pub async fn get_video(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<VideoOut>, ApiError> {
+    let id = parse_id(&id)?;
+    Ok(Json(load_video(&state, id).await?))
+}
+
+async fn load_video(state: &AppState, id: Uuid) -> Result<VideoOut, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let row = db::videos::get(&mut conn, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("this video"))?;
+    let renditions = db::videos::renditions(&mut conn, &[id]).await?;
+    Ok(VideoOut::new(row, renditions))
+}
+
+/// Ids that are not UUIDs cannot exist: 404 like any other unknown id.
+pub fn parse_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id).map_err(|_| ApiError::not_found("this video"))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListParams {
+    status: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// `GET /v1/videos?status=&limit=&cursor=`, newest first.
+pub async fn list_videos(
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<VideoPage>, ApiError> {
+    let status = params
+        .status
+        .as_deref()
+        .map(str::parse::<JobState>)
+        .transpose()
+        .map_err(|e| ApiError::bad_request("invalid_status", e))?;
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let cursor = params
+        .cursor
+        .as_deref()
+        .map(Uuid::parse_str)
+        .transpose()
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_cursor",
+                "cursor must be a `next_cursor` from a previous page",
+            )
+        })?;
+
+    let mut conn = state.pool.acquire().await?;
+    // One extra row tells whether another page follows.
+    let mut rows = db::videos::list(&mut conn, status, cursor, limit + 1).await?;
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut renditions: HashMap<Uuid, Vec<_>> = HashMap::new();
+    for r in db::videos::renditions(&mut conn, &ids).await? {
+        renditions.entry(r.video_id).or_default().push(r);
+    }
+    let items: Vec<VideoOut> = rows
+        .into_iter()
+        .map(|row| {
+            let mine = renditions.remove(&row.id).unwrap_or_default();
+            VideoOut::new(row, mine)
+        })
+        .collect();
+    let next_cursor = has_more.then(|| items.last().map(|v| v.id)).flatten();
+    Ok(Json(VideoPage { items, next_cursor }))
+}

@@ -1,0 +1,15 @@
+//! ProStream: upload a video over HTTP, get adaptive HLS back.
+//!
+//! The library holds what the API (`prostream`) and the worker
+//! (`prostream-worker`) share. Only [`http`] depends on axum; the worker builds
+//! this crate without the `http` feature.
+
+pub mod config;
+pub mod db;
+pub mod media;
+pub mod process;
+pub mod queue;
+pub mod storage;
+
+#[cfg(feature = "http")]
+pub mod http;

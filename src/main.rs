@@ -1,0 +1,157 @@
+//! `prostream`: the API server and its operator commands.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use prostream::{
+    config::{CommonConfig, LogConfig, MediaLimits},
+    db,
+    http::{AppState, api_router},
+    queue,
+    storage::MediaRoot,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "prostream",
+    version,
+    about = "ProStream API: upload videos, get HLS back"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API.
+    Serve(ServeArgs),
+    /// Apply the database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        common: CommonConfig,
+    },
+    /// Exit 0 when the API at BIND_ADDR answers /healthz (for container health checks).
+    Healthcheck {
+        /// The API's address; 0.0.0.0 is checked through 127.0.0.1.
+        #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
+        bind_addr: SocketAddr,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: CommonConfig,
+    #[command(flatten)]
+    limits: MediaLimits,
+    #[command(flatten)]
+    log: LogConfig,
+    /// Address the API listens on.
+    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
+    bind_addr: SocketAddr,
+    /// Origins allowed by CORS: `*` or a comma-separated list.
+    #[arg(long, env = "CORS_ORIGIN", default_value = "*")]
+    cors_origin: String,
+    /// Seconds in-flight requests (uploads included) get to finish after SIGTERM.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    shutdown_grace_secs: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate { common } => {
+            LogConfig {
+                log_format: "text".into(),
+            }
+            .init();
+            let pool = db::connect(&common.database_url, 2).await?;
+            db::MIGRATOR
+                .run(&pool)
+                .await
+                .context("applying migrations failed")?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Healthcheck { bind_addr } => healthcheck(bind_addr).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    args.log.init();
+    let common = &args.common;
+    let pool = db::connect(&common.database_url, common.database_max_connections).await?;
+    let redis = queue::connect(&common.redis_url).await?;
+    let media = MediaRoot::open(&common.media_root).await?;
+    let state = AppState {
+        pool,
+        queue: queue::storage(redis.clone(), &common.queue_name),
+        redis,
+        media,
+        limits: Arc::new(args.limits.clone()),
+        ffprobe: Arc::new(common.ffprobe_path.clone()),
+        probe_timeout: common.probe_timeout(),
+    };
+    let app = api_router(state, &args.cors_origin);
+    let listener = tokio::net::TcpListener::bind(args.bind_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (BIND_ADDR)", args.bind_addr))?;
+    tracing::info!(addr = %listener.local_addr()?, "ProStream API listening");
+
+    let grace = Duration::from_secs(args.shutdown_grace_secs);
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+    // After the signal the server stops accepting and drains; the grace
+    // period bounds how long a slow upload can hold the process.
+    tokio::select! {
+        result = server => result.context("the HTTP server failed")?,
+        () = async { shutdown_signal().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(?grace, "in-flight requests did not finish within the grace period");
+        }
+    }
+    tracing::info!("ProStream API stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+async fn healthcheck(bind_addr: SocketAddr) -> anyhow::Result<()> {
+    let mut addr = bind_addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            [127, 0, 0, 1].into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let url = format!("http://{addr}/healthz");
+    let response = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()?
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("{url} did not answer"))?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "{url} answered {}",
+        response.status()
+    );
+    Ok(())
+}
