@@ -102,11 +102,22 @@ impl ProbeError {
     }
 }
 
-/// Probes `path` and checks it against `limits`.
+/// Probes an upload and checks it against `limits`.
 pub async fn probe(
     ffprobe: &Path,
     path: &Path,
     limits: &MediaLimits,
+    timeout: Duration,
+) -> Result<ProbeInfo, ProbeError> {
+    let info = inspect(ffprobe, path, timeout).await?;
+    check_limits(&info, limits)?;
+    Ok(info)
+}
+
+/// Reads what `path` contains and checks that its data is all there.
+pub async fn inspect(
+    ffprobe: &Path,
+    path: &Path,
     timeout: Duration,
 ) -> Result<ProbeInfo, ProbeError> {
     let len = tokio::fs::metadata(path)
@@ -123,7 +134,6 @@ pub async fn probe(
     }
     let info = read_streams(ffprobe, path, timeout).await?;
     check_tail_readable(ffprobe, path, info.duration_s, timeout).await?;
-    check_limits(&info, limits)?;
     Ok(info)
 }
 
@@ -206,7 +216,7 @@ fn classify_failure(stderr: &str) -> ProbeError {
     ProbeError::Unsupported("no known container or stream format was recognised".into())
 }
 
-fn check_limits(info: &ProbeInfo, limits: &MediaLimits) -> Result<(), ProbeError> {
+pub fn check_limits(info: &ProbeInfo, limits: &MediaLimits) -> Result<(), ProbeError> {
     if info.duration_s > limits.max_duration_secs {
         return Err(ProbeError::DurationExceeded(format!(
             "the video lasts {:.0} s; at most {:.0} s is accepted",

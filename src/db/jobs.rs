@@ -19,6 +19,7 @@ pub struct ClaimedJob {
     pub video_id: Uuid,
     /// 1 for the first attempt; the fencing token for every later write.
     pub attempt: i32,
+    pub max_attempts: i32,
     pub source_path: String,
     pub duration_s: f64,
 }
@@ -59,7 +60,7 @@ pub async fn claim(
                error_code = NULL, error_message = NULL
            FROM videos v
            WHERE j.id = $1 AND j.state = 'queued' AND v.id = j.video_id
-           RETURNING j.id AS job_id, j.video_id, j.attempts AS attempt,
+           RETURNING j.id AS job_id, j.video_id, j.attempts AS attempt, j.max_attempts,
                      v.source_path, v.duration_s"#,
         job_id,
         worker_id,
@@ -130,16 +131,23 @@ pub async fn mark_failed(
     Ok(done.rows_affected() == 1)
 }
 
-/// Hands a job back to the queue without charging the attempt (the worker is
-/// shutting down, not the job failing).
-pub async fn release(conn: &mut PgConnection, job_id: Uuid, attempt: i32) -> sqlx::Result<bool> {
+/// Puts a running job back in the queue. `charge` keeps the attempt counted
+/// (a transient failure); without it the attempt is given back (the worker is
+/// shutting down, which is not the job's fault).
+pub async fn requeue(
+    conn: &mut PgConnection,
+    job_id: Uuid,
+    attempt: i32,
+    charge: bool,
+) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "UPDATE jobs SET state = 'queued', stage = NULL, progress = 0, worker_id = NULL,
-                         attempts = attempts - 1, lease_expires_at = NULL,
-                         started_at = NULL, queued_at = now()
+                         attempts = attempts - CASE WHEN $3 THEN 0 ELSE 1 END,
+                         lease_expires_at = NULL, started_at = NULL, queued_at = now()
          WHERE id = $1 AND attempts = $2 AND state = 'processing'",
         job_id,
-        attempt
+        attempt,
+        charge
     )
     .execute(conn)
     .await?;

@@ -1,0 +1,445 @@
+//! The only place the worker spawns ffmpeg and ffprobe.
+//!
+//! One ffmpeg process per job: the source is decoded once, `split` feeds a
+//! scaler and an x264 encoder per rung (and the poster), and the HLS muxer
+//! writes fMP4 segments for every rung side by side. FFMPEG.md measured this
+//! at about 0.68× the CPU of one process per rung.
+
+use std::{
+    ffi::OsString,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use prostream::{
+    media::input_guard_args,
+    process::{self, ProcessError},
+};
+use serde::Deserialize;
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+use crate::ladder::{AUDIO_KBPS, Ladder};
+
+/// Segment length; keyframes fall every `KEYFRAME_SECS` so each segment starts on one.
+pub const SEGMENT_SECS: u32 = 4;
+pub const KEYFRAME_SECS: u32 = 2;
+pub const POSTER: &str = "poster.jpg";
+
+/// What one encode needs besides the ladder.
+#[derive(Debug, Clone)]
+pub struct EncodeJob<'a> {
+    pub input: &'a Path,
+    pub out_dir: &'a Path,
+    pub ladder: &'a Ladder,
+    pub duration_s: f64,
+    pub frame_rate: f64,
+    pub preset: &'a str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FfmpegError {
+    #[error("ffmpeg failed ({status}): {stderr}")]
+    Failed { status: String, stderr: String },
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+}
+
+impl FfmpegError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Failed { stderr, .. } if is_disk_full(stderr) => "disk_full",
+            Self::Failed { status, .. } if status.contains("signal") => "transcoder_killed",
+            Self::Failed { .. } => "transcode_failed",
+            Self::Process(ProcessError::TimedOut { .. }) => "transcode_timeout",
+            Self::Process(ProcessError::Canceled { .. }) => "canceled",
+            Self::Process(_) => "transcoder_unavailable",
+        }
+    }
+
+    /// ffmpeg exiting with an error on its own means the input is at fault;
+    /// a full disk, a signal, a timeout or a missing binary is the machine's.
+    pub fn is_bad_input(&self) -> bool {
+        self.code() == "transcode_failed"
+    }
+}
+
+fn is_disk_full(stderr: &str) -> bool {
+    stderr.contains("No space left on device")
+}
+
+/// The ffmpeg arguments for `job`, without the binary.
+pub fn encode_args(job: &EncodeJob<'_>) -> Vec<OsString> {
+    let ladder = job.ladder;
+    let out = |name: &str| job.out_dir.join(name).into_os_string();
+    let mut args: Vec<OsString> = Vec::new();
+    let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
+    push(&["-hide_banner", "-nostdin", "-y", "-loglevel", "error"]);
+    push(&input_guard_args());
+    push(&["-i"]);
+    args.push(job.input.into());
+
+    let rungs = &ladder.rungs;
+    let has_video = !rungs.is_empty();
+    if has_video {
+        let mut graph = format!("[0:v]split={}", rungs.len() + 1);
+        for i in 0..rungs.len() {
+            graph.push_str(&format!("[s{i}]"));
+        }
+        graph.push_str("[sp]");
+        for (i, r) in rungs.iter().enumerate() {
+            graph.push_str(&format!(
+                ";[s{i}]scale={}:{},setsar=1[v{i}]",
+                r.width, r.height
+            ));
+        }
+        // The poster: one frame a little way in (frame numbers, not
+        // timestamps, so sources that start at a non-zero PTS work too).
+        let poster_frame = (poster_time(job.duration_s) * job.frame_rate).round() as u64;
+        graph.push_str(&format!(
+            ";[sp]select='gte(n\\,{poster_frame})',scale=-2:'min(720,ih)'[poster]"
+        ));
+        args.extend(["-filter_complex".into(), graph.into()]);
+    }
+
+    let mut stream_map = Vec::new();
+    let gop = (f64::from(KEYFRAME_SECS) * job.frame_rate).round().max(1.0) as u32;
+    for (i, r) in rungs.iter().enumerate() {
+        args.extend(["-map".into(), format!("[v{i}]").into()]);
+        args.extend(
+            [
+                format!("-b:v:{i}"),
+                format!("{}k", r.video_kbps),
+                format!("-maxrate:v:{i}"),
+                format!("{}k", r.maxrate_kbps()),
+                format!("-bufsize:v:{i}"),
+                format!("{}k", r.bufsize_kbps()),
+            ]
+            .map(OsString::from),
+        );
+        let mut entry = format!("v:{i}");
+        if ladder.audio {
+            args.extend(["-map", "0:a:0"].map(OsString::from));
+            entry.push_str(&format!(",a:{i}"));
+        }
+        stream_map.push(format!("{entry},name:{}", r.name));
+    }
+    if !has_video {
+        args.extend(["-map", "0:a:0"].map(OsString::from));
+        stream_map.push(format!("a:0,name:{}", Ladder::AUDIO_ONLY));
+    }
+    if has_video {
+        let gop = gop.to_string();
+        let keyframes = format!("expr:gte(t,n_forced*{KEYFRAME_SECS})");
+        let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
+        push(&[
+            "-c:v",
+            "libx264",
+            "-preset",
+            job.preset,
+            "-profile:v",
+            "high",
+        ]);
+        push(&[
+            "-pix_fmt",
+            "yuv420p",
+            "-sc_threshold",
+            "0",
+            "-flags",
+            "+cgop",
+        ]);
+        push(&[
+            "-g",
+            &gop,
+            "-keyint_min",
+            &gop,
+            "-force_key_frames",
+            &keyframes,
+        ]);
+    }
+    if ladder.audio {
+        args.extend(
+            ["-c:a", "aac", "-b:a", &format!("{AUDIO_KBPS}k"), "-ac", "2"].map(OsString::from),
+        );
+    }
+    let segment_secs = SEGMENT_SECS.to_string();
+    args.extend(
+        [
+            "-f",
+            "hls",
+            "-hls_time",
+            &segment_secs,
+            "-hls_playlist_type",
+            "vod",
+            "-hls_flags",
+            "independent_segments",
+            "-hls_segment_type",
+            "fmp4",
+            "-hls_fmp4_init_filename",
+            "%v_init.mp4",
+        ]
+        .map(OsString::from),
+    );
+    args.extend(["-hls_segment_filename".into(), out("%v_%05d.m4s")]);
+    args.extend(["-var_stream_map".into(), stream_map.join(" ").into()]);
+    args.push(out("%v.m3u8"));
+
+    if has_video {
+        args.extend(
+            [
+                "-map",
+                "[poster]",
+                "-frames:v",
+                "1",
+                "-update",
+                "1",
+                "-q:v",
+                "3",
+            ]
+            .map(OsString::from),
+        );
+        args.push(out(POSTER));
+    }
+    args.extend(["-progress", "pipe:1", "-nostats"].map(OsString::from));
+    args
+}
+
+/// A few seconds in, where a title card has usually ended, but inside short clips.
+fn poster_time(duration_s: f64) -> f64 {
+    (duration_s / 3.0).min(5.0)
+}
+
+/// The wall-clock limit for encoding a source of `duration_s`.
+pub fn encode_timeout(duration_s: f64, factor: f64, minimum: Duration) -> Duration {
+    Duration::from_secs_f64(duration_s * factor).max(minimum)
+}
+
+/// Runs the encode, calling `on_progress` with 0–100 as ffmpeg reports it.
+pub async fn encode(
+    ffmpeg: &Path,
+    job: &EncodeJob<'_>,
+    limit: Duration,
+    cancel: &CancellationToken,
+    mut on_progress: impl FnMut(f32) + Send,
+) -> Result<(), FfmpegError> {
+    let mut cmd = Command::new(ffmpeg);
+    cmd.args(encode_args(job));
+    let duration = job.duration_s;
+    let done = process::run_lines(cmd, limit, cancel, |line| {
+        if let Some(percent) = progress_percent(line, duration) {
+            on_progress(percent);
+        }
+    })
+    .await?;
+    if done.status.success() {
+        Ok(())
+    } else {
+        Err(FfmpegError::Failed {
+            status: done.status.to_string(),
+            stderr: done.stderr_tail,
+        })
+    }
+}
+
+/// `out_time_us=…` lines of `-progress` output, as a percentage of the source.
+fn progress_percent(line: &str, duration_s: f64) -> Option<f32> {
+    let micros: f64 = line.strip_prefix("out_time_us=")?.trim().parse().ok()?;
+    (duration_s > 0.0 && micros >= 0.0)
+        .then(|| ((micros / 1e6 / duration_s) * 100.0).clamp(0.0, 100.0) as f32)
+}
+
+/// The RFC 6381 `CODECS` value of an encoded rendition, read from its init segment.
+pub async fn codecs_of(
+    ffprobe: &Path,
+    init_segment: &Path,
+    timeout: Duration,
+) -> Result<String, FfmpegError> {
+    let mut cmd = Command::new(ffprobe);
+    cmd.args([
+        "-v",
+        "error",
+        "-show_entries",
+        "stream=codec_type,codec_name,profile,level",
+        "-of",
+        "json",
+    ])
+    .arg(init_segment);
+    let done = process::run(cmd, timeout).await?;
+    if !done.status.success() {
+        return Err(FfmpegError::Failed {
+            status: done.status.to_string(),
+            stderr: done.stderr_tail,
+        });
+    }
+    #[derive(Deserialize)]
+    struct Out {
+        streams: Vec<Stream>,
+    }
+    #[derive(Deserialize)]
+    struct Stream {
+        codec_name: Option<String>,
+        profile: Option<String>,
+        level: Option<i64>,
+    }
+    let out: Out = serde_json::from_slice(&done.stdout).map_err(|e| FfmpegError::Failed {
+        status: "unreadable ffprobe output".into(),
+        stderr: e.to_string(),
+    })?;
+    let codecs: Vec<String> = out
+        .streams
+        .iter()
+        .filter_map(|s| rfc6381(s.codec_name.as_deref()?, s.profile.as_deref(), s.level))
+        .collect();
+    Ok(codecs.join(","))
+}
+
+fn rfc6381(codec: &str, profile: Option<&str>, level: Option<i64>) -> Option<String> {
+    match codec {
+        "h264" => {
+            let (profile_idc, constraints) = match profile.unwrap_or("High") {
+                "Constrained Baseline" => (0x42, 0xC0),
+                "Baseline" => (0x42, 0x00),
+                "Main" => (0x4D, 0x00),
+                "High 10" => (0x6E, 0x00),
+                _ => (0x64, 0x00),
+            };
+            Some(format!(
+                "avc1.{profile_idc:02x}{constraints:02x}{:02x}",
+                level.unwrap_or(40)
+            ))
+        }
+        "aac" => Some(
+            if profile == Some("HE-AAC") {
+                "mp4a.40.5"
+            } else {
+                "mp4a.40.2"
+            }
+            .into(),
+        ),
+        _ => None,
+    }
+}
+
+/// Where ffmpeg writes a rendition's files inside the attempt directory.
+pub fn rendition_files(out_dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    (
+        out_dir.join(format!("{name}.m3u8")),
+        out_dir.join(format!("{name}_init.mp4")),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ladder::{Source, plan};
+
+    fn args_for(ladder: &Ladder) -> String {
+        let job = EncodeJob {
+            input: Path::new("/m/uploads/x"),
+            out_dir: Path::new("/m/work/j-1"),
+            ladder,
+            duration_s: 12.0,
+            frame_rate: 30.0,
+            preset: "veryfast",
+        };
+        encode_args(&job)
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn one_process_decodes_once_and_encodes_every_rung_and_the_poster() {
+        let ladder = plan(&Source {
+            video: Some((1280, 720)),
+            video_bit_rate: None,
+            audio: true,
+        });
+        let args = args_for(&ladder);
+        assert!(args.contains("[0:v]split=5[s0][s1][s2][s3][sp]"), "{args}");
+        assert!(args.contains("[s1]scale=854:480,setsar=1[v1]"));
+        assert!(
+            args.contains("select='gte(n\\,120)'"),
+            "poster at 4 s = frame 120: {args}"
+        );
+        assert!(args.contains("-var_stream_map v:0,a:0,name:720p v:1,a:1,name:480p v:2,a:2,name:360p v:3,a:3,name:240p"));
+        assert!(args.contains("-g 60 -keyint_min 60 -force_key_frames expr:gte(t,n_forced*2)"));
+        assert!(args.contains("-b:v:0 2800k -maxrate:v:0 2996k -bufsize:v:0 4200k"));
+        assert!(args.contains("-format_whitelist"));
+        assert!(args.contains("-protocol_whitelist file"));
+        assert!(args.ends_with("/m/work/j-1/poster.jpg -progress pipe:1 -nostats"));
+    }
+
+    #[test]
+    fn a_silent_video_maps_no_audio() {
+        let ladder = plan(&Source {
+            video: Some((640, 360)),
+            video_bit_rate: None,
+            audio: false,
+        });
+        let args = args_for(&ladder);
+        assert!(!args.contains("0:a:0"));
+        assert!(!args.contains("-c:a"));
+        assert!(args.contains("-var_stream_map v:0,name:360p v:1,name:240p"));
+    }
+
+    #[test]
+    fn an_audio_only_source_has_no_filter_graph_and_no_poster() {
+        let ladder = plan(&Source {
+            video: None,
+            video_bit_rate: None,
+            audio: true,
+        });
+        let args = args_for(&ladder);
+        assert!(!args.contains("-filter_complex"));
+        assert!(!args.contains("poster"));
+        assert!(args.contains("-var_stream_map a:0,name:audio"));
+    }
+
+    #[test]
+    fn progress_lines_become_percentages() {
+        assert_eq!(progress_percent("out_time_us=6000000", 12.0), Some(50.0));
+        assert_eq!(progress_percent("out_time_us=99000000", 12.0), Some(100.0));
+        assert_eq!(progress_percent("out_time_us=N/A", 12.0), None);
+        assert_eq!(progress_percent("progress=continue", 12.0), None);
+    }
+
+    #[test]
+    fn codecs_follow_rfc_6381() {
+        assert_eq!(
+            rfc6381("h264", Some("High"), Some(31)).unwrap(),
+            "avc1.64001f"
+        );
+        assert_eq!(
+            rfc6381("h264", Some("Main"), Some(40)).unwrap(),
+            "avc1.4d0028"
+        );
+        assert_eq!(rfc6381("aac", Some("LC"), None).unwrap(), "mp4a.40.2");
+        assert_eq!(rfc6381("opus", None, None), None);
+    }
+
+    #[test]
+    fn failures_are_told_apart_by_cause() {
+        let failed = |stderr: &str, status: &str| FfmpegError::Failed {
+            status: status.into(),
+            stderr: stderr.into(),
+        };
+        assert!(failed("Invalid data found", "exit status: 1").is_bad_input());
+        assert_eq!(
+            failed("No space left on device", "exit status: 1").code(),
+            "disk_full"
+        );
+        assert!(!failed("", "signal: 9 (SIGKILL)").is_bad_input());
+    }
+
+    #[test]
+    fn the_timeout_scales_with_duration_but_has_a_floor() {
+        let min = Duration::from_secs(300);
+        assert_eq!(encode_timeout(10.0, 10.0, min), min);
+        assert_eq!(
+            encode_timeout(3600.0, 10.0, min),
+            Duration::from_secs(36000)
+        );
+    }
+}

@@ -1,0 +1,9 @@
+//! The ProStream worker: takes job ids from Redis, claims them in Postgres,
+//! runs one ffmpeg per job and publishes the HLS ladder.
+
+pub mod config;
+pub mod ffmpeg;
+pub mod ladder;
+pub mod pipeline;
+pub mod playlist;
+pub mod runner;

@@ -1,0 +1,382 @@
+//! One job, start to end: claim → probe → encode → publish → record.
+//!
+//! [`process`] is a plain async function so tests can run a job
+//! deterministically; the apalis worker loop calls the same function.
+
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::Context;
+use prostream::{
+    db::{self, JobStage, jobs::ClaimedJob, videos::RenditionRow},
+    media::{self, ProbeError, ProbeInfo},
+    queue::{self, TranscodeQueue},
+    storage::{self, MediaRoot},
+};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::{
+    ffmpeg::{self, EncodeJob, FfmpegError},
+    ladder::{self, Ladder},
+    playlist::{self, PlaylistError, Variant},
+};
+
+/// How often a running job reports progress and renews its lease.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// Everything a job needs; one per worker process.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    pub pool: PgPool,
+    pub queue: TranscodeQueue,
+    pub media: MediaRoot,
+    pub worker_id: String,
+    pub ffmpeg: PathBuf,
+    pub ffprobe: PathBuf,
+    pub preset: String,
+    pub probe_timeout: Duration,
+    pub encode_timeout_factor: f64,
+    pub encode_timeout_min: Duration,
+    pub lease: Duration,
+    /// Fires when the worker shuts down: running jobs are handed back.
+    pub shutdown: CancellationToken,
+}
+
+/// How a delivery ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Ready,
+    Failed {
+        code: String,
+    },
+    /// A transient failure with attempts left: queued again.
+    Retrying {
+        code: String,
+    },
+    /// The job was not `queued`: a duplicate delivery, dropped.
+    Duplicate,
+    /// The worker is shutting down; the job is queued again, attempt not charged.
+    HandedBack,
+    /// Another attempt owns the job now (our lease ran out); nothing recorded.
+    Lost,
+}
+
+/// Why an attempt stopped before publishing.
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    #[error(transparent)]
+    Ffmpeg(#[from] FfmpegError),
+    #[error(transparent)]
+    Playlist(#[from] PlaylistError),
+    #[error("{0:#}")]
+    Infra(#[from] anyhow::Error),
+    #[error("shutting down")]
+    Shutdown,
+    #[error("the job's lease was lost")]
+    Lost,
+}
+
+impl AttemptError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Probe(e) => e.code(),
+            Self::Ffmpeg(e) => e.code(),
+            Self::Playlist(_) => "invalid_output",
+            Self::Infra(_) => "internal_error",
+            Self::Shutdown => "shutdown",
+            Self::Lost => "lease_lost",
+        }
+    }
+
+    fn is_bad_input(&self) -> bool {
+        match self {
+            Self::Probe(e) => e.is_bad_input(),
+            Self::Ffmpeg(e) => e.is_bad_input(),
+            _ => false,
+        }
+    }
+}
+
+/// Runs one delivery of `job_id`.
+pub async fn process(ctx: &JobContext, job_id: Uuid) -> anyhow::Result<Outcome> {
+    let mut conn = ctx.pool.acquire().await?;
+    let Some(job) = db::jobs::claim(&mut conn, job_id, &ctx.worker_id, ctx.lease).await? else {
+        tracing::info!(%job_id, "job is not queued; duplicate delivery dropped");
+        return Ok(Outcome::Duplicate);
+    };
+    drop(conn);
+    let span = tracing::info_span!("job", %job_id, video_id = %job.video_id, attempt = job.attempt);
+    run_claimed(ctx, &job).instrument(span).await
+}
+
+async fn run_claimed(ctx: &JobContext, job: &ClaimedJob) -> anyhow::Result<Outcome> {
+    tracing::info!("job claimed");
+    let work = ctx.media.work_dir(job.job_id, job.attempt);
+    let result = attempt(ctx, job, &work).await;
+    let outcome = match result {
+        Ok(renditions) => record_ready(ctx, job, renditions).await?,
+        Err(err) => record_failure(ctx, job, err).await?,
+    };
+    // Whatever happened, nothing of this attempt stays behind unpublished.
+    storage::remove_dir_if_exists(&work)
+        .await
+        .with_context(|| format!("removing {}", work.display()))?;
+    tracing::info!(?outcome, "job finished");
+    Ok(outcome)
+}
+
+/// Probe, encode and measure into `work`; the caller publishes.
+async fn attempt(
+    ctx: &JobContext,
+    job: &ClaimedJob,
+    work: &std::path::Path,
+) -> Result<Vec<RenditionRow>, AttemptError> {
+    ctx.media
+        .remove_stale_work(job.job_id, job.attempt)
+        .await
+        .context("removing earlier attempts' work directories")?;
+    tokio::fs::create_dir_all(work)
+        .await
+        .with_context(|| format!("creating {}", work.display()))?;
+
+    let source = ctx
+        .media
+        .resolve(&job.source_path)
+        .context("resolving the source path")?;
+    let info = media::inspect(&ctx.ffprobe, &source, ctx.probe_timeout).await?;
+    let ladder = ladder::plan(&ladder::Source {
+        video: info.video.as_ref().map(|v| (v.width, v.height)),
+        video_bit_rate: info.video.as_ref().and_then(|v| v.bit_rate),
+        audio: info.audio.is_some(),
+    });
+    let frame_rate = info.video.as_ref().map_or(0.0, |v| v.frame_rate);
+
+    let cancel = ctx.shutdown.child_token();
+    let progress = Arc::new(AtomicU32::new(0f32.to_bits()));
+    let heartbeat = tokio::spawn(heartbeat(
+        ctx.clone(),
+        job.clone(),
+        progress.clone(),
+        cancel.clone(),
+    ));
+    let encode = EncodeJob {
+        input: &source,
+        out_dir: work,
+        ladder: &ladder,
+        duration_s: info.duration_s,
+        frame_rate: if frame_rate > 0.0 { frame_rate } else { 30.0 },
+        preset: &ctx.preset,
+    };
+    let limit = ffmpeg::encode_timeout(
+        info.duration_s,
+        ctx.encode_timeout_factor,
+        ctx.encode_timeout_min,
+    );
+    let encoded = ffmpeg::encode(&ctx.ffmpeg, &encode, limit, &cancel, |p| {
+        progress.store(p.to_bits(), Ordering::Relaxed);
+    })
+    .await;
+    // The encode is over: stop the heartbeat (ffmpeg has exited, so the token is free to fire).
+    cancel.cancel();
+    if heartbeat.await.unwrap_or(false) {
+        return Err(AttemptError::Lost);
+    }
+    match encoded {
+        Err(FfmpegError::Process(prostream::process::ProcessError::Canceled { .. })) => {
+            return Err(AttemptError::Shutdown);
+        }
+        other => other?,
+    }
+
+    report(ctx, job, JobStage::Publishing, 100.0).await?;
+    let renditions = describe(ctx, job.video_id, work, &ladder, &info).await?;
+    Ok(renditions)
+}
+
+/// Reports progress every second and renews the lease while ffmpeg runs.
+/// Cancels the attempt if the job is no longer ours. Returns whether it was lost.
+async fn heartbeat(
+    ctx: JobContext,
+    job: ClaimedJob,
+    progress: Arc<AtomicU32>,
+    cancel: CancellationToken,
+) -> bool {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return false,
+            _ = tick.tick() => {}
+        }
+        let percent = f32::from_bits(progress.load(Ordering::Relaxed));
+        match report(&ctx, &job, JobStage::Transcoding, percent).await {
+            Ok(()) => {}
+            Err(AttemptError::Lost) => {
+                tracing::warn!("job no longer ours; stopping ffmpeg");
+                cancel.cancel();
+                return true;
+            }
+            // Postgres hiccup: keep encoding, the lease has slack for a few missed beats.
+            Err(err) => tracing::warn!(error = %err, "progress report failed"),
+        }
+    }
+}
+
+async fn report(
+    ctx: &JobContext,
+    job: &ClaimedJob,
+    stage: JobStage,
+    percent: f32,
+) -> Result<(), AttemptError> {
+    let mut conn = ctx.pool.acquire().await.context("reporting progress")?;
+    let ours = db::jobs::report(
+        &mut conn,
+        job.job_id,
+        job.attempt,
+        stage,
+        percent,
+        ctx.lease,
+    )
+    .await
+    .context("reporting progress")?;
+    if ours {
+        Ok(())
+    } else {
+        Err(AttemptError::Lost)
+    }
+}
+
+/// Measures every rendition, writes the master playlist, and returns the rows to record.
+async fn describe(
+    ctx: &JobContext,
+    video_id: Uuid,
+    work: &std::path::Path,
+    ladder: &Ladder,
+    info: &ProbeInfo,
+) -> Result<Vec<RenditionRow>, AttemptError> {
+    let mut variants = Vec::new();
+    let mut rows = Vec::new();
+    let sizes: Vec<Option<(u32, u32)>> = if ladder.rungs.is_empty() {
+        vec![None]
+    } else {
+        ladder
+            .rungs
+            .iter()
+            .map(|r| Some((r.width, r.height)))
+            .collect()
+    };
+    let frame_rate = info
+        .video
+        .as_ref()
+        .map(|v| v.frame_rate)
+        .filter(|f| *f > 0.0);
+    for (name, size) in ladder.names().into_iter().zip(sizes) {
+        let (playlist_path, init) = ffmpeg::rendition_files(work, &name);
+        let media_playlist = playlist::read_media_playlist(&playlist_path).await?;
+        let measured = playlist::measure(work, &media_playlist).await?;
+        let codecs = ffmpeg::codecs_of(&ctx.ffprobe, &init, ctx.probe_timeout).await?;
+        let uri = format!("{name}.m3u8");
+        rows.push(RenditionRow {
+            video_id,
+            name: name.clone(),
+            playlist: uri.clone(),
+            width: size.map(|s| s.0 as i32),
+            height: size.map(|s| s.1 as i32),
+            bandwidth: measured.peak_bps as i64,
+            average_bandwidth: measured.average_bps as i64,
+            codecs: codecs.clone(),
+            frame_rate,
+        });
+        variants.push(Variant {
+            uri,
+            measured,
+            codecs,
+            resolution: size,
+            frame_rate,
+        });
+    }
+    playlist::write_atomically(work, playlist::MASTER, &playlist::master(&variants))
+        .await
+        .context("writing the master playlist")?;
+    Ok(rows)
+}
+
+/// Publishes the output and marks the job ready, renditions in the same transaction.
+async fn record_ready(
+    ctx: &JobContext,
+    job: &ClaimedJob,
+    renditions: Vec<RenditionRow>,
+) -> anyhow::Result<Outcome> {
+    let work = ctx.media.work_dir(job.job_id, job.attempt);
+    let mut tx = ctx.pool.begin().await?;
+    // Lock our job row first: if the attempt is no longer ours, publish nothing.
+    if !db::jobs::report(
+        &mut tx,
+        job.job_id,
+        job.attempt,
+        JobStage::Publishing,
+        100.0,
+        ctx.lease,
+    )
+    .await?
+    {
+        return Ok(Outcome::Lost);
+    }
+    db::videos::delete_renditions(&mut tx, job.video_id).await?;
+    for r in &renditions {
+        db::videos::insert_rendition(&mut tx, r).await?;
+    }
+    db::jobs::mark_ready(&mut tx, job.job_id, job.attempt).await?;
+    ctx.media
+        .publish(&work, job.video_id)
+        .await
+        .context("publishing the HLS output")?;
+    tx.commit().await?;
+    Ok(Outcome::Ready)
+}
+
+async fn record_failure(
+    ctx: &JobContext,
+    job: &ClaimedJob,
+    err: AttemptError,
+) -> anyhow::Result<Outcome> {
+    let mut conn = ctx.pool.acquire().await?;
+    let code = err.code().to_owned();
+    match err {
+        AttemptError::Lost => Ok(Outcome::Lost),
+        AttemptError::Shutdown => {
+            db::jobs::requeue(&mut conn, job.job_id, job.attempt, false).await?;
+            push_again(ctx, job.job_id).await;
+            Ok(Outcome::HandedBack)
+        }
+        err if err.is_bad_input() || job.attempt >= job.max_attempts => {
+            tracing::warn!(code, error = %err, "job failed");
+            db::jobs::mark_failed(&mut conn, job.job_id, job.attempt, &code, &err.to_string())
+                .await?;
+            Ok(Outcome::Failed { code })
+        }
+        err => {
+            tracing::warn!(code, error = %err, "transient failure; job queued again");
+            db::jobs::requeue(&mut conn, job.job_id, job.attempt, true).await?;
+            push_again(ctx, job.job_id).await;
+            Ok(Outcome::Retrying { code })
+        }
+    }
+}
+
+/// The row says `queued` already; if this push fails the reconciler re-pushes it.
+async fn push_again(ctx: &JobContext, job_id: Uuid) {
+    if let Err(err) = queue::push(&ctx.queue, job_id).await {
+        tracing::warn!(%job_id, error = %err, "could not push the job back to Redis");
+    }
+}
