@@ -15,7 +15,6 @@ use prostream::{
     media::input_guard_args,
     process::{self, ProcessError},
 };
-use serde::Deserialize;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
@@ -248,76 +247,32 @@ fn progress_percent(line: &str, duration_s: f64) -> Option<f32> {
         .then(|| ((micros / 1e6 / duration_s) * 100.0).clamp(0.0, 100.0) as f32)
 }
 
-/// The RFC 6381 `CODECS` value of an encoded rendition, read from its init segment.
-pub async fn codecs_of(
-    ffprobe: &Path,
-    init_segment: &Path,
-    timeout: Duration,
-) -> Result<String, FfmpegError> {
-    let mut cmd = Command::new(ffprobe);
-    cmd.args([
-        "-v",
-        "error",
-        "-show_entries",
-        "stream=codec_type,codec_name,profile,level",
-        "-of",
-        "json",
-    ])
-    .arg(init_segment);
-    let done = process::run(cmd, timeout).await?;
-    if !done.status.success() {
-        return Err(FfmpegError::Failed {
-            status: done.status.to_string(),
-            stderr: done.stderr_tail,
-        });
-    }
-    #[derive(Deserialize)]
-    struct Out {
-        streams: Vec<Stream>,
-    }
-    #[derive(Deserialize)]
-    struct Stream {
-        codec_name: Option<String>,
-        profile: Option<String>,
-        level: Option<i64>,
-    }
-    let out: Out = serde_json::from_slice(&done.stdout).map_err(|e| FfmpegError::Failed {
-        status: "unreadable ffprobe output".into(),
-        stderr: e.to_string(),
-    })?;
-    let codecs: Vec<String> = out
-        .streams
-        .iter()
-        .filter_map(|s| rfc6381(s.codec_name.as_deref()?, s.profile.as_deref(), s.level))
-        .collect();
-    Ok(codecs.join(","))
+/// The RFC 6381 `CODECS` value of an encoded rendition, read from its init
+/// segment. For H.264 the three hex bytes are literally the profile,
+/// constraint and level bytes of the `avcC` box (ffprobe cannot report the
+/// level from an init segment alone: it has no frames to parse). Our audio is
+/// always AAC-LC.
+pub async fn codecs_of(init_segment: &Path) -> std::io::Result<String> {
+    let bytes = tokio::fs::read(init_segment).await?;
+    Ok(codecs_from_init(&bytes))
 }
 
-fn rfc6381(codec: &str, profile: Option<&str>, level: Option<i64>) -> Option<String> {
-    match codec {
-        "h264" => {
-            let (profile_idc, constraints) = match profile.unwrap_or("High") {
-                "Constrained Baseline" => (0x42, 0xC0),
-                "Baseline" => (0x42, 0x00),
-                "Main" => (0x4D, 0x00),
-                "High 10" => (0x6E, 0x00),
-                _ => (0x64, 0x00),
-            };
-            Some(format!(
-                "avc1.{profile_idc:02x}{constraints:02x}{:02x}",
-                level.unwrap_or(40)
-            ))
+fn codecs_from_init(init: &[u8]) -> String {
+    let mut codecs = Vec::new();
+    if let Some(at) = find(init, b"avcC") {
+        // avcC payload: configurationVersion, AVCProfileIndication, profile_compatibility, AVCLevelIndication.
+        if let Some(&[_, profile, constraints, level]) = init.get(at + 4..at + 8) {
+            codecs.push(format!("avc1.{profile:02x}{constraints:02x}{level:02x}"));
         }
-        "aac" => Some(
-            if profile == Some("HE-AAC") {
-                "mp4a.40.5"
-            } else {
-                "mp4a.40.2"
-            }
-            .into(),
-        ),
-        _ => None,
     }
+    if find(init, b"mp4a").is_some() {
+        codecs.push("mp4a.40.2".to_owned());
+    }
+    codecs.join(",")
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Where ffmpeg writes a rendition's files inside the attempt directory.
@@ -406,17 +361,13 @@ mod tests {
     }
 
     #[test]
-    fn codecs_follow_rfc_6381() {
-        assert_eq!(
-            rfc6381("h264", Some("High"), Some(31)).unwrap(),
-            "avc1.64001f"
-        );
-        assert_eq!(
-            rfc6381("h264", Some("Main"), Some(40)).unwrap(),
-            "avc1.4d0028"
-        );
-        assert_eq!(rfc6381("aac", Some("LC"), None).unwrap(), "mp4a.40.2");
-        assert_eq!(rfc6381("opus", None, None), None);
+    fn codecs_come_from_the_init_segment_boxes() {
+        let mut init = b"....ftypiso6....moov....avc1".to_vec();
+        init.extend_from_slice(b"\x00\x00\x00\x2aavcC");
+        init.extend_from_slice(&[1, 0x64, 0x00, 0x1f, 0xff]);
+        init.extend_from_slice(b"....mp4a....esds");
+        assert_eq!(codecs_from_init(&init), "avc1.64001f,mp4a.40.2");
+        assert_eq!(codecs_from_init(b"....mp4a...."), "mp4a.40.2");
     }
 
     #[test]

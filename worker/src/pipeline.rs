@@ -284,7 +284,9 @@ async fn describe(
         let (playlist_path, init) = ffmpeg::rendition_files(work, &name);
         let media_playlist = playlist::read_media_playlist(&playlist_path).await?;
         let measured = playlist::measure(work, &media_playlist).await?;
-        let codecs = ffmpeg::codecs_of(&ctx.ffprobe, &init, ctx.probe_timeout).await?;
+        let codecs = ffmpeg::codecs_of(&init)
+            .await
+            .with_context(|| format!("reading {}", init.display()))?;
         let uri = format!("{name}.m3u8");
         rows.push(RenditionRow {
             video_id,
