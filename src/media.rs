@@ -157,8 +157,9 @@ async fn read_streams(
 }
 
 /// A container whose header survived but whose data was cut off (a
-/// `faststart` MP4 or a Matroska file interrupted mid-upload) probes fine;
-/// reading a few packets near the end tells.
+/// `faststart` MP4, or a Matroska file interrupted mid-upload) probes fine:
+/// reading the packets of the last seconds tells whether the data really
+/// reaches the duration the header announces.
 async fn check_tail_readable(
     ffprobe: &Path,
     path: &Path,
@@ -169,23 +170,33 @@ async fn check_tail_readable(
     let mut cmd = Command::new(ffprobe);
     cmd.args(["-v", "error", "-hide_banner"])
         .args(input_guard_args())
-        .args(["-read_intervals", &format!("{start:.3}%+#5")])
+        .args(["-read_intervals", &format!("{start:.3}%")])
         .args(["-show_entries", "packet=pts_time", "-of", "csv=p=0"])
         .arg(path);
     let done = run_probe(cmd, timeout).await?;
     let stderr = done.stderr_tail.to_ascii_lowercase();
-    let packets = done.stdout.iter().filter(|&&b| b == b'\n').count();
-    if !done.status.success()
-        || packets == 0
-        || stderr.contains("ended prematurely")
-        || stderr.contains("partial file")
-    {
+    let last_pts = String::from_utf8_lossy(&done.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse::<f64>().ok())
+        .reduce(f64::max);
+    let complete = done.status.success()
+        && !stderr.contains("ended prematurely")
+        && !stderr.contains("partial file")
+        && last_pts.is_some_and(|pts| pts + TAIL_TOLERANCE_S >= duration_s);
+    if !complete {
+        let reached = last_pts.map_or("no readable data".to_owned(), |p| {
+            format!("data ends at {p:.1} s")
+        });
         return Err(ProbeError::Truncated(format!(
-            "the container announces {duration_s:.1} s but its data ends early"
+            "the container announces {duration_s:.1} s but {reached}"
         )));
     }
     Ok(())
 }
+
+/// How far before the announced end the last packet may start (a long last
+/// frame, or an audio stream that ends a little early).
+const TAIL_TOLERANCE_S: f64 = 2.0;
 
 async fn run_probe(cmd: Command, timeout: Duration) -> Result<process::Finished, ProbeError> {
     process::run(cmd, timeout).await.map_err(|e| match e {

@@ -174,11 +174,17 @@ pub fn encode_args(job: &EncodeJob<'_>) -> Vec<OsString> {
             "independent_segments",
             "-hls_segment_type",
             "fmp4",
-            "-hls_fmp4_init_filename",
-            "%v_init.mp4",
         ]
         .map(OsString::from),
     );
+    // ffmpeg expands %v in the init file name only when there are several
+    // variants; a single one would get a literal `%v_init.mp4`.
+    let names = ladder.names();
+    let init_name = match names.as_slice() {
+        [only] => format!("{only}_init.mp4"),
+        _ => "%v_init.mp4".to_owned(),
+    };
+    args.extend(["-hls_fmp4_init_filename".into(), init_name.into()]);
     args.extend(["-hls_segment_filename".into(), out("%v_%05d.m4s")]);
     args.extend(["-var_stream_map".into(), stream_map.join(" ").into()]);
     args.push(out("%v.m3u8"));
@@ -350,6 +356,10 @@ mod tests {
         assert!(!args.contains("-filter_complex"));
         assert!(!args.contains("poster"));
         assert!(args.contains("-var_stream_map a:0,name:audio"));
+        assert!(
+            args.contains("-hls_fmp4_init_filename audio_init.mp4"),
+            "{args}"
+        );
     }
 
     #[test]

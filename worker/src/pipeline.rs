@@ -200,7 +200,7 @@ async fn attempt(
     }
 
     report(ctx, job, JobStage::Publishing, 100.0).await?;
-    let renditions = describe(ctx, job.video_id, work, &ladder, &info).await?;
+    let renditions = describe(job.video_id, work, &ladder, &info).await?;
     Ok(renditions)
 }
 
@@ -258,7 +258,6 @@ async fn report(
 
 /// Measures every rendition, writes the master playlist, and returns the rows to record.
 async fn describe(
-    ctx: &JobContext,
     video_id: Uuid,
     work: &std::path::Path,
     ladder: &Ladder,

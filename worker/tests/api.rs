@@ -1,0 +1,161 @@
+//! Reading videos, listing them, serving HLS files, and health.
+
+mod common;
+
+use common::{TestApp, make_clip, scratch};
+use sqlx::PgPool;
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn videos_are_listed_newest_first_with_a_stable_cursor(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let clip = make_clip(&fixtures, "c.mp4", 1, 160, 120, false).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let (status, video) = app.upload(&clip, "video/mp4").await;
+        assert_eq!(status, 202);
+        ids.push(video["id"].as_str().unwrap().to_owned());
+    }
+    ids.reverse(); // newest first
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/videos?limit=2&cursor={c}"),
+            None => "/v1/videos?limit=2".to_owned(),
+        };
+        let page = app.get_json(&path).await;
+        for item in page["items"].as_array().unwrap() {
+            seen.push(item["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+
+    let queued = app.get_json("/v1/videos?status=queued").await;
+    assert_eq!(queued["items"].as_array().unwrap().len(), 5);
+    let ready = app.get_json("/v1/videos?status=ready").await;
+    assert!(ready["items"].as_array().unwrap().is_empty());
+    assert!(ready["next_cursor"].is_null());
+
+    for (query, code) in [
+        ("status=done", "invalid_status"),
+        ("limit=0", "invalid_limit"),
+        ("limit=101", "invalid_limit"),
+        ("cursor=nope", "invalid_cursor"),
+    ] {
+        let response = app
+            .http
+            .get(app.url(&format!("/v1/videos?{query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{query}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["code"], code, "{query}");
+    }
+    app.shutdown().await;
+    std::fs::remove_dir_all(fixtures).unwrap();
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn unknown_and_malformed_ids_are_not_found(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    for path in [
+        "/v1/videos/01900000-0000-7000-8000-000000000000",
+        "/v1/videos/not-a-uuid",
+        "/v1/videos/01900000-0000-7000-8000-000000000000/hls/master.m3u8",
+    ] {
+        let response = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "not_found", "{path}");
+    }
+    app.shutdown().await;
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn hls_paths_other_than_plain_file_names_of_the_video_are_refused(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    // A published video with a file, and a file just outside its directory.
+    let id = "01900000-0000-7000-8000-000000000001";
+    let dir = app.media_dir.join("videos").join(id);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("master.m3u8"), "#EXTM3U\n").unwrap();
+    std::fs::write(dir.join("720p_00000.m4s"), vec![1u8; 1000]).unwrap();
+    std::fs::write(dir.join(".secret.m3u8"), "no").unwrap();
+    std::fs::write(app.media_dir.join("videos").join("outside.m3u8"), "no").unwrap();
+
+    let base = format!("/v1/videos/{id}/hls");
+    let ok = app
+        .http
+        .get(app.url(&format!("{base}/master.m3u8")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["cache-control"], "public, max-age=2");
+
+    let range = app
+        .http
+        .get(app.url(&format!("{base}/720p_00000.m4s")))
+        .header("range", "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(range.status(), 206);
+    assert_eq!(range.headers()["content-range"], "bytes 100-199/1000");
+    assert_eq!(range.headers()["content-type"], "video/iso.segment");
+    assert!(
+        range.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    assert_eq!(range.bytes().await.unwrap().len(), 100);
+
+    for (file, status) in [
+        ("..%2Foutside.m3u8", 400),
+        ("%2E%2E%2Foutside.m3u8", 400),
+        (".secret.m3u8", 400),
+        // Clients resolve a bare `..` themselves; it then names no route.
+        ("..", 404),
+        ("master.m3u8%00", 400),
+        ("passwd", 404),
+        ("missing.m3u8", 404),
+    ] {
+        let response = app
+            .http
+            .get(app.url(&format!("{base}/{file}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{file}");
+    }
+    app.shutdown().await;
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn health_and_readiness_answer(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let health = app.get_json("/healthz").await;
+    assert_eq!(health["status"], "ok");
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    // Closing the pool makes Postgres unreachable for this API instance.
+    app.pool.close().await;
+    let not_ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(not_ready.status(), 503);
+    let body: serde_json::Value = not_ready.json().await.unwrap();
+    assert_eq!(body["code"], "not_ready");
+    assert!(body["detail"].as_str().unwrap().contains("Postgres"));
+    app.shutdown().await;
+}

@@ -1,0 +1,286 @@
+//! End to end: upload over HTTP → Redis → worker → ffmpeg → HLS → poll → play.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestApp, make_clip, probe_duration, scratch};
+use prostream::queue;
+use prostream_worker::pipeline::{self, Outcome};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const ENCODE_LIMIT: Duration = Duration::from_secs(240);
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn a_720p_clip_with_audio_ends_ready_and_plays_over_http(pool: PgPool) {
+    let mut app = TestApp::spawn(pool).await;
+    app.start_worker(1).await;
+    let fixtures = scratch();
+    let clip = make_clip(&fixtures, "clip.mp4", 12, 1280, 720, true).await;
+    let source_duration = probe_duration(clip.to_str().unwrap()).await;
+
+    let (status, video) = app.upload(&clip, "video/mp4").await;
+    assert_eq!(status, 202, "{video}");
+    assert_eq!(video["status"], "queued");
+    let id = video["id"].as_str().unwrap().to_owned();
+
+    let video = app
+        .wait_for_status(&id, &["ready", "failed"], ENCODE_LIMIT)
+        .await;
+    assert_eq!(video["status"], "ready", "{video}");
+    assert_eq!(video["attempts"], 1);
+    assert_eq!(video["progress"], 100.0);
+    let names: Vec<&str> = video["renditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["720p", "480p", "360p", "240p"]);
+
+    // The master names every rung with its attributes, highest first.
+    let master_url = app.url(video["playback"]["hls"].as_str().unwrap());
+    let response = app.http.get(&master_url).send().await.unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/vnd.apple.mpegurl"
+    );
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    let master_text = response.text().await.unwrap();
+    let master = m3u8_rs::parse_master_playlist_res(master_text.as_bytes()).unwrap();
+    let heights: Vec<u64> = master
+        .variants
+        .iter()
+        .map(|v| v.resolution.unwrap().height)
+        .collect();
+    assert_eq!(heights, [720, 480, 360, 240], "{master_text}");
+    assert!(master.independent_segments);
+    for variant in &master.variants {
+        assert!(variant.average_bandwidth.unwrap() <= variant.bandwidth);
+        assert!(
+            variant.codecs.as_deref().unwrap().starts_with("avc1.64"),
+            "{master_text}"
+        );
+        assert!(variant.codecs.as_deref().unwrap().ends_with("mp4a.40.2"));
+        assert_eq!(variant.frame_rate, Some(30.0));
+
+        // Every variant playlist is complete and covers the whole source.
+        let url = app.url(&format!("/v1/videos/{id}/hls/{}", variant.uri));
+        let text = app
+            .http
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let playlist = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
+        assert!(playlist.end_list, "{text}");
+        let total: f64 = playlist
+            .segments
+            .iter()
+            .map(|s| f64::from(s.duration))
+            .sum();
+        assert!(
+            (total - source_duration).abs() <= 0.5,
+            "{}: segments sum to {total}, source is {source_duration}",
+            variant.uri
+        );
+        assert!(playlist.segments.iter().all(|s| s.duration <= 4.5));
+    }
+
+    // A real client decodes the master over HTTP from the running API.
+    let decoded = tokio::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-i",
+            &master_url,
+            "-map",
+            "0:v:0",
+            "-map",
+            "0:a:0",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        decoded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&decoded.stderr)
+    );
+    let over_http = probe_duration(&master_url).await;
+    assert!(
+        (over_http - source_duration).abs() <= 0.5,
+        "{over_http} vs {source_duration}"
+    );
+
+    let poster = app
+        .http
+        .get(app.url(video["playback"]["poster"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(poster.status(), 200);
+    assert_eq!(poster.headers()["content-type"], "image/jpeg");
+
+    // Published whole; nothing left in the work area.
+    assert_eq!(app.entries("videos"), [id.clone()]);
+    assert!(app.entries("work").is_empty(), "{:?}", app.entries("work"));
+    app.shutdown().await;
+    std::fs::remove_dir_all(fixtures).unwrap();
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn a_clip_without_audio_ends_ready_with_video_only_variants(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let clip = make_clip(&fixtures, "silent.mp4", 4, 640, 360, false).await;
+    let (status, video) = app.upload(&clip, "video/mp4").await;
+    assert_eq!(status, 202, "{video}");
+    assert!(video["source"]["audio_codec"].is_null());
+    let id: Uuid = video["id"].as_str().unwrap().parse().unwrap();
+
+    // Run the job deterministically through the same function the worker loop calls.
+    let job_id: Uuid = sqlx::query_scalar("SELECT id FROM jobs WHERE video_id = $1")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let ctx = app.job_context().await;
+    assert_eq!(
+        pipeline::process(&ctx, job_id).await.unwrap(),
+        Outcome::Ready
+    );
+
+    let video = app.get_json(&format!("/v1/videos/{id}")).await;
+    assert_eq!(video["status"], "ready");
+    for rendition in video["renditions"].as_array().unwrap() {
+        let codecs = rendition["codecs"].as_str().unwrap();
+        assert!(
+            codecs.starts_with("avc1.") && !codecs.contains("mp4a"),
+            "{codecs}"
+        );
+    }
+    let master = app.url(&format!("/v1/videos/{id}/hls/master.m3u8"));
+    let streams = tokio::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type",
+            "-of",
+            "csv=p=0",
+            &master,
+        ])
+        .output()
+        .await
+        .unwrap();
+    let types = String::from_utf8_lossy(&streams.stdout);
+    assert!(
+        types.contains("video") && !types.contains("audio"),
+        "{types}"
+    );
+    app.shutdown().await;
+    std::fs::remove_dir_all(fixtures).unwrap();
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn two_workers_process_six_jobs_exactly_once_each(pool: PgPool) {
+    let mut app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let clip = make_clip(&fixtures, "small.mp4", 3, 320, 240, true).await;
+    app.start_worker(1).await;
+    app.start_worker(1).await;
+
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        let (status, video) = app.upload(&clip, "video/mp4").await;
+        assert_eq!(status, 202, "{video}");
+        ids.push(video["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        let video = app
+            .wait_for_status(id, &["ready", "failed"], ENCODE_LIMIT)
+            .await;
+        assert_eq!(video["status"], "ready", "{video}");
+        assert_eq!(video["attempts"], 1, "{video}");
+    }
+    let attempts: Vec<i32> = sqlx::query_scalar("SELECT attempts FROM jobs")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(attempts, [1; 6]);
+    let mut published = app.entries("videos");
+    ids.sort();
+    published.sort();
+    assert_eq!(published, ids, "one output directory per job");
+    assert!(app.entries("work").is_empty());
+    app.shutdown().await;
+    std::fs::remove_dir_all(fixtures).unwrap();
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn the_same_job_pushed_twice_is_processed_once(pool: PgPool) {
+    let mut app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let clip = make_clip(&fixtures, "dup.mp4", 2, 320, 240, true).await;
+    // No worker yet: the upload's push waits in Redis, and a second delivery joins it.
+    let (status, video) = app.upload(&clip, "video/mp4").await;
+    assert_eq!(status, 202, "{video}");
+    let id = video["id"].as_str().unwrap().to_owned();
+    let job_id: Uuid = sqlx::query_scalar("SELECT j.id FROM jobs j WHERE j.video_id = $1::uuid")
+        .bind(&id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    queue::push(&app.queue, job_id).await.unwrap();
+    let mut redis = app.redis.clone();
+    // apalis-redis keeps every pushed task in `{queue}:data` until it is done.
+    let waiting: usize = redis::cmd("HLEN")
+        .arg(format!("{}:data", app.queue_name))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(waiting, 2, "both deliveries are in Redis");
+
+    app.start_worker(1).await;
+    let video = app
+        .wait_for_status(&id, &["ready", "failed"], ENCODE_LIMIT)
+        .await;
+    assert_eq!(video["status"], "ready", "{video}");
+    // Wait until the worker has taken the second delivery too, then check it changed nothing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let done: usize = redis::cmd("SCARD")
+            .arg(format!("{}:done", app.queue_name))
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if done == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "second delivery never consumed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let video = app.get_json(&format!("/v1/videos/{id}")).await;
+    assert_eq!(video["attempts"], 1, "{video}");
+    assert_eq!(video["status"], "ready");
+    // And a third, direct delivery is dropped by the claim as well.
+    let ctx = app.job_context().await;
+    assert_eq!(
+        pipeline::process(&ctx, job_id).await.unwrap(),
+        Outcome::Duplicate
+    );
+    assert_eq!(app.entries("videos"), [id]);
+    app.shutdown().await;
+    std::fs::remove_dir_all(fixtures).unwrap();
+}
