@@ -91,7 +91,7 @@ pub struct Variant {
 /// The master playlist, highest bandwidth first.
 pub fn master(variants: &[Variant]) -> Vec<u8> {
     let mut sorted: Vec<&Variant> = variants.iter().collect();
-    sorted.sort_by(|a, b| b.measured.peak_bps.cmp(&a.measured.peak_bps));
+    sorted.sort_by_key(|v| std::cmp::Reverse(v.measured.peak_bps));
     let playlist = MasterPlaylist {
         version: Some(7),
         independent_segments: true,

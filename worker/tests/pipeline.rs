@@ -130,7 +130,7 @@ async fn a_720p_clip_with_audio_ends_ready_and_plays_over_http(pool: PgPool) {
     assert_eq!(poster.headers()["content-type"], "image/jpeg");
 
     // Published whole; nothing left in the work area.
-    assert_eq!(app.entries("videos"), [id.clone()]);
+    assert_eq!(app.entries("videos"), std::slice::from_ref(&id));
     assert!(app.entries("work").is_empty(), "{:?}", app.entries("work"));
     app.shutdown().await;
     std::fs::remove_dir_all(fixtures).unwrap();
