@@ -227,8 +227,10 @@ pub async fn encode(
     cancel: &CancellationToken,
     mut on_progress: impl FnMut(f32) + Send,
 ) -> Result<(), FfmpegError> {
+    let args = encode_args(job);
+    tracing::debug!(command = %shell_words(ffmpeg, &args), "running ffmpeg");
     let mut cmd = Command::new(ffmpeg);
-    cmd.args(encode_args(job));
+    cmd.args(&args);
     let duration = job.duration_s;
     let done = process::run_lines(cmd, limit, cancel, |line| {
         if let Some(percent) = progress_percent(line, duration) {
@@ -244,6 +246,15 @@ pub async fn encode(
             stderr: done.stderr_tail,
         })
     }
+}
+
+/// The command as a shell line, to rerun an encode by hand (debug log).
+fn shell_words(program: &Path, args: &[OsString]) -> String {
+    std::iter::once(program.as_os_str())
+        .chain(args.iter().map(OsString::as_os_str))
+        .map(|a| format!("'{}'", a.to_string_lossy().replace('\'', "'\\''")))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `out_time_us=…` lines of `-progress` output, as a percentage of the source.

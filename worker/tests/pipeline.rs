@@ -284,3 +284,104 @@ async fn the_same_job_pushed_twice_is_processed_once(pool: PgPool) {
     app.shutdown().await;
     std::fs::remove_dir_all(fixtures).unwrap();
 }
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn an_encode_past_its_time_limit_is_killed_and_fails_after_its_attempts(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let clip = make_clip(&fixtures, "slow.mp4", 6, 1280, 720, true).await;
+    let (_, video) = app.upload(&clip, "video/mp4").await;
+    let id: Uuid = video["id"].as_str().unwrap().parse().unwrap();
+    let job_id: Uuid = sqlx::query_scalar("SELECT id FROM jobs WHERE video_id = $1")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let mut ctx = app.job_context().await;
+    ctx.encode_timeout_factor = 0.0;
+    ctx.encode_timeout_min = Duration::from_millis(300);
+
+    // A timeout is the machine's trouble, not the file's: retried, then failed.
+    for attempt in 1..=3 {
+        let outcome = pipeline::process(&ctx, job_id).await.unwrap();
+        let expected = if attempt < 3 {
+            Outcome::Retrying {
+                code: "transcode_timeout".into(),
+            }
+        } else {
+            Outcome::Failed {
+                code: "transcode_timeout".into(),
+            }
+        };
+        assert_eq!(outcome, expected, "attempt {attempt}");
+        assert!(
+            app.entries("work").is_empty(),
+            "attempt {attempt} left files behind"
+        );
+    }
+    let video = app.get_json(&format!("/v1/videos/{id}")).await;
+    assert_eq!(video["status"], "failed", "{video}");
+    assert_eq!(video["attempts"], 3);
+    assert_eq!(video["error"]["code"], "transcode_timeout");
+    assert!(
+        video["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("killed"),
+        "{video}"
+    );
+    assert!(video["playback"].is_null());
+    assert!(app.entries("videos").is_empty());
+    // A failed job is not picked up again.
+    assert_eq!(
+        pipeline::process(&ctx, job_id).await.unwrap(),
+        Outcome::Duplicate
+    );
+    let no_ffmpeg_left = tokio::process::Command::new("pgrep")
+        .args(["-f", &format!("{}", app.media_dir.display())])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        no_ffmpeg_left.stdout.is_empty(),
+        "an ffmpeg child survived its job"
+    );
+    app.shutdown().await;
+    std::fs::remove_dir_all(fixtures).unwrap();
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn a_worker_shutting_down_hands_its_running_job_back(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let clip = make_clip(&fixtures, "long.mp4", 20, 1280, 720, true).await;
+    let (_, video) = app.upload(&clip, "video/mp4").await;
+    let id = video["id"].as_str().unwrap().to_owned();
+    let job_id: Uuid = sqlx::query_scalar("SELECT id FROM jobs WHERE video_id = $1::uuid")
+        .bind(&id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let ctx = app.job_context().await;
+    let shutdown = ctx.shutdown.clone();
+    let running = tokio::spawn(async move { pipeline::process(&ctx, job_id).await });
+    app.wait_for_status(&id, &["processing"], Duration::from_secs(30))
+        .await;
+    shutdown.cancel();
+    let outcome = tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the job stops within seconds of shutdown")
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome, Outcome::HandedBack);
+    let video = app.get_json(&format!("/v1/videos/{id}")).await;
+    assert_eq!(video["status"], "queued", "{video}");
+    assert_eq!(
+        video["attempts"], 0,
+        "a shutdown does not charge an attempt"
+    );
+    assert!(app.entries("work").is_empty());
+    assert!(app.entries("videos").is_empty());
+    app.shutdown().await;
+    std::fs::remove_dir_all(fixtures).unwrap();
+}
