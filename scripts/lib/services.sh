@@ -47,7 +47,10 @@ services_cleanup() {
 
 _services_on_exit() {
     local rc=$?
-    set +e # cleanup must run to the end
+    # Cleanup must run to the end: no errexit, and no death by SIGPIPE when our output went to a pipe
+    # whose reader is already gone (`dev.sh | tee log`, then Ctrl-C kills tee too).
+    set +e
+    trap '' PIPE
     services_cleanup
     exit "$rc" # keep the script's own exit status (a failing test run must stay failing)
 }
@@ -125,8 +128,8 @@ ensure_tools() {
     else
         printf 'error: missing tools. Install them, for example:\n' >&2
         printf '  sudo apt-get update && sudo apt-get install -y %s\n' "${packages[*]}" >&2
-        printf '  (macOS: brew install %s)\n' "$(printf '%s\n' "${packages[@]}" |
-            sed 's/^postgresql$/postgresql@15/; s/^redis-server$/redis/' | tr '\n' ' ')" >&2
+        local brew=("${packages[@]/#postgresql/postgresql@15}")
+        printf '  (macOS: brew install %s)\n' "${brew[*]/#redis-server/redis}" >&2
         exit 1
     fi
 }
@@ -152,6 +155,22 @@ port_open() { (: <"/dev/tcp/$1/$2") 2>/dev/null; }
 
 # A URL with its password replaced by ***, for log lines.
 redact_url() { sed -E 's#(://[^:/@]*):[^@]*@#\1:***@#' <<<"$1"; }
+
+# load_dotenv FILE: export the KEY=VALUE lines of a .env file, except variables already set, as
+# Compose and dotenv do. Values are taken literally (one pair of surrounding quotes is removed); blank
+# lines and comments are skipped.
+load_dotenv() {
+    local line key value
+    while IFS= read -r line || [[ -n $line ]]; do
+        [[ $line =~ ^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
+        key=${BASH_REMATCH[2]}
+        value=${BASH_REMATCH[3]}
+        if [[ $value =~ ^\"(.*)\"$ || $value =~ ^\'(.*)\'$ ]]; then
+            value=${BASH_REMATCH[1]}
+        fi
+        [[ -v $key ]] || export "$key=$value"
+    done <"$1"
+}
 
 # Wait until a command succeeds, up to $1 seconds. Polls; never a fixed sleep.
 wait_until() {
@@ -187,8 +206,9 @@ pg_url_with_db() {
 # The URL for the server's maintenance database, from which we create and drop databases.
 pg_server_url() { pg_url_with_db "${1:-$DATABASE_URL}" postgres; }
 
-# psql without the user's ~/.psqlrc, quiet, unaligned, stop on the first error, short connect timeout.
-_psql() { PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-3} psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+# psql without the user's ~/.psqlrc, quiet, unaligned, stop on the first error, short connect timeout,
+# and never a password prompt (-w): a server that wants a password we lack is simply not usable.
+_psql() { PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-3} psql -X -w -q -At -v ON_ERROR_STOP=1 "$@"; }
 
 # Does a Postgres server answer at this URL? The database named in it may not exist yet, so the
 # maintenance database counts too.
@@ -206,6 +226,8 @@ _pg_check_name() {
 # create_database NAME: create it on the server of DATABASE_URL unless it exists.
 create_database() {
     local name=$1 server
+    # A URL without a database name connects to libpq's default (the user's name): nothing to create.
+    [[ -n $name ]] || return 0
     _pg_check_name "$name"
     server=$(pg_server_url)
     if [[ -z $(_psql -d "$server" -c "select 1 from pg_database where datname = '$name'") ]]; then

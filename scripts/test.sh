@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Run the whole test suite with one command.
+#
+#   bash scripts/test.sh [extra arguments for cargo nextest run / cargo test]
+#
+# The tests are #[sqlx::test] tests: each creates its own database on the server of DATABASE_URL, so
+# DATABASE_URL only has to name an existing database on a server where the user may CREATE DATABASE.
+# Each test also uses its own queue name on REDIS_URL. Both are found or started by
+# scripts/lib/services.sh; ffmpeg and ffprobe must be on PATH (installed when missing and root).
+set -euo pipefail
+
+# shellcheck source=lib/services.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib/services.sh"
+cd "$PROSTREAM_REPO"
+services_trap
+
+ensure_tools ffmpeg postgres redis
+ensure_postgres postgres
+create_database "$(pg_url_db "$DATABASE_URL")"
+ensure_redis
+export DATABASE_URL REDIS_URL
+
+# nextest runs each test in its own process, in parallel, and reports better; cargo test is the fallback.
+if cargo nextest --version >/dev/null 2>&1; then
+    runner=(cargo nextest run --workspace --all-targets --no-fail-fast)
+else
+    runner=(cargo test --workspace --all-targets --no-fail-fast)
+fi
+
+log "${runner[*]} $*"
+rc=0
+"${runner[@]}" "$@" || rc=$?
+exit "$rc"
