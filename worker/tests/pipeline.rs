@@ -91,6 +91,18 @@ async fn a_720p_clip_with_audio_ends_ready_and_plays_over_http(pool: PgPool) {
         assert!(playlist.segments.iter().all(|s| s.duration <= 4.5));
     }
 
+    // Keyframes every 2 s, at the same instants in every rung, so players can switch anywhere.
+    let top = keyframe_times(&app.url(&format!("/v1/videos/{id}/hls/720p.m3u8"))).await;
+    let bottom = keyframe_times(&app.url(&format!("/v1/videos/{id}/hls/240p.m3u8"))).await;
+    assert_eq!(top, bottom);
+    assert_eq!(top.len(), 6, "{top:?}");
+    for (i, t) in top.iter().enumerate() {
+        assert!(
+            (t - 2.0 * i as f64).abs() < 0.05,
+            "keyframe {i} at {t}: {top:?}"
+        );
+    }
+
     // A real client decodes the master over HTTP from the running API.
     let decoded = tokio::process::Command::new("ffmpeg")
         .args([
@@ -384,4 +396,33 @@ async fn a_worker_shutting_down_hands_its_running_job_back(pool: PgPool) {
     assert!(app.entries("videos").is_empty());
     app.shutdown().await;
     std::fs::remove_dir_all(fixtures).unwrap();
+}
+
+/// Presentation times of the keyframes of a rendition, read over HTTP, from 0.
+async fn keyframe_times(playlist_url: &str) -> Vec<f64> {
+    let out = tokio::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-skip_frame",
+            "nokey",
+        ])
+        .args([
+            "-show_entries",
+            "frame=pts_time",
+            "-of",
+            "csv=p=0",
+            playlist_url,
+        ])
+        .output()
+        .await
+        .unwrap();
+    let times: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect();
+    let first = times.first().copied().unwrap_or(0.0);
+    times.iter().map(|t| t - first).collect()
 }

@@ -254,3 +254,31 @@ async fn a_multipart_upload_is_accepted_with_its_title(pool: PgPool) {
     app.shutdown().await;
     std::fs::remove_dir_all(fixtures).unwrap();
 }
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn sources_beyond_the_configured_limits_are_refused(pool: PgPool) {
+    let app = TestApp::spawn_with(
+        pool,
+        MediaLimits {
+            max_duration_secs: 2.5,
+            max_width: 400,
+            max_frame_rate: 25.0,
+            ..MediaLimits::default()
+        },
+    )
+    .await;
+    let fixtures = scratch();
+    let long = make_clip(&fixtures, "long.mp4", 3, 320, 240, false).await;
+    let wide = make_clip(&fixtures, "wide.mp4", 1, 640, 240, false).await;
+    for (clip, code) in [(long, "duration_exceeded"), (wide, "dimensions_exceeded")] {
+        let (status, problem) = app.upload(&clip, "video/mp4").await;
+        assert_problem(status, &problem, 422, code);
+    }
+    // 30 fps against a 25 fps cap.
+    let fast = make_clip(&fixtures, "fast.mp4", 1, 320, 240, false).await;
+    let (status, problem) = app.upload(&fast, "video/mp4").await;
+    assert_problem(status, &problem, 422, "frame_rate_exceeded");
+    assert_nothing_left(&app).await;
+    app.shutdown().await;
+    std::fs::remove_dir_all(fixtures).unwrap();
+}
