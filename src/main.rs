@@ -54,6 +54,10 @@ struct ServeArgs {
     /// Origins allowed by CORS: `*` or a comma-separated list.
     #[arg(long, env = "CORS_ORIGIN", default_value = "*")]
     cors_origin: String,
+    /// Attempts a transcode gets (transient failures are retried) before it is `failed`.
+    #[arg(long, env = "MAX_ATTEMPTS", default_value_t = 3,
+          value_parser = clap::value_parser!(i32).range(1..=100))]
+    max_attempts: i32,
     /// Seconds in-flight requests (uploads included) get to finish after SIGTERM.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     shutdown_grace_secs: u64,
@@ -94,6 +98,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         limits: Arc::new(args.limits.clone()),
         ffprobe: Arc::new(common.ffprobe_path.clone()),
         probe_timeout: common.probe_timeout(),
+        max_attempts: args.max_attempts,
     };
     let app = api_router(state, &args.cors_origin);
     let listener = tokio::net::TcpListener::bind(args.bind_addr)

@@ -63,3 +63,51 @@ pub async fn push(
     let mut queue = queue.clone();
     queue.push(TranscodeTask { job_id }).await
 }
+
+/// Forgets up to `max` finished tasks: apalis-redis keeps every task's payload
+/// and metadata after it is done, so without this Redis grows with every job.
+/// Postgres holds the record; Redis needs none of it.
+pub async fn prune_finished(
+    conn: &mut ConnectionManager,
+    queue_name: &str,
+    max: usize,
+) -> redis::RedisResult<usize> {
+    let config = storage_config(queue_name);
+    let mut pruned = 0;
+    for set in [config.done_jobs_set(), config.dead_jobs_set()] {
+        let ids: Vec<String> = redis::cmd("SPOP")
+            .arg(&set)
+            .arg(max)
+            .query_async(conn)
+            .await?;
+        if ids.is_empty() {
+            continue;
+        }
+        let mut pipe = redis::pipe();
+        pipe.cmd("HDEL")
+            .arg(config.job_data_hash())
+            .arg(&ids)
+            .ignore();
+        for id in &ids {
+            pipe.cmd("DEL")
+                .arg(format!("{}:{id}", config.job_meta_hash()))
+                .ignore();
+        }
+        pipe.query_async::<()>(conn).await?;
+        pruned += ids.len();
+    }
+    Ok(pruned)
+}
+
+/// Deliveries waiting in Redis (due or scheduled).
+pub async fn depth(conn: &mut ConnectionManager, queue_name: &str) -> redis::RedisResult<u64> {
+    let config = storage_config(queue_name);
+    let (active, scheduled): (u64, u64) = redis::pipe()
+        .cmd("LLEN")
+        .arg(config.active_jobs_list())
+        .cmd("ZCARD")
+        .arg(config.scheduled_jobs_set())
+        .query_async(conn)
+        .await?;
+    Ok(active + scheduled)
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::JobStage;
+use super::{JobStage, JobState};
 
 /// What a worker needs once it holds a job.
 #[derive(Debug, Clone)]
@@ -30,8 +30,10 @@ pub async fn insert(
     video_id: Uuid,
     max_attempts: i32,
 ) -> sqlx::Result<()> {
+    // Counted as pushed now: the caller pushes right after commit, and if that
+    // push fails the reconciler pushes again once `pushed_at` is old enough.
     sqlx::query!(
-        "INSERT INTO jobs (id, video_id, max_attempts) VALUES ($1, $2, $3)",
+        "INSERT INTO jobs (id, video_id, max_attempts, pushed_at) VALUES ($1, $2, $3, now())",
         job_id,
         video_id,
         max_attempts
@@ -59,7 +61,7 @@ pub async fn claim(
                started_at = now(), finished_at = NULL,
                error_code = NULL, error_message = NULL
            FROM videos v
-           WHERE j.id = $1 AND j.state = 'queued' AND v.id = j.video_id
+           WHERE j.id = $1 AND j.state = 'queued' AND j.run_after <= now() AND v.id = j.video_id
            RETURNING j.id AS job_id, j.video_id, j.attempts AS attempt, j.max_attempts,
                      v.source_path, v.duration_s"#,
         job_id,
@@ -131,25 +133,151 @@ pub async fn mark_failed(
     Ok(done.rows_affected() == 1)
 }
 
-/// Puts a running job back in the queue. `charge` keeps the attempt counted
-/// (a transient failure); without it the attempt is given back (the worker is
-/// shutting down, which is not the job's fault).
+/// Puts a running job back in the queue, to run no sooner than `delay` from
+/// now. `charge` keeps the attempt counted (a transient failure); without it
+/// the attempt is given back (the worker is shutting down, which is not the
+/// job's fault). The job is left unpushed: the caller or the reconciler pushes it.
 pub async fn requeue(
     conn: &mut PgConnection,
     job_id: Uuid,
     attempt: i32,
     charge: bool,
+    delay: Duration,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "UPDATE jobs SET state = 'queued', stage = NULL, progress = 0, worker_id = NULL,
                          attempts = attempts - CASE WHEN $3 THEN 0 ELSE 1 END,
-                         lease_expires_at = NULL, started_at = NULL, queued_at = now()
+                         lease_expires_at = NULL, started_at = NULL, queued_at = now(),
+                         run_after = now() + make_interval(secs => $4), pushed_at = NULL
          WHERE id = $1 AND attempts = $2 AND state = 'processing'",
         job_id,
         attempt,
-        charge
+        charge,
+        delay.as_secs_f64()
     )
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Records that `job_id` was just pushed, so the reconciler leaves it alone for a while.
+pub async fn mark_pushed(conn: &mut PgConnection, job_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!("UPDATE jobs SET pushed_at = now() WHERE id = $1", job_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A job whose lease ran out, and where it went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reaped {
+    pub job_id: Uuid,
+    pub state: JobState,
+}
+
+/// Returns jobs whose worker stopped renewing the lease (crashed, killed,
+/// cut off) to the queue, or fails them when their attempts are used up.
+/// `SKIP LOCKED` lets every replica run this at once without blocking or
+/// double-handling a job.
+pub async fn reap_expired(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<Reaped>> {
+    sqlx::query_as!(
+        Reaped,
+        r#"WITH expired AS (
+               SELECT id FROM jobs
+               WHERE state = 'processing' AND lease_expires_at < now()
+               ORDER BY lease_expires_at
+               LIMIT $1
+               FOR UPDATE SKIP LOCKED)
+           UPDATE jobs j
+           SET state = CASE WHEN j.attempts >= j.max_attempts
+                            THEN 'failed'::job_state ELSE 'queued'::job_state END,
+               error_code = CASE WHEN j.attempts >= j.max_attempts
+                                 THEN 'worker_lost' ELSE j.error_code END,
+               error_message = CASE WHEN j.attempts >= j.max_attempts
+                                    THEN 'the worker running this job stopped responding in each of its '
+                                         || j.attempts || ' attempts'
+                                    ELSE j.error_message END,
+               finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END,
+               stage = NULL, progress = 0, worker_id = NULL, lease_expires_at = NULL,
+               started_at = NULL, queued_at = now(), run_after = now(), pushed_at = NULL
+           FROM expired WHERE j.id = expired.id
+           RETURNING j.id AS job_id, j.state AS "state: JobState""#,
+        limit
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Queued jobs that are due and were not pushed recently (never, or longer
+/// ago than `stale`): marks them pushed and returns them for pushing.
+pub async fn take_due_for_push(
+    conn: &mut PgConnection,
+    stale: Duration,
+    limit: i64,
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
+        "WITH due AS (
+             SELECT id FROM jobs
+             WHERE state = 'queued' AND run_after <= now()
+               AND (pushed_at IS NULL OR pushed_at < now() - make_interval(secs => $1))
+             ORDER BY run_after
+             LIMIT $2
+             FOR UPDATE SKIP LOCKED)
+         UPDATE jobs j SET pushed_at = now() FROM due WHERE j.id = due.id
+         RETURNING j.id",
+        stale.as_secs_f64(),
+        limit
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Cancels a queued or running job. A running attempt notices at its next
+/// heartbeat (its fenced writes stop matching) and kills ffmpeg.
+pub async fn cancel(conn: &mut PgConnection, video_id: Uuid) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE jobs SET state = 'canceled', stage = NULL, worker_id = NULL,
+                         lease_expires_at = NULL, finished_at = now(),
+                         error_code = NULL, error_message = NULL
+         WHERE video_id = $1 AND state IN ('queued', 'processing')",
+        video_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Queues a failed or canceled job again with a fresh set of attempts.
+/// Returns the job id to push.
+pub async fn retry(conn: &mut PgConnection, video_id: Uuid) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        "UPDATE jobs SET state = 'queued', attempts = 0, stage = NULL, progress = 0,
+                         error_code = NULL, error_message = NULL, started_at = NULL,
+                         finished_at = NULL, queued_at = now(), run_after = now(),
+                         pushed_at = now()
+         WHERE video_id = $1 AND state IN ('failed', 'canceled')
+         RETURNING id",
+        video_id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// The job of a video, if it exists (for choosing the right refusal).
+pub async fn state_of(conn: &mut PgConnection, video_id: Uuid) -> sqlx::Result<Option<JobState>> {
+    sqlx::query_scalar!(
+        r#"SELECT state AS "state: JobState" FROM jobs WHERE video_id = $1"#,
+        video_id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// The (job, attempt) pairs running now: a work directory of any other
+/// attempt belongs to a dead one.
+pub async fn running_attempts(conn: &mut PgConnection) -> sqlx::Result<Vec<(Uuid, i32)>> {
+    let rows = sqlx::query!("SELECT id, attempts FROM jobs WHERE state = 'processing'")
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.attempts)).collect())
 }

@@ -167,3 +167,12 @@ pub async fn delete_renditions(conn: &mut PgConnection, video_id: Uuid) -> sqlx:
         .await?;
     Ok(())
 }
+
+/// Deletes a video with its job and renditions; returns its source path so
+/// the caller can remove the files. Waits for a worker that is publishing it
+/// (the worker holds the job row), so files are removed after, not during.
+pub async fn delete(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar!("DELETE FROM videos WHERE id = $1 RETURNING source_path", id)
+        .fetch_optional(conn)
+        .await
+}

@@ -3,6 +3,7 @@
 pub mod error;
 mod health;
 mod hls;
+mod lifecycle;
 mod upload;
 pub mod videos;
 
@@ -32,12 +33,15 @@ pub struct AppState {
     pub limits: Arc<MediaLimits>,
     pub ffprobe: Arc<PathBuf>,
     pub probe_timeout: Duration,
+    /// Attempts a new job gets before it is `failed` for good.
+    pub max_attempts: i32,
 }
 
 /// The whole API. `cors_origin` is `*` or a comma-separated list of origins.
 pub fn api_router(state: AppState, cors_origin: &str) -> Router {
     Router::new()
         .merge(videos::router())
+        .merge(lifecycle::router())
         .merge(hls::router())
         .merge(health::router())
         .with_state(state)

@@ -25,8 +25,6 @@ use crate::{
     storage::{MediaRoot, TempFile},
 };
 
-/// How many attempts a transcode gets before it is `failed` for good.
-const MAX_ATTEMPTS: i32 = 3;
 const DEFAULT_PAGE: i64 = 20;
 const MAX_PAGE: i64 = 100;
 const MAX_TITLE_CHARS: usize = 200;
@@ -220,7 +218,7 @@ pub async fn create_video(
 async fn record(state: &AppState, video: &NewVideo, job_id: Uuid) -> Result<(), ApiError> {
     let mut tx = state.pool.begin().await?;
     db::videos::insert(&mut tx, video).await?;
-    db::jobs::insert(&mut tx, job_id, video.id, MAX_ATTEMPTS).await?;
+    db::jobs::insert(&mut tx, job_id, video.id, state.max_attempts).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -278,7 +276,7 @@ pub async fn get_video(
     Ok(Json(load_video(&state, id).await?))
 }
 
-async fn load_video(state: &AppState, id: Uuid) -> Result<VideoOut, ApiError> {
+pub(super) async fn load_video(state: &AppState, id: Uuid) -> Result<VideoOut, ApiError> {
     let mut conn = state.pool.acquire().await?;
     let row = db::videos::get(&mut conn, id)
         .await?

@@ -39,6 +39,29 @@ pub struct WorkerConfig {
           value_parser = clap::value_parser!(u64).range(5..))]
     pub job_lease_secs: u64,
 
+    /// First retry delay after a transient failure; it doubles with every attempt (up to 10 min).
+    #[arg(long, env = "RETRY_BACKOFF_SECS", default_value_t = 10)]
+    pub retry_backoff_secs: u64,
+
+    /// How often this worker runs the reaper, the reconciler and the sweeper.
+    #[arg(long, env = "MAINTENANCE_INTERVAL_SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub maintenance_interval_secs: u64,
+
+    /// A queued job nobody claimed this many seconds after its last push is pushed again
+    /// (a flushed or restarted Redis, a failed push).
+    #[arg(long, env = "RECONCILE_AFTER_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub reconcile_after_secs: u64,
+
+    /// Below this much free space on MEDIA_ROOT the worker takes no new job (default 1 GiB).
+    #[arg(long, env = "MIN_FREE_DISK_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub min_free_disk_bytes: u64,
+
+    /// Keep the uploaded original after a successful transcode (`false` deletes it).
+    #[arg(long, env = "KEEP_ORIGINALS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub keep_originals: bool,
+
     /// File touched every few seconds while the worker can reach Postgres and
     /// Redis; `prostream-worker healthcheck` reads its age.
     #[arg(
@@ -52,5 +75,12 @@ pub struct WorkerConfig {
 impl WorkerConfig {
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.job_lease_secs)
+    }
+
+    pub fn maintenance(&self) -> crate::maintenance::Settings {
+        crate::maintenance::Settings {
+            interval: Duration::from_secs(self.maintenance_interval_secs),
+            reconcile_after: Duration::from_secs(self.reconcile_after_secs),
+        }
     }
 }

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod ffmpeg;
 pub mod ladder;
+pub mod maintenance;
 pub mod pipeline;
 pub mod playlist;
 pub mod runner;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use prostream_worker::{config::WorkerConfig, runner};
+use prostream_worker::{config::WorkerConfig, maintenance, runner};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -41,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
         ctx.clone(),
         config.health_file.clone(),
     ));
+    let housekeeping = tokio::spawn(maintenance::run(ctx.clone(), config.maintenance()));
     let signals = tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutdown requested: handing running jobs back");
@@ -53,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
     signals.abort();
-    let _ = health.await;
+    let _ = tokio::join!(health, housekeeping);
     result
 }
 

@@ -47,6 +47,11 @@ pub struct JobContext {
     pub encode_timeout_factor: f64,
     pub encode_timeout_min: Duration,
     pub lease: Duration,
+    /// First retry delay; doubles with each attempt.
+    pub retry_backoff: Duration,
+    /// No new job is claimed while MEDIA_ROOT has less free space than this.
+    pub min_free_disk: u64,
+    pub keep_originals: bool,
     /// Fires when the worker shuts down: running jobs are handed back.
     pub shutdown: CancellationToken,
 }
@@ -62,8 +67,10 @@ pub enum Outcome {
     Retrying {
         code: String,
     },
-    /// The job was not `queued`: a duplicate delivery, dropped.
+    /// The job was not `queued` (or not yet due): a duplicate delivery, dropped.
     Duplicate,
+    /// Too little free disk to take the job; left queued for another worker.
+    Deferred,
     /// The worker is shutting down; the job is queued again, attempt not charged.
     HandedBack,
     /// Another attempt owns the job now (our lease ran out); nothing recorded.
@@ -110,6 +117,13 @@ impl AttemptError {
 
 /// Runs one delivery of `job_id`.
 pub async fn process(ctx: &JobContext, job_id: Uuid) -> anyhow::Result<Outcome> {
+    let free = fs4::available_space(ctx.media.root())
+        .with_context(|| format!("reading free space of {}", ctx.media.root().display()))?;
+    if free < ctx.min_free_disk {
+        // Unclaimed, the job stays queued; the reconciler offers it again later.
+        tracing::warn!(%job_id, free, minimum = ctx.min_free_disk, "too little free disk; job left for others");
+        return Ok(Outcome::Deferred);
+    }
     let mut conn = ctx.pool.acquire().await?;
     let Some(job) = db::jobs::claim(&mut conn, job_id, &ctx.worker_id, ctx.lease).await? else {
         tracing::info!(%job_id, "job is not queued; duplicate delivery dropped");
@@ -343,6 +357,12 @@ async fn record_ready(
         .await
         .context("publishing the HLS output")?;
     tx.commit().await?;
+    if !ctx.keep_originals {
+        let source = ctx.media.resolve(&job.source_path)?;
+        storage::remove_file_if_exists(&source)
+            .await
+            .with_context(|| format!("removing the original {}", source.display()))?;
+    }
     Ok(Outcome::Ready)
 }
 
@@ -356,8 +376,8 @@ async fn record_failure(
     match err {
         AttemptError::Lost => Ok(Outcome::Lost),
         AttemptError::Shutdown => {
-            db::jobs::requeue(&mut conn, job.job_id, job.attempt, false).await?;
-            push_again(ctx, job.job_id).await;
+            db::jobs::requeue(&mut conn, job.job_id, job.attempt, false, Duration::ZERO).await?;
+            push_now(ctx, &mut conn, job.job_id).await;
             Ok(Outcome::HandedBack)
         }
         err if err.is_bad_input() || job.attempt >= job.max_attempts => {
@@ -367,17 +387,46 @@ async fn record_failure(
             Ok(Outcome::Failed { code })
         }
         err => {
-            tracing::warn!(code, error = %err, "transient failure; job queued again");
-            db::jobs::requeue(&mut conn, job.job_id, job.attempt, true).await?;
-            push_again(ctx, job.job_id).await;
+            let delay = backoff(ctx.retry_backoff, job.attempt);
+            tracing::warn!(code, error = %err, ?delay, "transient failure; job queued again");
+            // The reconciler pushes it once the delay has passed.
+            db::jobs::requeue(&mut conn, job.job_id, job.attempt, true, delay).await?;
             Ok(Outcome::Retrying { code })
         }
     }
 }
 
-/// The row says `queued` already; if this push fails the reconciler re-pushes it.
-async fn push_again(ctx: &JobContext, job_id: Uuid) {
-    if let Err(err) = queue::push(&ctx.queue, job_id).await {
-        tracing::warn!(%job_id, error = %err, "could not push the job back to Redis");
+/// `base`, doubled for every attempt after the first, at most 10 minutes.
+pub fn backoff(base: Duration, attempt: i32) -> Duration {
+    let doublings = u32::try_from(attempt.saturating_sub(1))
+        .unwrap_or(0)
+        .min(16);
+    (base * 2u32.pow(doublings)).min(Duration::from_secs(600))
+}
+
+/// Pushes a job that was just queued again. If the push fails the row still
+/// says `queued` with no recent push, and the reconciler pushes it.
+async fn push_now(ctx: &JobContext, conn: &mut sqlx::PgConnection, job_id: Uuid) {
+    match queue::push(&ctx.queue, job_id).await {
+        Ok(()) => {
+            if let Err(err) = db::jobs::mark_pushed(conn, job_id).await {
+                tracing::warn!(%job_id, error = %err, "pushed, but could not record the push");
+            }
+        }
+        Err(err) => tracing::warn!(%job_id, error = %err, "could not push the job back to Redis"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_ten_minutes() {
+        let base = Duration::from_secs(10);
+        assert_eq!(backoff(base, 1), Duration::from_secs(10));
+        assert_eq!(backoff(base, 2), Duration::from_secs(20));
+        assert_eq!(backoff(base, 3), Duration::from_secs(40));
+        assert_eq!(backoff(base, 30), Duration::from_secs(600));
     }
 }

@@ -48,6 +48,9 @@ pub async fn context(
         encode_timeout_factor: config.encode_timeout_factor,
         encode_timeout_min: Duration::from_secs(config.encode_timeout_min_secs),
         lease: config.lease(),
+        retry_backoff: Duration::from_secs(config.retry_backoff_secs),
+        min_free_disk: config.min_free_disk_bytes,
+        keep_originals: config.keep_originals,
         shutdown,
     })
 }

@@ -60,6 +60,7 @@ impl TestApp {
             limits: Arc::new(limits),
             ffprobe: Arc::new("ffprobe".into()),
             probe_timeout: Duration::from_secs(30),
+            max_attempts: 3,
         };
         let queue = state.queue.clone();
         let app = api_router(state, "*");
@@ -104,6 +105,9 @@ impl TestApp {
             encode_timeout_factor: 10.0,
             encode_timeout_min: Duration::from_secs(120),
             lease: Duration::from_secs(30),
+            retry_backoff: Duration::ZERO,
+            min_free_disk: 0,
+            keep_originals: true,
             shutdown: CancellationToken::new(),
         }
     }
