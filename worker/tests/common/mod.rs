@@ -168,6 +168,38 @@ impl TestApp {
         }
     }
 
+    /// The job of a video.
+    pub async fn job_id(&self, video_id: &str) -> Uuid {
+        sqlx::query_scalar("SELECT id FROM jobs WHERE video_id = $1::uuid")
+            .bind(video_id)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Uploads `clip` and returns the new video's id.
+    pub async fn upload_ok(&self, clip: &Path) -> String {
+        let (status, video) = self.upload(clip, "video/mp4").await;
+        assert_eq!(status, 202, "{video}");
+        video["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn post(&self, path: &str) -> (u16, Value) {
+        let response = self.http.post(self.url(path)).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Whether any process still has this test's media directory on its command line (ffmpeg).
+    pub async fn ffmpeg_running(&self) -> bool {
+        let out = tokio::process::Command::new("pgrep")
+            .args(["-f", &self.media_dir.display().to_string()])
+            .output()
+            .await
+            .unwrap();
+        !out.stdout.is_empty()
+    }
+
     /// Names of the entries of a media subdirectory (`uploads`, `work`, `videos`).
     pub fn entries(&self, sub: &str) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.media_dir.join(sub))

@@ -1,0 +1,218 @@
+//! Cancel, retry and delete, against jobs that are queued, running and done.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{TestApp, make_clip, scratch};
+use prostream_worker::pipeline::{self, Outcome};
+use sqlx::PgPool;
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn a_canceled_queued_job_never_runs_and_can_be_retried(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let clip = make_clip(&fixtures, "c.mp4", 2, 320, 240, true).await;
+    let id = app.upload_ok(&clip).await;
+    let job = app.job_id(&id).await;
+
+    let (status, video) = app.post(&format!("/v1/videos/{id}/cancel")).await;
+    assert_eq!(
+        (status, video["status"].as_str()),
+        (200, Some("canceled")),
+        "{video}"
+    );
+    let (status, _) = app.post(&format!("/v1/videos/{id}/cancel")).await;
+    assert_eq!(status, 200, "canceling twice is harmless");
+
+    // The delivery already in Redis finds nothing to do.
+    let ctx = app.job_context().await;
+    assert_eq!(
+        pipeline::process(&ctx, job).await.unwrap(),
+        Outcome::Duplicate
+    );
+    assert!(app.entries("videos").is_empty());
+
+    let (status, video) = app.post(&format!("/v1/videos/{id}/retry")).await;
+    assert_eq!(
+        (status, video["status"].as_str()),
+        (202, Some("queued")),
+        "{video}"
+    );
+    assert_eq!(video["attempts"], 0);
+    assert_eq!(pipeline::process(&ctx, job).await.unwrap(), Outcome::Ready);
+
+    let (status, problem) = app.post(&format!("/v1/videos/{id}/retry")).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("not_retryable"))
+    );
+    let (status, problem) = app.post(&format!("/v1/videos/{id}/cancel")).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("not_cancelable"))
+    );
+    let missing = "01900000-0000-7000-8000-000000000000";
+    assert_eq!(
+        app.post(&format!("/v1/videos/{missing}/retry")).await.0,
+        404
+    );
+    assert_eq!(
+        app.post(&format!("/v1/videos/{missing}/cancel")).await.0,
+        404
+    );
+    app.shutdown().await;
+    std::fs::remove_dir_all(fixtures).unwrap();
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn canceling_a_running_job_stops_ffmpeg_within_two_seconds(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let clip = make_clip(&fixtures, "long.mp4", 20, 1280, 720, true).await;
+    let id = app.upload_ok(&clip).await;
+    let job = app.job_id(&id).await;
+    let ctx = app.job_context().await;
+    let running = tokio::spawn(async move { pipeline::process(&ctx, job).await });
+    wait_until(|| app.ffmpeg_running(), Duration::from_secs(30)).await;
+
+    let (status, video) = app.post(&format!("/v1/videos/{id}/cancel")).await;
+    assert_eq!((status, video["status"].as_str()), (200, Some("canceled")));
+    let asked = Instant::now();
+    wait_until(
+        || async { !app.ffmpeg_running().await },
+        Duration::from_secs(2),
+    )
+    .await;
+    eprintln!("ffmpeg gone {:?} after the cancel", asked.elapsed());
+    assert_eq!(running.await.unwrap().unwrap(), Outcome::Lost);
+    assert!(app.entries("work").is_empty(), "partial output removed");
+    assert!(app.entries("videos").is_empty());
+    let video = app.get_json(&format!("/v1/videos/{id}")).await;
+    assert_eq!(video["status"], "canceled");
+    app.shutdown().await;
+    std::fs::remove_dir_all(fixtures).unwrap();
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn deleting_removes_rows_and_every_file_whatever_the_state(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let short = make_clip(&fixtures, "s.mp4", 2, 320, 240, true).await;
+    let long = make_clip(&fixtures, "l.mp4", 20, 1280, 720, true).await;
+    let ctx = app.job_context().await;
+
+    // A ready video.
+    let ready = app.upload_ok(&short).await;
+    assert_eq!(
+        pipeline::process(&ctx, app.job_id(&ready).await)
+            .await
+            .unwrap(),
+        Outcome::Ready
+    );
+    // A running one.
+    let running_id = app.upload_ok(&long).await;
+    let job = app.job_id(&running_id).await;
+    let worker_ctx = ctx.clone();
+    let running = tokio::spawn(async move { pipeline::process(&worker_ctx, job).await });
+    wait_until(|| app.ffmpeg_running(), Duration::from_secs(30)).await;
+    // A queued one.
+    let queued = app.upload_ok(&short).await;
+
+    for id in [&ready, &running_id, &queued] {
+        let response = app
+            .http
+            .delete(app.url(&format!("/v1/videos/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204, "{id}");
+        let again = app
+            .http
+            .get(app.url(&format!("/v1/videos/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 404);
+    }
+    assert_eq!(running.await.unwrap().unwrap(), Outcome::Lost);
+    assert!(!app.ffmpeg_running().await);
+    assert_eq!(app.count("videos").await, 0);
+    assert_eq!(app.count("jobs").await, 0);
+    assert_eq!(app.count("renditions").await, 0);
+    for dir in ["uploads", "videos", "work"] {
+        assert!(app.entries(dir).is_empty(), "{dir}: {:?}", app.entries(dir));
+    }
+    let response = app
+        .http
+        .delete(app.url(&format!("/v1/videos/{ready}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    app.shutdown().await;
+    std::fs::remove_dir_all(fixtures).unwrap();
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn concurrent_cancel_retry_and_delete_leave_a_consistent_state(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let clip = make_clip(&fixtures, "c.mp4", 1, 320, 240, false).await;
+    for round in 0..5 {
+        let id = app.upload_ok(&clip).await;
+        let calls = (0..12).map(|i| {
+            let (http, base, id) = (app.http.clone(), app.base.clone(), id.clone());
+            async move {
+                let url = |p: &str| format!("{base}/v1/videos/{id}{p}");
+                let request = match (i + round) % 3 {
+                    0 => http.post(url("/cancel")),
+                    1 => http.post(url("/retry")),
+                    _ if i == 11 => http.delete(url("")),
+                    _ => http.post(url("/cancel")),
+                };
+                request.send().await.unwrap().status().as_u16()
+            }
+        });
+        let statuses = futures_util::future::join_all(calls).await;
+        assert!(
+            statuses
+                .iter()
+                .all(|s| [200, 202, 204, 404, 409].contains(s)),
+            "{statuses:?}"
+        );
+        let video = app
+            .http
+            .get(app.url(&format!("/v1/videos/{id}")))
+            .send()
+            .await
+            .unwrap();
+        if video.status() == 404 {
+            assert!(!app.entries("uploads").contains(&id));
+        } else {
+            let video: serde_json::Value = video.json().await.unwrap();
+            assert!(
+                ["queued", "canceled"].contains(&video["status"].as_str().unwrap()),
+                "{video}"
+            );
+            assert!(app.entries("uploads").contains(&id));
+        }
+    }
+    app.shutdown().await;
+    std::fs::remove_dir_all(fixtures).unwrap();
+}
+
+async fn wait_until<F, Fut>(mut check: F, limit: Duration)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "condition not met within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,247 @@
+//! The reaper, the reconciler, the sweeper and the disk check, one tick at a time.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestApp, make_clip, scratch};
+use prostream_worker::{
+    maintenance::{self, Settings},
+    pipeline::{self, Outcome},
+};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const SETTINGS: Settings = Settings {
+    interval: Duration::from_secs(1),
+    reconcile_after: Duration::from_secs(30),
+};
+
+async fn deliveries(app: &TestApp) -> usize {
+    let mut redis = app.redis.clone();
+    redis::cmd("HLEN")
+        .arg(format!("{}:data", app.queue_name))
+        .query_async(&mut redis)
+        .await
+        .unwrap()
+}
+
+async fn forget_redis(app: &TestApp) {
+    let mut redis = app.redis.clone();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", app.queue_name))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+    }
+}
+
+/// Pretends a worker claimed `job` and then died: the lease ran out a while ago.
+async fn claimed_by_a_dead_worker(app: &TestApp, job: Uuid, attempts: i32) {
+    sqlx::query(
+        "UPDATE jobs SET state = 'processing', attempts = $2, worker_id = 'dead',
+                         lease_expires_at = now() - interval '5 seconds', started_at = now()
+         WHERE id = $1",
+    )
+    .bind(job)
+    .bind(attempts)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn expired_leases_are_queued_again_or_failed_on_the_last_attempt(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let clip = make_clip(&fixtures, "c.mp4", 1, 320, 240, false).await;
+    let again = app.upload_ok(&clip).await;
+    let last = app.upload_ok(&clip).await;
+    claimed_by_a_dead_worker(&app, app.job_id(&again).await, 1).await;
+    claimed_by_a_dead_worker(&app, app.job_id(&last).await, 3).await;
+    forget_redis(&app).await;
+
+    let ctx = app.job_context().await;
+    let tick = maintenance::tick(&ctx, SETTINGS).await.unwrap();
+    assert_eq!(
+        (tick.requeued, tick.failed, tick.pushed),
+        (1, 1, 1),
+        "{tick:?}"
+    );
+    assert_eq!(deliveries(&app).await, 1, "the requeued job was pushed");
+    let video = app.get_json(&format!("/v1/videos/{again}")).await;
+    assert_eq!(
+        (video["status"].as_str(), video["attempts"].as_i64()),
+        (Some("queued"), Some(1))
+    );
+    let video = app.get_json(&format!("/v1/videos/{last}")).await;
+    assert_eq!(video["status"], "failed");
+    assert_eq!(video["error"]["code"], "worker_lost");
+
+    // A live lease is left alone.
+    assert_eq!(
+        pipeline::process(&ctx, app.job_id(&again).await)
+            .await
+            .unwrap(),
+        Outcome::Ready
+    );
+    let tick = maintenance::tick(&ctx, SETTINGS).await.unwrap();
+    assert_eq!((tick.requeued, tick.failed, tick.pushed), (0, 0, 0));
+    app.shutdown().await;
+    std::fs::remove_dir_all(fixtures).unwrap();
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn queued_jobs_lost_by_redis_are_pushed_again(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let clip = make_clip(&fixtures, "c.mp4", 1, 320, 240, false).await;
+    let id = app.upload_ok(&clip).await;
+    forget_redis(&app).await; // what FLUSHALL or a Redis restart does
+    let ctx = app.job_context().await;
+
+    // Pushed moments ago: not yet considered lost.
+    assert_eq!(maintenance::tick(&ctx, SETTINGS).await.unwrap().pushed, 0);
+    let quick = Settings {
+        reconcile_after: Duration::from_millis(200),
+        ..SETTINGS
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(maintenance::tick(&ctx, quick).await.unwrap().pushed, 1);
+    assert_eq!(deliveries(&app).await, 1);
+    // Just pushed again: the next tick leaves it alone.
+    assert_eq!(maintenance::tick(&ctx, quick).await.unwrap().pushed, 0);
+    assert_eq!(
+        pipeline::process(&ctx, app.job_id(&id).await)
+            .await
+            .unwrap(),
+        Outcome::Ready
+    );
+    app.shutdown().await;
+    std::fs::remove_dir_all(fixtures).unwrap();
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn a_retry_waits_for_its_backoff_before_it_is_pushed_or_claimed(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let clip = make_clip(&fixtures, "c.mp4", 6, 640, 360, true).await;
+    let id = app.upload_ok(&clip).await;
+    let job = app.job_id(&id).await;
+    let mut ctx = app.job_context().await;
+    ctx.retry_backoff = Duration::from_secs(3600);
+    ctx.encode_timeout_factor = 0.0;
+    ctx.encode_timeout_min = Duration::from_millis(200);
+    let outcome = pipeline::process(&ctx, job).await.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Retrying {
+            code: "transcode_timeout".into()
+        }
+    );
+    forget_redis(&app).await;
+    let quick = Settings {
+        reconcile_after: Duration::ZERO,
+        ..SETTINGS
+    };
+    assert_eq!(
+        maintenance::tick(&ctx, quick).await.unwrap().pushed,
+        0,
+        "not due for an hour"
+    );
+    assert_eq!(
+        pipeline::process(&ctx, job).await.unwrap(),
+        Outcome::Duplicate,
+        "not claimable yet"
+    );
+    sqlx::query("UPDATE jobs SET run_after = now() WHERE id = $1")
+        .bind(job)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(maintenance::tick(&ctx, quick).await.unwrap().pushed, 1);
+    app.shutdown().await;
+    std::fs::remove_dir_all(fixtures).unwrap();
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn leftovers_of_dead_attempts_are_swept_and_live_work_is_kept(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let clip = make_clip(&fixtures, "c.mp4", 1, 320, 240, false).await;
+    let id = app.upload_ok(&clip).await;
+    let job = app.job_id(&id).await;
+    claimed_by_a_dead_worker(&app, job, 2).await;
+    sqlx::query("UPDATE jobs SET lease_expires_at = now() + interval '1 hour' WHERE id = $1")
+        .bind(job)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let work = app.media_dir.join("work");
+    for name in [
+        format!("{job}-1"),
+        format!("{job}-2"),
+        format!("{}-1", Uuid::now_v7()),
+        "stray".into(),
+    ] {
+        std::fs::create_dir_all(work.join(&name)).unwrap();
+        std::fs::write(work.join(&name).join("x.m4s"), b"x").unwrap();
+        let status = std::process::Command::new("touch")
+            .args(["-d", "2 hours ago"])
+            .arg(work.join(&name))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    std::fs::create_dir_all(work.join("fresh")).unwrap();
+    let stale_upload = app.media_dir.join("uploads").join(".incoming-old");
+    std::fs::write(&stale_upload, b"x").unwrap();
+    std::process::Command::new("touch")
+        .args(["-d", "2 hours ago"])
+        .arg(&stale_upload)
+        .status()
+        .unwrap();
+
+    let ctx = app.job_context().await;
+    let tick = maintenance::tick(&ctx, SETTINGS).await.unwrap();
+    assert_eq!(tick.swept, 4, "{tick:?}");
+    let mut left = app.entries("work");
+    left.sort();
+    assert_eq!(
+        left,
+        [format!("{job}-2"), "fresh".to_owned()],
+        "the running attempt and new work stay"
+    );
+    assert_eq!(app.entries("uploads"), [id]);
+    app.shutdown().await;
+    std::fs::remove_dir_all(fixtures).unwrap();
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn a_worker_short_of_disk_leaves_the_job_for_others(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let clip = make_clip(&fixtures, "c.mp4", 1, 320, 240, false).await;
+    let id = app.upload_ok(&clip).await;
+    let mut ctx = app.job_context().await;
+    ctx.min_free_disk = u64::MAX;
+    assert_eq!(
+        pipeline::process(&ctx, app.job_id(&id).await)
+            .await
+            .unwrap(),
+        Outcome::Deferred
+    );
+    let video = app.get_json(&format!("/v1/videos/{id}")).await;
+    assert_eq!(
+        (video["status"].as_str(), video["attempts"].as_i64()),
+        (Some("queued"), Some(0))
+    );
+    app.shutdown().await;
+    std::fs::remove_dir_all(fixtures).unwrap();
+}
