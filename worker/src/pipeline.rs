@@ -20,7 +20,7 @@ use prostream::{
     storage::{self, MediaRoot},
 };
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -178,12 +178,15 @@ async fn attempt(
 
     let cancel = ctx.shutdown.child_token();
     let progress = Arc::new(AtomicU32::new(0f32.to_bits()));
-    let heartbeat = tokio::spawn(heartbeat(
+    // Aborted with this future: if apalis drops a running job (its consumer
+    // died, e.g. after a Redis FLUSHALL), ffmpeg dies by kill_on_drop and the
+    // lease must stop being renewed, or the reaper would never free the job.
+    let heartbeat = AbortOnDropHandle::new(tokio::spawn(heartbeat(
         ctx.clone(),
         job.clone(),
         progress.clone(),
         cancel.clone(),
-    ));
+    )));
     let encode = EncodeJob {
         input: &source,
         out_dir: work,

@@ -46,12 +46,15 @@ impl TestApp {
     }
 
     pub async fn spawn_with(pool: PgPool, limits: MediaLimits) -> Self {
+        Self::spawn_on(pool, limits, &redis_url()).await
+    }
+
+    /// The API against a Redis of the caller's choosing (fault tests restart it).
+    pub async fn spawn_on(pool: PgPool, limits: MediaLimits, redis_url: &str) -> Self {
         let id = Uuid::now_v7().simple().to_string();
         let media_dir = std::env::temp_dir().join(format!("prostream-test-{id}"));
         let queue_name = format!("prostream-test:{id}");
-        let redis = queue::connect(&redis_url())
-            .await
-            .expect("Redis is reachable at REDIS_URL");
+        let redis = queue::connect(redis_url).await.expect("Redis is reachable");
         let state = AppState {
             pool: pool.clone(),
             queue: queue::storage(redis.clone(), &queue_name),
