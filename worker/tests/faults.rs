@@ -150,14 +150,13 @@ impl Stack {
             .await
             .unwrap()
             .flatten();
-            if let Some(w) = worker {
-                if let Some(i) = self
+            if let Some(w) = worker
+                && let Some(i) = self
                     .workers
                     .iter()
                     .position(|p| w.starts_with(&format!("{}-", p.host)))
-                {
-                    return i;
-                }
+            {
+                return i;
             }
             assert!(Instant::now() < deadline, "{video} was never claimed");
             tokio::time::sleep(Duration::from_millis(50)).await;
