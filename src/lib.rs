@@ -10,6 +10,7 @@ pub mod media;
 pub mod process;
 pub mod queue;
 pub mod storage;
+pub mod telemetry;
 
 #[cfg(feature = "http")]
 pub mod http;

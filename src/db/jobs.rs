@@ -281,3 +281,13 @@ pub async fn running_attempts(conn: &mut PgConnection) -> sqlx::Result<Vec<(Uuid
         .await?;
     Ok(rows.into_iter().map(|r| (r.id, r.attempts)).collect())
 }
+
+/// How many jobs are in each state (for the metrics endpoint).
+pub async fn count_by_state(conn: &mut PgConnection) -> sqlx::Result<Vec<(JobState, i64)>> {
+    let rows = sqlx::query!(
+        r#"SELECT state AS "state: JobState", count(*) AS "count!" FROM jobs GROUP BY state"#
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.state, r.count)).collect())
+}

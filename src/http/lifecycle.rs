@@ -46,7 +46,7 @@ pub async fn cancel_video(
                     "not_cancelable",
                     format!(
                         "the video is {}; only queued or processing videos can be canceled",
-                        name(other)
+                        other
                     ),
                 ));
             }
@@ -74,7 +74,7 @@ pub async fn retry_video(
                 "not_retryable",
                 format!(
                     "the video is {}; only failed or canceled videos can be retried",
-                    name(other)
+                    other
                 ),
             ),
         });
@@ -111,14 +111,4 @@ pub async fn delete_video(
         .map_err(ApiError::internal)?;
     tracing::info!(video_id = %id, "deleted");
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn name(state: JobState) -> &'static str {
-    match state {
-        JobState::Queued => "queued",
-        JobState::Processing => "processing",
-        JobState::Ready => "ready",
-        JobState::Failed => "failed",
-        JobState::Canceled => "canceled",
-    }
 }

@@ -39,6 +39,8 @@ pub struct AppState {
 
 /// The whole API. `cors_origin` is `*` or a comma-separated list of origins.
 pub fn api_router(state: AppState, cors_origin: &str) -> Router {
+    // The recorder must exist before the first request counts anything.
+    crate::telemetry::handle();
     Router::new()
         .merge(videos::router())
         .merge(lifecycle::router())

@@ -23,6 +23,7 @@ use crate::{
     media::{self, ProbeInfo},
     queue,
     storage::{MediaRoot, TempFile},
+    telemetry,
 };
 
 const DEFAULT_PAGE: i64 = 20;
@@ -162,6 +163,17 @@ pub async fn create_video(
     Query(params): Query<UploadParams>,
     request: Request,
 ) -> Result<impl IntoResponse, ApiError> {
+    let result = accept_upload(state, params, request).await;
+    let label = result.as_ref().map_or_else(ApiError::code, |_| "accepted");
+    metrics::counter!(telemetry::UPLOADS, "result" => label).increment(1);
+    result
+}
+
+async fn accept_upload(
+    state: AppState,
+    params: UploadParams,
+    request: Request,
+) -> Result<(StatusCode, HeaderMap, Json<VideoOut>), ApiError> {
     let cap = state.limits.max_upload_bytes;
     let kind = upload::body_kind(&request)?;
     upload::check_announced_length(&request, cap)?;

@@ -62,6 +62,10 @@ pub struct WorkerConfig {
     #[arg(long, env = "KEEP_ORIGINALS", default_value_t = true, action = clap::ArgAction::Set)]
     pub keep_originals: bool,
 
+    /// Serve Prometheus metrics on this address (e.g. `0.0.0.0:9100`); unset: no metrics endpoint.
+    #[arg(long, env = "WORKER_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
     /// File touched every few seconds while the worker can reach Postgres and
     /// Redis; `prostream-worker healthcheck` reads its age.
     #[arg(

@@ -35,6 +35,9 @@ async fn main() -> anyhow::Result<()> {
         return runner::check_health_file(&config.health_file, Duration::from_secs(30));
     }
     config.log.init();
+    if let Some(addr) = config.metrics_addr {
+        prostream::telemetry::serve(addr)?;
+    }
     let shutdown = CancellationToken::new();
     let ctx = runner::context(&config, shutdown.clone()).await?;
     let health = tokio::spawn(runner::keep_health_file(

@@ -22,6 +22,7 @@ use prostream::{
     db::{self, JobState},
     queue,
     storage::{self, MediaRoot},
+    telemetry,
 };
 use uuid::Uuid;
 
@@ -93,6 +94,10 @@ pub async fn tick(ctx: &JobContext, settings: Settings) -> anyhow::Result<Tick> 
     drop(conn);
     report.swept += sweep_work(&ctx.media, &running).await?;
     report.swept += sweep_incoming(&ctx.media).await?;
+    metrics::counter!(telemetry::REAPED, "result" => "requeued").increment(report.requeued as u64);
+    metrics::counter!(telemetry::REAPED, "result" => "failed").increment(report.failed as u64);
+    metrics::counter!(telemetry::RECONCILED).increment(report.pushed as u64);
+    metrics::counter!(telemetry::SWEPT).increment(report.swept as u64);
     let mut redis = ctx.queue.clone();
     queue::prune_finished(
         redis.get_connection(),

@@ -18,6 +18,7 @@ use prostream::{
     media::{self, ProbeError, ProbeInfo},
     queue::{self, TranscodeQueue},
     storage::{self, MediaRoot},
+    telemetry,
 };
 use sqlx::PgPool;
 use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
@@ -77,6 +78,21 @@ pub enum Outcome {
     Lost,
 }
 
+impl Outcome {
+    /// The metrics label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Ready => "ready",
+            Self::Failed { .. } => "failed",
+            Self::Retrying { .. } => "retrying",
+            Self::Duplicate => "duplicate",
+            Self::Deferred => "deferred",
+            Self::HandedBack => "handed_back",
+            Self::Lost => "lost",
+        }
+    }
+}
+
 /// Why an attempt stopped before publishing.
 #[derive(Debug, thiserror::Error)]
 enum AttemptError {
@@ -130,12 +146,19 @@ pub async fn process(ctx: &JobContext, job_id: Uuid) -> anyhow::Result<Outcome> 
         return Ok(Outcome::Duplicate);
     };
     drop(conn);
-    let span = tracing::info_span!("job", %job_id, video_id = %job.video_id, attempt = job.attempt);
+    let span = tracing::info_span!(
+        "job",
+        %job_id,
+        video_id = %job.video_id,
+        attempt = job.attempt,
+        worker = %ctx.worker_id
+    );
     run_claimed(ctx, &job).instrument(span).await
 }
 
 async fn run_claimed(ctx: &JobContext, job: &ClaimedJob) -> anyhow::Result<Outcome> {
     tracing::info!("job claimed");
+    let started = std::time::Instant::now();
     let work = ctx.media.work_dir(job.job_id, job.attempt);
     let result = attempt(ctx, job, &work).await;
     let outcome = match result {
@@ -146,7 +169,10 @@ async fn run_claimed(ctx: &JobContext, job: &ClaimedJob) -> anyhow::Result<Outco
     storage::remove_dir_if_exists(&work)
         .await
         .with_context(|| format!("removing {}", work.display()))?;
-    tracing::info!(?outcome, "job finished");
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics::histogram!(telemetry::JOB_DURATION, "outcome" => outcome.label()).record(elapsed);
+    metrics::counter!(telemetry::ATTEMPTS, "outcome" => outcome.label()).increment(1);
+    tracing::info!(?outcome, elapsed, "job finished");
     Ok(outcome)
 }
 
@@ -200,6 +226,7 @@ async fn attempt(
         ctx.encode_timeout_factor,
         ctx.encode_timeout_min,
     );
+    let encode_started = std::time::Instant::now();
     let encoded = ffmpeg::encode(&ctx.ffmpeg, &encode, limit, &cancel, |p| {
         progress.store(p.to_bits(), Ordering::Relaxed);
     })
@@ -215,6 +242,8 @@ async fn attempt(
         }
         other => other?,
     }
+    let speed = info.duration_s / encode_started.elapsed().as_secs_f64().max(0.001);
+    metrics::histogram!(telemetry::ENCODE_SPEED).record(speed);
 
     report(ctx, job, JobStage::Publishing, 100.0).await?;
     let renditions = describe(job.video_id, work, &ladder, &info).await?;
@@ -385,6 +414,7 @@ async fn record_failure(
         }
         err if err.is_bad_input() || job.attempt >= job.max_attempts => {
             tracing::warn!(code, error = %err, "job failed");
+            metrics::counter!(telemetry::FAILURES, "code" => code.clone()).increment(1);
             db::jobs::mark_failed(&mut conn, job.job_id, job.attempt, &code, &err.to_string())
                 .await?;
             Ok(Outcome::Failed { code })
@@ -392,6 +422,7 @@ async fn record_failure(
         err => {
             let delay = backoff(ctx.retry_backoff, job.attempt);
             tracing::warn!(code, error = %err, ?delay, "transient failure; job queued again");
+            metrics::counter!(telemetry::RETRIES, "code" => code.clone()).increment(1);
             // The reconciler pushes it once the delay has passed.
             db::jobs::requeue(&mut conn, job.job_id, job.attempt, true, delay).await?;
             Ok(Outcome::Retrying { code })

@@ -159,3 +159,39 @@ async fn health_and_readiness_answer(pool: PgPool) {
     assert!(body["detail"].as_str().unwrap().contains("Postgres"));
     app.shutdown().await;
 }
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn metrics_report_jobs_by_state_queue_depth_and_uploads(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let clip = make_clip(&fixtures, "m.mp4", 1, 160, 120, false).await;
+    app.upload_ok(&clip).await;
+    app.upload_ok(&clip).await;
+    let (status, _) = app.upload_bytes(b"not a video".to_vec(), "video/mp4").await;
+    assert_eq!(status, 415);
+
+    let response = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    for line in [
+        "prostream_jobs{state=\"queued\"} 2",
+        "prostream_jobs{state=\"ready\"} 0",
+        "prostream_queue_depth 2",
+        "# TYPE prostream_jobs gauge",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    assert!(
+        text.contains("prostream_uploads_total{result=\"accepted\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("prostream_uploads_total{result=\"unsupported_media\"}"),
+        "{text}"
+    );
+    app.shutdown().await;
+    std::fs::remove_dir_all(fixtures).unwrap();
+}

@@ -88,6 +88,7 @@ fn free_port() -> u16 {
 struct Worker {
     host: String,
     child: Child,
+    metrics: String,
 }
 
 struct Stack {
@@ -108,6 +109,7 @@ impl Stack {
         self.spawned += 1;
         let host = format!("fault-w{}", self.spawned);
         let log = std::fs::File::create(self.logs.join(format!("{host}.log"))).unwrap();
+        let metrics = format!("127.0.0.1:{}", free_port());
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_prostream-worker"));
         cmd.env("HOSTNAME", &host)
             .env("DATABASE_URL", &self.database_url)
@@ -125,12 +127,17 @@ impl Stack {
                 self.logs.join(format!("{host}.health")),
             )
             .env("RUST_LOG", "info,sqlx=warn")
+            .env("WORKER_METRICS_ADDR", &metrics)
             .envs(extra.iter().copied())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .kill_on_drop(true);
         let child = cmd.spawn().unwrap();
-        self.workers.push(Worker { host, child });
+        self.workers.push(Worker {
+            host,
+            child,
+            metrics,
+        });
     }
 
     async fn upload(&mut self, clip: &Path) -> String {
@@ -285,6 +292,25 @@ async fn fault_injection_suite(pool: PgPool) {
     assert_eq!(lost, 0);
     assert_eq!(duplicates, 0);
     assert_eq!(published.len(), ready.len());
+
+    // The live workers export what they did.
+    let mut scraped = String::new();
+    for worker in &stack.workers {
+        let url = format!("http://{}/metrics", worker.metrics);
+        scraped += &reqwest::get(&url).await.unwrap().text().await.unwrap();
+    }
+    for name in [
+        "prostream_job_attempts_total{outcome=\"ready\"}",
+        "prostream_job_duration_seconds_bucket",
+        "prostream_encode_speed_ratio_bucket",
+        "prostream_jobs_reconciled_total",
+        "prostream_leases_reaped_total",
+    ] {
+        assert!(
+            scraped.contains(name),
+            "no {name} in the workers' metrics:\n{scraped}"
+        );
+    }
     stack.stop_all_workers().await;
     let app = stack.app;
     app.shutdown().await;
