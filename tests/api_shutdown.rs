@@ -1,0 +1,148 @@
+//! SIGTERM on the real `prostream serve` process: it stops accepting
+//! connections, lets an upload in flight finish, and exits 0.
+
+use std::{
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use sqlx::PgPool;
+use tokio::process::Command;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn sigterm_lets_an_upload_in_flight_finish_and_refuses_new_connections(pool: PgPool) {
+    let database: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let base = std::env::var("DATABASE_URL").unwrap();
+    let database_url = format!("{}/{database}", base.rsplit_once('/').unwrap().0);
+    let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let media = std::env::temp_dir().join(format!("prostream-shutdown-{id}"));
+    let addr = format!("127.0.0.1:{}", free_port());
+
+    // A real clip to upload, made before the server starts.
+    std::fs::create_dir_all(&media).unwrap();
+    let clip = media.join("clip.mp4");
+    let made = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=30:duration=2",
+        ])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(&clip)
+        .status()
+        .await
+        .unwrap();
+    assert!(made.success());
+    let body = std::fs::read(&clip).unwrap();
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_prostream"))
+        .arg("serve")
+        .env("BIND_ADDR", &addr)
+        .env("DATABASE_URL", &database_url)
+        .env("REDIS_URL", &redis_url)
+        .env("QUEUE_NAME", format!("prostream-test:{id}"))
+        .env("MEDIA_ROOT", media.join("root"))
+        .env("SHUTDOWN_GRACE_SECS", "20")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the API did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // An upload that trickles in over about two seconds.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    let chunks: Vec<Vec<u8>> = body
+        .chunks(body.len() / 10 + 1)
+        .map(<[u8]>::to_vec)
+        .collect();
+    let upload = tokio::spawn({
+        let (client, url) = (client.clone(), format!("http://{addr}/v1/videos"));
+        async move {
+            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|c| (c, rx))
+            });
+            client
+                .post(url)
+                .header("content-type", "video/mp4")
+                .body(reqwest::Body::wrap_stream(stream))
+                .send()
+                .await
+        }
+    });
+    let mut chunks = chunks.into_iter();
+    tx.send(Ok(chunks.next().unwrap())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let pid = server.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-s", "TERM", &pid])
+            .status()
+            .await
+            .unwrap()
+            .success()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // New connections are refused while the upload is still arriving.
+    assert!(
+        reqwest::Client::new()
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .is_err(),
+        "the API still accepts connections after SIGTERM"
+    );
+    for chunk in chunks {
+        tx.send(Ok(chunk)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(tx);
+    let response = upload
+        .await
+        .unwrap()
+        .expect("the upload in flight gets its answer");
+    assert_eq!(response.status(), 202);
+    let status = tokio::time::timeout(Duration::from_secs(10), server.wait())
+        .await
+        .expect("the API exits once the upload is done")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let videos: i64 = sqlx::query_scalar("SELECT count(*) FROM videos")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(videos, 1);
+    std::fs::remove_dir_all(&media).unwrap();
+}
