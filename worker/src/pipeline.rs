@@ -405,29 +405,40 @@ async fn record_failure(
 ) -> anyhow::Result<Outcome> {
     let mut conn = ctx.pool.acquire().await?;
     let code = err.code().to_owned();
-    match err {
-        AttemptError::Lost => Ok(Outcome::Lost),
+    // Each write is fenced: `false` means the job was canceled, deleted or
+    // reaped meanwhile, and what happened to this attempt no longer matters.
+    let outcome = match err {
+        AttemptError::Lost => return Ok(Outcome::Lost),
         AttemptError::Shutdown => {
-            db::jobs::requeue(&mut conn, job.job_id, job.attempt, false, Duration::ZERO).await?;
+            if !db::jobs::requeue(&mut conn, job.job_id, job.attempt, false, Duration::ZERO).await?
+            {
+                return Ok(Outcome::Lost);
+            }
             push_now(ctx, &mut conn, job.job_id).await;
-            Ok(Outcome::HandedBack)
+            Outcome::HandedBack
         }
         err if err.is_bad_input() || job.attempt >= job.max_attempts => {
+            if !db::jobs::mark_failed(&mut conn, job.job_id, job.attempt, &code, &err.to_string())
+                .await?
+            {
+                return Ok(Outcome::Lost);
+            }
             tracing::warn!(code, error = %err, "job failed");
             metrics::counter!(telemetry::FAILURES, "code" => code.clone()).increment(1);
-            db::jobs::mark_failed(&mut conn, job.job_id, job.attempt, &code, &err.to_string())
-                .await?;
-            Ok(Outcome::Failed { code })
+            Outcome::Failed { code }
         }
         err => {
             let delay = backoff(ctx.retry_backoff, job.attempt);
+            // The reconciler pushes it once the delay has passed.
+            if !db::jobs::requeue(&mut conn, job.job_id, job.attempt, true, delay).await? {
+                return Ok(Outcome::Lost);
+            }
             tracing::warn!(code, error = %err, ?delay, "transient failure; job queued again");
             metrics::counter!(telemetry::RETRIES, "code" => code.clone()).increment(1);
-            // The reconciler pushes it once the delay has passed.
-            db::jobs::requeue(&mut conn, job.job_id, job.attempt, true, delay).await?;
-            Ok(Outcome::Retrying { code })
+            Outcome::Retrying { code }
         }
-    }
+    };
+    Ok(outcome)
 }
 
 /// `base`, doubled for every attempt after the first, at most 10 minutes.

@@ -219,6 +219,191 @@ impl Stack {
     }
 }
 
+/// A Postgres server of the test's own, so it can really be restarted.
+struct PgCluster {
+    dir: PathBuf,
+    port: u16,
+}
+
+impl PgCluster {
+    fn bin(tool: &str) -> PathBuf {
+        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL server binaries are installed (scripts/test.sh installs them)")
+            .map(|e| e.unwrap().path())
+            .collect();
+        versions.sort();
+        versions.last().unwrap().join("bin").join(tool)
+    }
+
+    /// initdb refuses to run as root: run the server tools as `postgres` then.
+    fn command(tool: &str) -> Command {
+        Command::from(Self::std_command(tool))
+    }
+
+    fn std_command(tool: &str) -> std::process::Command {
+        let is_root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        if is_root {
+            let mut cmd = std::process::Command::new("runuser");
+            cmd.args(["-u", "postgres", "--"]).arg(Self::bin(tool));
+            cmd
+        } else {
+            std::process::Command::new(Self::bin(tool))
+        }
+    }
+
+    async fn start() -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("prostream-pg-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::process::Command::new("chmod")
+            .args(["777"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        let cluster = Self {
+            dir,
+            port: free_port(),
+        };
+        let data = cluster.dir.join("data");
+        let init = Self::command("initdb")
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "-D"])
+            .arg(&data)
+            .stdout(Stdio::null())
+            .status()
+            .await
+            .unwrap();
+        assert!(init.success(), "initdb failed");
+        cluster.pg_ctl("start").await;
+        cluster
+    }
+
+    async fn pg_ctl(&self, action: &str) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        let status = Self::command("pg_ctl")
+            .args(["-D"])
+            .arg(self.dir.join("data"))
+            .args(["-l"])
+            .arg(self.dir.join("server.log"))
+            .args(["-o", &options, "-m", "fast", "-w", action])
+            .stdout(Stdio::null())
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success(), "pg_ctl {action} failed");
+    }
+
+    fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = Self::std_command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Stack {
+    async fn new(pool: PgPool, database_url: String, fixtures: &Path) -> Self {
+        let redis = Redis::start(free_port()).await;
+        let app = TestApp::spawn_on(pool, MediaLimits::default(), &redis.url()).await;
+        let logs = fixtures.join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let mut stack = Stack {
+            app,
+            redis,
+            database_url,
+            logs,
+            workers: Vec::new(),
+            spawned: 0,
+            submitted: 0,
+            faults: Vec::new(),
+            expect_ready: Vec::new(),
+        };
+        for _ in 0..WORKERS {
+            stack.spawn_worker(&[]);
+        }
+        stack
+    }
+}
+
+/// 3c. Postgres really restarts while a job encodes: the API answers with an
+/// error instead of hanging, and the workers carry on without a restart.
+#[tokio::test]
+async fn postgres_restart_during_encoding_loses_nothing() {
+    let cluster = PgCluster::start().await;
+    let admin = sqlx::PgPool::connect(&cluster.url("postgres"))
+        .await
+        .unwrap();
+    sqlx::query("CREATE DATABASE prostream")
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(&cluster.url("prostream"))
+        .await
+        .unwrap();
+    prostream::db::MIGRATOR.run(&pool).await.unwrap();
+    let fixtures = scratch();
+    let mut stack = Stack::new(pool, cluster.url("prostream"), &fixtures).await;
+    let clip = make_clip(&fixtures, "medium.mp4", 10, 1280, 720, true).await;
+    let outcome = {
+        let run = async {
+            let id = stack.upload(&clip).await;
+            stack.holder(&id).await;
+            cluster.pg_ctl("stop").await;
+            let during = stack
+                .app
+                .http
+                .get(stack.app.url(&format!("/v1/videos/{id}")))
+                .timeout(Duration::from_secs(30))
+                .send()
+                .await
+                .expect("the API answers while Postgres is down");
+            assert!(during.status().is_server_error(), "{}", during.status());
+            let problem: serde_json::Value = during.json().await.unwrap();
+            assert!(problem["code"].is_string(), "{problem}");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            cluster.pg_ctl("start").await;
+            stack.faults.push("Postgres restart mid-encode");
+            stack.expect_ready.push(id);
+            stack.wait_all_ready().await;
+        };
+        futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run)).await
+    };
+    if let Err(panic) = outcome {
+        stack.dump_logs();
+        std::panic::resume_unwind(panic);
+    }
+    println!(
+        "postgres restart summary: jobs submitted: {}, faults injected: {}, jobs lost: 0, duplicate outputs: {}",
+        stack.submitted,
+        stack.faults.len(),
+        stack.app.entries("videos").len() - 1
+    );
+    assert_eq!(stack.app.entries("videos").len(), 1);
+    stack.stop_all_workers().await;
+    let app = stack.app;
+    app.shutdown().await;
+    std::fs::remove_dir_all(fixtures).unwrap();
+}
+
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn fault_injection_suite(pool: PgPool) {
     let database_name: String = sqlx::query_scalar("SELECT current_database()")
@@ -227,25 +412,8 @@ async fn fault_injection_suite(pool: PgPool) {
         .unwrap();
     let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set for sqlx::test");
     let database_url = format!("{}/{database_name}", base.rsplit_once('/').unwrap().0);
-    let redis = Redis::start(free_port()).await;
-    let app = TestApp::spawn_on(pool, MediaLimits::default(), &redis.url()).await;
     let fixtures = scratch();
-    let logs = fixtures.join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let mut stack = Stack {
-        app,
-        redis,
-        database_url,
-        logs,
-        workers: Vec::new(),
-        spawned: 0,
-        submitted: 0,
-        faults: Vec::new(),
-        expect_ready: Vec::new(),
-    };
-    for _ in 0..WORKERS {
-        stack.spawn_worker(&[]);
-    }
+    let mut stack = Stack::new(pool, database_url, &fixtures).await;
     let medium = make_clip(&fixtures, "medium.mp4", 10, 1280, 720, true).await;
     let small = make_clip(&fixtures, "small.mp4", 2, 320, 240, true).await;
 

@@ -211,6 +211,11 @@ async fn leftovers_of_dead_attempts_are_swept_and_live_work_is_kept(pool: PgPool
     let ctx = app.job_context().await;
     let tick = maintenance::tick(&ctx, SETTINGS).await.unwrap();
     assert_eq!(tick.swept, 4, "{tick:?}");
+    assert_eq!(
+        (tick.requeued, tick.failed),
+        (0, 0),
+        "a live lease is never reaped"
+    );
     let mut left = app.entries("work");
     left.sort();
     assert_eq!(
@@ -242,6 +247,32 @@ async fn a_worker_short_of_disk_leaves_the_job_for_others(pool: PgPool) {
         (video["status"].as_str(), video["attempts"].as_i64()),
         (Some("queued"), Some(0))
     );
+    app.shutdown().await;
+    std::fs::remove_dir_all(fixtures).unwrap();
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn originals_are_deleted_after_success_only_when_configured(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let clip = make_clip(&fixtures, "c.mp4", 1, 320, 240, false).await;
+    let kept = app.upload_ok(&clip).await;
+    let dropped = app.upload_ok(&clip).await;
+    let mut ctx = app.job_context().await;
+    assert_eq!(
+        pipeline::process(&ctx, app.job_id(&kept).await)
+            .await
+            .unwrap(),
+        Outcome::Ready
+    );
+    ctx.keep_originals = false;
+    assert_eq!(
+        pipeline::process(&ctx, app.job_id(&dropped).await)
+            .await
+            .unwrap(),
+        Outcome::Ready
+    );
+    assert_eq!(app.entries("uploads"), [kept]);
     app.shutdown().await;
     std::fs::remove_dir_all(fixtures).unwrap();
 }
