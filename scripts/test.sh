@@ -14,7 +14,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/services.sh"
 cd "$PROSTREAM_REPO"
 services_trap
 
-ensure_tools ffmpeg postgres redis
+ensure_tools ffmpeg postgres redis procps
 ensure_postgres postgres
 create_database "$(pg_url_db "$DATABASE_URL")"
 ensure_redis

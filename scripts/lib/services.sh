@@ -101,7 +101,7 @@ pg_bindir() {
     return 1
 }
 
-# ensure_tools [ffmpeg] [postgres] [redis] [curl]  (default: ffmpeg postgres redis)
+# ensure_tools [ffmpeg] [postgres] [redis] [curl] [procps]  (default: ffmpeg postgres redis)
 # Installs what is missing with apt-get when we are root; otherwise says what to install and fails.
 ensure_tools() {
     local want=("$@") packages=() tool
@@ -116,6 +116,8 @@ ensure_tools() {
             ;;
         redis) command -v redis-server >/dev/null && command -v redis-cli >/dev/null || packages+=(redis-server) ;;
         curl) command -v curl >/dev/null || packages+=(curl) ;;
+        # pgrep: the tests check that no ffmpeg outlives its job.
+        procps) command -v pgrep >/dev/null || packages+=(procps) ;;
         *) die "ensure_tools: unknown tool '$tool'" ;;
         esac
     done
