@@ -203,6 +203,21 @@ impl Stack {
         }
     }
 
+    /// With Postgres away the API answers promptly, with a 5xx that carries a code.
+    async fn assert_coded_5xx_while_postgres_is_down(&self, id: &str) {
+        let during = self
+            .app
+            .http
+            .get(self.app.url(&format!("/v1/videos/{id}")))
+            .timeout(Duration::from_secs(40))
+            .send()
+            .await
+            .expect("the API answers while Postgres is down");
+        assert!(during.status().is_server_error(), "{}", during.status());
+        let problem: serde_json::Value = during.json().await.unwrap();
+        assert!(problem["code"].is_string(), "{problem}");
+    }
+
     fn dump_logs(&self) {
         for entry in std::fs::read_dir(&self.logs).unwrap() {
             let path = entry.unwrap().path();
@@ -368,17 +383,7 @@ async fn postgres_restart_during_encoding_loses_nothing() {
             let id = stack.upload(&clip).await;
             stack.holder(&id).await;
             cluster.pg_ctl("stop").await;
-            let during = stack
-                .app
-                .http
-                .get(stack.app.url(&format!("/v1/videos/{id}")))
-                .timeout(Duration::from_secs(30))
-                .send()
-                .await
-                .expect("the API answers while Postgres is down");
-            assert!(during.status().is_server_error(), "{}", during.status());
-            let problem: serde_json::Value = during.json().await.unwrap();
-            assert!(problem["code"].is_string(), "{problem}");
+            stack.assert_coded_5xx_while_postgres_is_down(&id).await;
             tokio::time::sleep(Duration::from_secs(2)).await;
             cluster.pg_ctl("start").await;
             stack.faults.push("Postgres restart mid-encode");
@@ -574,17 +579,7 @@ async fn postgres_outage_during_encoding(stack: &mut Stack, clip: &Path) {
         .await
         .unwrap();
     // While it is down the API answers, with a clear error rather than hanging.
-    let during = stack
-        .app
-        .http
-        .get(stack.app.url(&format!("/v1/videos/{id}")))
-        .timeout(Duration::from_secs(40))
-        .send()
-        .await
-        .expect("the API answers while Postgres is down");
-    assert!(during.status().is_server_error(), "{}", during.status());
-    let problem: serde_json::Value = during.json().await.unwrap();
-    assert!(problem["code"].is_string(), "{problem}");
+    stack.assert_coded_5xx_while_postgres_is_down(&id).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     sqlx::query(&format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true"))
         .execute(&admin)
