@@ -220,6 +220,10 @@ pub fn encode_timeout(duration_s: f64, factor: f64, minimum: Duration) -> Durati
 }
 
 /// Runs the encode, calling `on_progress` with 0–100 as ffmpeg reports it.
+///
+/// `-progress pipe:1` also ties ffmpeg's life to ours: if the worker is
+/// SIGKILLed (no `kill_on_drop` then), ffmpeg's next progress write hits a
+/// closed pipe and it exits instead of encoding for nobody.
 pub async fn encode(
     ffmpeg: &Path,
     job: &EncodeJob<'_>,

@@ -497,6 +497,30 @@ async fn sigkill_mid_encode(stack: &mut Stack, clip: &Path) {
     let mut killed = stack.signal(holder, "KILL").await;
     killed.child.wait().await.unwrap();
     stack.faults.push("SIGKILL worker mid-encode");
+    // Its ffmpeg is orphaned, not killed: it dies on its next progress write
+    // into the closed pipe (about every half second).
+    let job: String = sqlx::query_scalar("SELECT id::text FROM jobs WHERE video_id = $1::uuid")
+        .bind(&id)
+        .fetch_one(&stack.app.pool)
+        .await
+        .unwrap();
+    let pattern = format!("{}/work/{job}-1/", stack.app.media_dir.display());
+    wait_until(
+        "the killed worker's ffmpeg exits",
+        Duration::from_secs(5),
+        || {
+            let pattern = pattern.clone();
+            async move {
+                let out = Command::new("pgrep")
+                    .args(["-f", &pattern])
+                    .output()
+                    .await
+                    .unwrap();
+                out.stdout.is_empty()
+            }
+        },
+    )
+    .await;
     stack.spawn_worker(&[]);
     let video = stack
         .app
