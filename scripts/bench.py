@@ -1,0 +1,393 @@
+"""ProStream benchmarks, driven by scripts/bench (which starts the stack and sets the environment).
+
+Every figure is measured side by side with its comparison point in this one run, on this machine,
+and written to BENCHMARKS.md with the ratio and the command that reproduces it.
+"""
+
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+API = os.environ["BENCH_API"]
+SCRATCH = Path(os.environ["BENCH_SCRATCH"])
+MEDIA = Path(os.environ["MEDIA_ROOT"])
+API_PID = int(os.environ["BENCH_API_PID"])
+WORKER_LOGS = [Path(p) for p in os.environ["BENCH_WORKER_LOGS"].split(":")]
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+REPO = Path(__file__).resolve().parent.parent
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+rows = []  # (benchmark, ours, comparison, ratio, goal, verdict, command)
+
+
+def log(msg):
+    print(f"==> {msg}", file=sys.stderr, flush=True)
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def timed(cmd):
+    """Wall seconds and CPU seconds (user + system of the children) of a command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, shell=isinstance(cmd, str))
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def http_json(method, path, body=None, headers=None):
+    req = urllib.request.Request(API + path, data=body, method=method, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=600) as resp:
+        return resp.status, json.loads(resp.read() or b"null")
+
+
+def upload(path):
+    with open(path, "rb") as f:
+        status, video = http_json("POST", "/v1/videos", f.read(), {"Content-Type": "video/mp4"})
+    assert status == 202, video
+    return video["id"]
+
+
+def wait_status(video_id, wanted, interval=0.25, limit=3600):
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        _, video = http_json("GET", f"/v1/videos/{video_id}")
+        if video["status"] in wanted:
+            return video
+        time.sleep(interval)
+    raise TimeoutError(f"{video_id} not {wanted}")
+
+
+def psql(sql):
+    out = run(["psql", "-X", "-At", "-d", os.environ["DATABASE_URL"], "-c", sql], capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def make_clip(name, secs, width, height):
+    """Noisy test pattern with a tone, at a high bitrate: testsrc2 alone is too easy to encode."""
+    path = SCRATCH / name
+    run([
+        "ffmpeg", "-v", "error", "-y",
+        "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=30:duration={secs}",
+        "-f", "lavfi", "-i", f"sine=frequency=440:duration={secs}",
+        "-vf", "noise=alls=20:allf=t+u", "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "20M",
+        "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path),
+    ])
+    return path
+
+
+def worker_command(video_id):
+    """The exact ffmpeg command a worker ran for the video, from its debug log."""
+    for log_path in WORKER_LOGS:
+        for line in log_path.read_text().splitlines():
+            line = ANSI.sub("", line)
+            if video_id in line and "running ffmpeg" in line and "command=" in line:
+                return shlex.split(line.split("command=", 1)[1])
+    raise LookupError(f"no ffmpeg command logged for {video_id}")
+
+
+def add(bench, ours, comparison, ratio, goal, met, command):
+    verdict = "—" if met is None else ("met" if met else "not met")
+    rows.append((bench, ours, comparison, ratio, goal, verdict, command))
+    log(f"{bench}: {ours} vs {comparison} ({ratio}) {verdict}")
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+
+
+# --- 1 and 2: pipeline overhead, single decode against one process per rung -------------------------
+
+def bench_pipeline(clip, duration):
+    start = time.perf_counter()
+    video_id = upload(clip)
+    video = wait_status(video_id, {"ready", "failed"})
+    pipeline_wall = time.perf_counter() - start
+    assert video["status"] == "ready", video
+    cmd = worker_command(video_id)
+    bare_out = SCRATCH / "bare"
+    bare_out.mkdir(exist_ok=True)
+    work = re.compile(r"^.*/work/[^/]+/")
+    bare_cmd = [work.sub(str(bare_out) + "/", a) for a in cmd]
+    bare_wall, bare_cpu = timed(bare_cmd)
+    ratio = pipeline_wall / bare_wall
+    add("1. Pipeline overhead: upload → ready (wall)", f"{pipeline_wall:.1f} s", f"{bare_wall:.1f} s bare ffmpeg",
+        f"{ratio:.2f}×", "≤ 1.10×", ratio <= 1.10,
+        "the worker's logged ffmpeg command, rerun by hand on the same file")
+    return video, bare_cmd, bare_wall, bare_cpu
+
+
+def per_rung_commands(source, rungs, out_dir):
+    """The peers' way: one ffmpeg per rung, each decoding the source, same encoder settings."""
+    out_dir.mkdir(exist_ok=True)
+    cmds = []
+    for r in rungs:
+        kbps = int(r["bandwidth_target"])
+        cmds.append([
+            "ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-i", str(source),
+            "-vf", f"scale={r['width']}:{r['height']},setsar=1",
+            "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-pix_fmt", "yuv420p",
+            "-sc_threshold", "0", "-flags", "+cgop", "-g", "60", "-keyint_min", "60",
+            "-force_key_frames", "expr:gte(t,n_forced*2)",
+            "-b:v", f"{kbps}k", "-maxrate", f"{kbps * 107 // 100}k", "-bufsize", f"{kbps * 3 // 2}k",
+            "-c:a", "aac", "-b:a", "128k", "-ac", "2",
+            "-f", "hls", "-hls_time", "4", "-hls_playlist_type", "vod", "-hls_segment_type", "fmp4",
+            "-hls_fmp4_init_filename", f"{r['name']}_init.mp4",
+            "-hls_segment_filename", str(out_dir / f"{r['name']}_%05d.m4s"), str(out_dir / f"{r['name']}.m3u8"),
+        ])
+    return cmds
+
+
+def bitrate_args(cmd):
+    """Per-rung target kbit/s from the worker's command (-b:v:N 2800k)."""
+    rates = {}
+    for i, a in enumerate(cmd):
+        m = re.fullmatch(r"-b:v:(\d+)", a)
+        if m:
+            rates[int(m.group(1))] = int(cmd[i + 1].rstrip("k"))
+    return [rates[i] for i in sorted(rates)]
+
+
+def bench_single_decode(clip, video, bare_cmd, bare_wall, bare_cpu):
+    rates = bitrate_args(bare_cmd)
+    rungs = [dict(r, bandwidth_target=rate) for r, rate in zip(video["renditions"], rates)]
+    wall = cpu = 0.0
+    for cmd in per_rung_commands(clip, rungs, SCRATCH / "per-rung"):
+        w, c = timed(cmd)
+        wall += w
+        cpu += c
+    add(f"2a. Single decode, CPU ({len(rungs)} rungs)", f"{bare_cpu:.0f} CPU-s", f"{cpu:.0f} CPU-s, one process per rung",
+        f"{bare_cpu / cpu:.2f}×", "< 1× (reference 0.68×)", bare_cpu < cpu, "scripts/bench: per_rung_commands()")
+    add(f"2b. Single decode, wall ({len(rungs)} rungs)", f"{bare_wall:.1f} s", f"{wall:.1f} s, one process per rung",
+        f"{bare_wall / wall:.2f}×", "< 1× (reference 0.64×)", bare_wall < wall, "scripts/bench: per_rung_commands()")
+
+
+# --- 4: queue latency -------------------------------------------------------------------------------
+
+def claim_latencies(ids):
+    rows_ = psql(
+        "SELECT extract(epoch FROM j.started_at - v.created_at) * 1000 FROM jobs j JOIN videos v ON v.id = j.video_id "
+        f"WHERE v.id IN ({','.join(repr(i) for i in ids)}) AND j.started_at IS NOT NULL"
+    )
+    return [float(x) for x in rows_.splitlines()]
+
+
+def bench_queue_latency(tiny):
+    idle_ids = []
+    for _ in range(20 if QUICK else 50):
+        video_id = upload(tiny)
+        wait_status(video_id, {"ready", "failed"}, interval=0.05)
+        idle_ids.append(video_id)
+    idle = claim_latencies(idle_ids)
+    p50, p99 = pct(idle, 50), pct(idle, 99)
+    add("4a. Queue latency, idle workers (insert → claim)", f"p50 {p50:.0f} ms, p99 {p99:.0f} ms", "—", "—",
+        "p50 ≤ 50 ms", p50 <= 50, f"{len(idle)} tiny uploads one at a time; jobs.started_at − videos.created_at")
+    burst_ids = [upload(tiny) for _ in range(50 if QUICK else 200)]
+    for video_id in burst_ids:
+        wait_status(video_id, {"ready", "failed"}, interval=0.2)
+    burst = claim_latencies(burst_ids)
+    add("4b. Queue latency, burst (insert → claim)", f"p50 {pct(burst, 50):.0f} ms, p99 {pct(burst, 99):.0f} ms",
+        "—", "—", "informative (a backlog on 2 workers)", None, f"{len(burst)} tiny uploads as fast as possible")
+
+
+# --- 5: API and HLS serving against nginx ------------------------------------------------------------
+
+def wrk(url, seconds=8):
+    out = run(["wrk", "-t2", "-c64", f"-d{seconds}s", "--latency", url], capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    return rps, float(p99.group(1)) * scale
+
+
+def bench_serving(video):
+    video_id = video["id"]
+    rps, p99 = wrk(f"{API}/v1/videos/{video_id}")
+    add("5a. GET /v1/videos/{id} at 64 connections", f"{rps:.0f} req/s, p99 {p99:.1f} ms", "—", "—",
+        "informative", None, f"wrk -t2 -c64 -d8s --latency {API}/v1/videos/ID")
+    segment = sorted(p.name for p in (MEDIA / "videos" / video_id).glob("*_00001.m4s"))[0]
+    conf = SCRATCH / "nginx.conf"
+    port = free_port()
+    conf.write_text(f"""
+worker_processes auto;
+pid {SCRATCH}/nginx.pid;
+error_log {SCRATCH}/nginx-error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    server {{
+        listen 127.0.0.1:{port};
+        root {MEDIA}/videos;
+    }}
+}}
+""")
+    nginx = subprocess.Popen(["nginx", "-c", str(conf), "-g", "daemon off;"])
+    try:
+        wait_http(f"http://127.0.0.1:{port}/{video_id}/{segment}")
+        ours, ours_p99 = wrk(f"{API}/v1/videos/{video_id}/hls/{segment}")
+        theirs, theirs_p99 = wrk(f"http://127.0.0.1:{port}/{video_id}/{segment}")
+    finally:
+        nginx.terminate()
+        nginx.wait()
+    ratio = ours / theirs
+    add("5b. HLS segment serving", f"{ours:.0f} req/s (p99 {ours_p99:.1f} ms)",
+        f"{theirs:.0f} req/s nginx (p99 {theirs_p99:.1f} ms)", f"{ratio:.2f}×", "≥ 0.7× nginx", ratio >= 0.7,
+        f"wrk -t2 -c64 -d8s on one {segment} through the API and through nginx (same file)")
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, limit=10):
+    deadline = time.time() + limit
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read(1)
+            return
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+# --- 6: upload ingest ---------------------------------------------------------------------------------
+
+def curl_upload(path):
+    return ["curl", "-sS", "-o", "/dev/null", "-X", "POST", "-T", str(path),
+            "-H", "Content-Type: application/octet-stream", f"{API}/v1/videos"]
+
+
+def vm_hwm_kib(pid):
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))
+
+
+def vm_rss_kib(pid):
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
+
+
+def bench_ingest():
+    size_gb = 0.5 if QUICK else 2
+    big = SCRATCH / "big.bin"
+    run(["head", "-c", f"{int(size_gb * 1024)}M", "/dev/urandom"], stdout=open(big, "wb"))
+    copy_target = MEDIA / "copy-test.bin"
+    disk_wall, _ = timed(["dd", f"if={big}", f"of={copy_target}", "bs=1M", "conv=fsync", "status=none"])
+    copy_target.unlink()
+    wall, _ = timed(curl_upload(big))  # random bytes: stored, fsynced, probed, refused (415)
+    mb = big.stat().st_size / 1e6
+    add(f"6a. Upload ingest ({size_gb:g} GB raw body)", f"{mb / wall:.0f} MB/s", f"{mb / disk_wall:.0f} MB/s dd with fsync",
+        f"{disk_wall / wall:.2f}×", "informative", None, "curl -T FILE -X POST …/v1/videos vs dd conv=fsync")
+    part = SCRATCH / "part.bin"
+    run(["head", "-c", "64M" if QUICK else "512M", str(big)], stdout=open(part, "wb"))
+    baseline = vm_rss_kib(API_PID)
+    peak = [baseline]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak.append(vm_rss_kib(API_PID))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    procs = [subprocess.Popen(curl_upload(part)) for _ in range(16)]
+    for p in procs:
+        p.wait()
+    done.set()
+    sampler.join()
+    peak_mb = max(peak) / 1024
+    add(f"6b. API peak RSS, 16 concurrent {part.stat().st_size // 2**20} MB uploads", f"{peak_mb:.0f} MB",
+        f"{baseline / 1024:.0f} MB before", "—", "< 100 MB", peak_mb < 100, "16 × curl -T in parallel; VmRSS sampled")
+    big.unlink()
+    part.unlink()
+
+
+# --- 7: bits for quality ------------------------------------------------------------------------------
+
+def bench_quality(video, clip, duration):
+    video_dir = MEDIA / "videos" / video["id"]
+    for r in video["renditions"]:
+        name = r["name"]
+        size = sum(p.stat().st_size for p in video_dir.glob(f"{name}_*.m4s"))
+        mb_per_min = size / 1e6 / (duration / 60)
+        out = subprocess.run([
+            "ffmpeg", "-hide_banner", "-nostats", "-i", str(video_dir / f"{name}.m3u8"), "-i", str(clip),
+            "-lavfi", f"[1:v]scale={r['width']}:{r['height']}:flags=bicubic[ref];[0:v][ref]ssim", "-f", "null", "-",
+        ], capture_output=True, text=True, check=True).stderr
+        ssim = float(re.search(r"All:([\d.]+)", out).group(1))
+        add(f"7. {name}: size and SSIM", f"{mb_per_min:.1f} MB/min, SSIM {ssim:.4f}", "source scaled to the rung",
+            "—", "informative", None, "ffmpeg -i RUNG.m3u8 -i SOURCE -lavfi '[1:v]scale=W:H[ref];[0:v][ref]ssim' -f null -")
+
+
+def machine():
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    ffmpeg = run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.splitlines()[0]
+    return f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, {ffmpeg}"
+
+
+def write_report(duration, clip_desc, started):
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `scripts/bench{' (BENCH_QUICK=1)' if QUICK else ''}` on {started:%Y-%m-%d %H:%M} UTC; "
+        f"machine: {machine()}.",
+        f"Source clip: {clip_desc}. Every ratio is ours ÷ the comparison, measured side by side in this run. "
+        "The machine is shared and noisy: compare ratios, not absolute times, between runs.",
+        "",
+        "| benchmark | ProStream | comparison | ratio | goal | verdict | how |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |")
+    lines += [
+        "",
+        "Not measured yet: 3. time to first playable (progressive HLS is not built yet); the capped-CRF "
+        "against ABR comparison of 7.",
+        "",
+    ]
+    (REPO / "BENCHMARKS.md").write_text("\n".join(lines))
+    log(f"wrote {REPO / 'BENCHMARKS.md'}")
+
+
+def main():
+    started = datetime.datetime.now(datetime.timezone.utc)
+    secs, width, height = (20, 1280, 720) if QUICK else (60, 1920, 1080)
+    log(f"generating a {secs} s {height}p30 clip")
+    clip = make_clip("clip.mp4", secs, width, height)
+    tiny = make_clip("tiny.mp4", 1, 160, 120)
+    video, bare_cmd, bare_wall, bare_cpu = bench_pipeline(clip, secs)
+    bench_single_decode(clip, video, bare_cmd, bare_wall, bare_cpu)
+    bench_queue_latency(tiny)
+    bench_serving(video)
+    bench_ingest()
+    bench_quality(video, clip, secs)
+    write_report(secs, f"{secs} s {width}×{height} 30 fps testsrc2 + noise + sine, 20 Mb/s H.264", started)
+
+
+if __name__ == "__main__":
+    main()
