@@ -1,12 +1,15 @@
 //! The media volume's layout and the file operations that keep it clean.
 //!
 //! ```text
-//! MEDIA_ROOT/uploads/{video_id}          accepted originals
-//! MEDIA_ROOT/uploads/.incoming-{uuid}    an upload still arriving or being probed
-//! MEDIA_ROOT/work/{job_id}-{attempt}/    one encode attempt, never served
-//! MEDIA_ROOT/videos/{video_id}/          published HLS output, appears by rename
+//! MEDIA_ROOT/uploads/{video_id}                  accepted originals
+//! MEDIA_ROOT/uploads/.incoming-{uuid}            an upload still arriving or being probed
+//! MEDIA_ROOT/videos/{video_id}/{attempt_key}/    one encode attempt's HLS output
 //! ```
-//! `work/` and `videos/` share a file system, so publishing is one atomic rename.
+//! An attempt's directory is served from the moment its master playlist is
+//! up (progressive playback) and stays when the attempt succeeds. ffmpeg
+//! writes every segment and playlist to a temporary name and renames it, so
+//! nothing half-written is ever served; the key is unique per attempt, so two
+//! attempts never share a URL.
 
 use std::{
     io,
@@ -76,55 +79,65 @@ impl MediaRoot {
         Ok(self.root.join(rel))
     }
 
-    pub fn work_dir(&self, job_id: Uuid, attempt: i32) -> PathBuf {
-        self.root.join("work").join(format!("{job_id}-{attempt}"))
-    }
-
     pub fn video_dir(&self, video_id: Uuid) -> PathBuf {
         self.root.join("videos").join(video_id.to_string())
     }
 
-    /// A published file of a video, if `name` is a plain file name
-    /// (letters, digits, `_`, `-`, `.`; not starting with a dot).
-    pub fn video_file(&self, video_id: Uuid, name: &str) -> Option<PathBuf> {
-        is_plain_file_name(name).then(|| self.video_dir(video_id).join(name))
+    /// Where attempt `key` of a video writes its HLS output.
+    pub fn attempt_dir(&self, video_id: Uuid, key: &str) -> PathBuf {
+        self.video_dir(video_id).join(key)
     }
 
-    /// Removes work directories left by earlier attempts of `job_id` (a
-    /// crashed or killed worker). Safe because the caller holds the job's claim.
-    pub async fn remove_stale_work(&self, job_id: Uuid, current_attempt: i32) -> io::Result<()> {
-        let prefix = format!("{job_id}-");
-        let mut entries = tokio::fs::read_dir(self.root.join("work")).await?;
-        while let Some(entry) = entries.next_entry().await? {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            let is_older = name
-                .strip_prefix(&prefix)
-                .and_then(|a| a.parse::<i32>().ok())
-                .is_some_and(|a| a != current_attempt);
-            if is_older {
-                remove_dir_if_exists(&entry.path()).await?;
-            }
-        }
+    /// A file of an attempt's output, if both `key` and `name` are plain file
+    /// names (letters, digits, `_`, `-`, `.`; not starting with a dot).
+    pub fn hls_file(&self, video_id: Uuid, key: &str, name: &str) -> Option<PathBuf> {
+        (is_plain_file_name(key) && is_plain_file_name(name))
+            .then(|| self.attempt_dir(video_id, key).join(name))
+    }
+
+    /// Removes one attempt's output, and the video's directory if that leaves it empty.
+    pub async fn remove_attempt(&self, video_id: Uuid, key: &str) -> io::Result<()> {
+        remove_dir_if_exists(&self.attempt_dir(video_id, key)).await?;
+        // Only if empty: another attempt may own a sibling directory.
+        let _ = tokio::fs::remove_dir(self.video_dir(video_id)).await;
         Ok(())
     }
 
-    /// Moves a finished work directory to `videos/{video_id}` in one rename.
-    /// Output of an earlier attempt is swapped out first and then deleted, so
-    /// readers see either the old or the new directory, never a mix.
-    pub async fn publish(&self, work_dir: &Path, video_id: Uuid) -> io::Result<()> {
-        let target = self.video_dir(video_id);
-        if tokio::fs::try_exists(&target).await? {
-            let old = self
-                .root
-                .join("work")
-                .join(format!("replaced-{video_id}-{}", Uuid::now_v7()));
-            tokio::fs::rename(&target, &old).await?;
-            tokio::fs::rename(work_dir, &target).await?;
-            remove_dir_if_exists(&old).await
-        } else {
-            tokio::fs::rename(work_dir, &target).await
+    /// Removes every attempt directory of the video except `keep`, and the
+    /// video's directory itself when nothing is left in it. Safe for the
+    /// holder of the job's claim: no other attempt of it can be running.
+    pub async fn remove_other_attempts(
+        &self,
+        video_id: Uuid,
+        keep: Option<&str>,
+    ) -> io::Result<()> {
+        let dir = self.video_dir(video_id);
+        let mut entries = match tokio::fs::read_dir(&dir).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut kept = false;
+        while let Some(entry) = entries.next_entry().await? {
+            if Some(entry.file_name().to_string_lossy().as_ref()) == keep {
+                kept = true;
+            } else {
+                remove_dir_if_exists(&entry.path()).await?;
+            }
         }
+        if !kept {
+            // Not remove_dir_all: an attempt that starts now may be creating its directory.
+            match tokio::fs::remove_dir(&dir).await {
+                Err(e)
+                    if e.kind() != io::ErrorKind::NotFound
+                        && e.kind() != io::ErrorKind::DirectoryNotEmpty =>
+                {
+                    return Err(e);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 }
 
@@ -219,22 +232,33 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn publishing_replaces_an_earlier_output_whole() {
+    async fn only_the_kept_attempt_survives_and_an_empty_video_dir_goes() {
         let tmp = std::env::temp_dir().join(format!("prostream-storage-{}", Uuid::now_v7()));
         let media = MediaRoot::open(&tmp).await.unwrap();
         let video = Uuid::now_v7();
-        for (attempt, body) in [(1, "first"), (2, "second")] {
-            let work = media.work_dir(video, attempt);
-            tokio::fs::create_dir_all(&work).await.unwrap();
-            tokio::fs::write(work.join("master.m3u8"), body)
+        for key in ["1-aaaa", "2-bbbb"] {
+            let dir = media.attempt_dir(video, key);
+            tokio::fs::create_dir_all(&dir).await.unwrap();
+            tokio::fs::write(dir.join("master.m3u8"), key)
                 .await
                 .unwrap();
-            media.publish(&work, video).await.unwrap();
-            assert!(!work.exists());
         }
-        let published = std::fs::read_to_string(media.video_dir(video).join("master.m3u8"));
-        assert_eq!(published.unwrap(), "second");
-        assert_eq!(std::fs::read_dir(tmp.join("work")).unwrap().count(), 0);
+        media
+            .remove_other_attempts(video, Some("2-bbbb"))
+            .await
+            .unwrap();
+        let left: Vec<_> = std::fs::read_dir(media.video_dir(video)).unwrap().collect();
+        assert_eq!(left.len(), 1);
+        assert!(
+            media
+                .attempt_dir(video, "2-bbbb")
+                .join("master.m3u8")
+                .exists()
+        );
+        media.remove_other_attempts(video, None).await.unwrap();
+        assert!(!media.video_dir(video).exists());
+        assert!(media.hls_file(video, "../x", "master.m3u8").is_none());
+        assert!(media.hls_file(video, "2-bbbb", "..").is_none());
         std::fs::remove_dir_all(tmp).unwrap();
     }
 

@@ -20,6 +20,8 @@ pub struct ClaimedJob {
     /// 1 for the first attempt; the fencing token for every later write.
     pub attempt: i32,
     pub max_attempts: i32,
+    /// Names this attempt's output directory and URL.
+    pub attempt_key: String,
     pub source_path: String,
     pub duration_s: f64,
 }
@@ -56,13 +58,15 @@ pub async fn claim(
         ClaimedJob,
         r#"UPDATE jobs j
            SET state = 'processing', stage = 'probing', progress = 0,
-               attempts = j.attempts + 1, worker_id = $2,
+               attempts = j.attempts + 1, worker_id = $2, playable_at = NULL,
+               attempt_key = (j.attempts + 1) || '-' || substr(md5(random()::text), 1, 8),
                lease_expires_at = now() + make_interval(secs => $3),
                started_at = now(), finished_at = NULL,
                error_code = NULL, error_message = NULL
            FROM videos v
            WHERE j.id = $1 AND j.state = 'queued' AND j.run_after <= now() AND v.id = j.video_id
            RETURNING j.id AS job_id, j.video_id, j.attempts AS attempt, j.max_attempts,
+                     j.attempt_key AS "attempt_key!",
                      v.source_path, v.duration_s"#,
         job_id,
         worker_id,
@@ -121,7 +125,8 @@ pub async fn mark_failed(
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "UPDATE jobs SET state = 'failed', stage = NULL, lease_expires_at = NULL,
-                         finished_at = now(), error_code = $3, error_message = $4
+                         finished_at = now(), error_code = $3, error_message = $4,
+                         playable_at = NULL
          WHERE id = $1 AND attempts = $2 AND state = 'processing'",
         job_id,
         attempt,
@@ -148,7 +153,8 @@ pub async fn requeue(
         "UPDATE jobs SET state = 'queued', stage = NULL, progress = 0, worker_id = NULL,
                          attempts = attempts - CASE WHEN $3 THEN 0 ELSE 1 END,
                          lease_expires_at = NULL, started_at = NULL, queued_at = now(),
-                         run_after = now() + make_interval(secs => $4), pushed_at = NULL
+                         run_after = now() + make_interval(secs => $4), pushed_at = NULL,
+                         playable_at = NULL
          WHERE id = $1 AND attempts = $2 AND state = 'processing'",
         job_id,
         attempt,
@@ -199,7 +205,8 @@ pub async fn reap_expired(conn: &mut PgConnection, limit: i64) -> sqlx::Result<V
                                     ELSE j.error_message END,
                finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END,
                stage = NULL, progress = 0, worker_id = NULL, lease_expires_at = NULL,
-               started_at = NULL, queued_at = now(), run_after = now(), pushed_at = NULL
+               started_at = NULL, queued_at = now(), run_after = now(), pushed_at = NULL,
+               playable_at = NULL
            FROM expired WHERE j.id = expired.id
            RETURNING j.id AS job_id, j.state AS "state: JobState""#,
         limit
@@ -237,7 +244,7 @@ pub async fn take_due_for_push(
 pub async fn cancel(conn: &mut PgConnection, video_id: Uuid) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "UPDATE jobs SET state = 'canceled', stage = NULL, worker_id = NULL,
-                         lease_expires_at = NULL, finished_at = now(),
+                         lease_expires_at = NULL, finished_at = now(), playable_at = NULL,
                          error_code = NULL, error_message = NULL
          WHERE video_id = $1 AND state IN ('queued', 'processing')",
         video_id
@@ -273,13 +280,37 @@ pub async fn state_of(conn: &mut PgConnection, video_id: Uuid) -> sqlx::Result<O
     .await
 }
 
-/// The (job, attempt) pairs running now: a work directory of any other
-/// attempt belongs to a dead one.
-pub async fn running_attempts(conn: &mut PgConnection) -> sqlx::Result<Vec<(Uuid, i32)>> {
-    let rows = sqlx::query!("SELECT id, attempts FROM jobs WHERE state = 'processing'")
-        .fetch_all(conn)
-        .await?;
-    Ok(rows.into_iter().map(|r| (r.id, r.attempts)).collect())
+/// Records that the attempt's master playlist is up: the video can be
+/// watched while the rest is encoded. Fenced like every attempt write.
+pub async fn mark_playable(
+    conn: &mut PgConnection,
+    job_id: Uuid,
+    attempt: i32,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE jobs SET playable_at = now()
+         WHERE id = $1 AND attempts = $2 AND state = 'processing'",
+        job_id,
+        attempt
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The (video, attempt key) of every output that may be served: running or
+/// ready attempts. Any other attempt directory is a leftover.
+pub async fn live_outputs(conn: &mut PgConnection) -> sqlx::Result<Vec<(Uuid, String)>> {
+    let rows = sqlx::query!(
+        r#"SELECT video_id, attempt_key AS "attempt_key!" FROM jobs
+           WHERE state IN ('processing', 'ready') AND attempt_key IS NOT NULL"#
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.video_id, r.attempt_key))
+        .collect())
 }
 
 /// How many jobs are in each state (for the metrics endpoint).

@@ -43,6 +43,8 @@ pub struct VideoRow {
     pub error_message: Option<String>,
     pub started_at: Option<OffsetDateTime>,
     pub finished_at: Option<OffsetDateTime>,
+    pub attempt_key: Option<String>,
+    pub playable_at: Option<OffsetDateTime>,
 }
 
 /// One published rung of a video's ladder.
@@ -87,7 +89,8 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Video
         r#"SELECT v.id, v.title, v.size_bytes, v.duration_s, v.width, v.height, v.frame_rate,
                   v.video_codec, v.audio_codec, v.created_at,
                   j.state AS "state: JobState", j.stage AS "stage: JobStage", j.progress,
-                  j.attempts, j.error_code, j.error_message, j.started_at, j.finished_at
+                  j.attempts, j.error_code, j.error_message, j.started_at, j.finished_at,
+                  j.attempt_key, j.playable_at
            FROM videos v JOIN jobs j ON j.video_id = v.id
            WHERE v.id = $1"#,
         id
@@ -110,7 +113,8 @@ pub async fn list(
         r#"SELECT v.id, v.title, v.size_bytes, v.duration_s, v.width, v.height, v.frame_rate,
                   v.video_codec, v.audio_codec, v.created_at,
                   j.state AS "state: JobState", j.stage AS "stage: JobStage", j.progress,
-                  j.attempts, j.error_code, j.error_message, j.started_at, j.finished_at
+                  j.attempts, j.error_code, j.error_message, j.started_at, j.finished_at,
+                  j.attempt_key, j.playable_at
            FROM videos v JOIN jobs j ON j.video_id = v.id
            WHERE ($1::job_state IS NULL OR j.state = $1)
              AND ($2::uuid IS NULL OR v.id < $2)

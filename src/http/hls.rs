@@ -1,9 +1,10 @@
-//! `GET /v1/videos/{id}/hls/{file}`: the published HLS output.
+//! `GET /v1/videos/{id}/hls/{attempt}/{file}`: an attempt's HLS output.
 //!
-//! Only plain file names with a known extension are served, from the video's
-//! published directory (which appears whole, by rename, when the job is
-//! done). tower-http's `ServeFile` brings byte ranges, `HEAD` and conditional
-//! requests.
+//! Only plain file names with a known extension are served, from the
+//! attempt's directory; ffmpeg renames every file into place, so what exists
+//! is complete. The attempt key in the URL keeps one attempt's segments from
+//! ever standing in for another's. tower-http's `ServeFile` brings byte
+//! ranges, `HEAD` and conditional requests.
 
 use axum::{
     Router,
@@ -17,12 +18,12 @@ use tower_http::services::ServeFile;
 
 use super::{AppState, error::ApiError, videos::parse_id};
 
-/// Playlists may still change while a video is being (re)published; segments never do.
-const PLAYLIST_CACHE: &str = "public, max-age=2";
+/// Playlists grow while the video encodes; segments never change.
+const PLAYLIST_CACHE: &str = "public, max-age=1";
 const SEGMENT_CACHE: &str = "public, max-age=31536000, immutable";
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/videos/{id}/hls/{file}", get(get_hls_file))
+    Router::new().route("/v1/videos/{id}/hls/{attempt}/{file}", get(get_hls_file))
 }
 
 /// Content type and cache policy by extension; anything else is not ours to serve.
@@ -39,14 +40,14 @@ fn kind_of(name: &str) -> Option<(&'static str, &'static str)> {
 
 pub async fn get_hls_file(
     State(state): State<AppState>,
-    Path((id, file)): Path<(String, String)>,
+    Path((id, attempt, file)): Path<(String, String, String)>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let path = state.media.video_file(id, &file).ok_or_else(|| {
+    let path = state.media.hls_file(id, &attempt, &file).ok_or_else(|| {
         ApiError::bad_request(
             "invalid_file_name",
-            "HLS files are addressed by a plain file name such as master.m3u8",
+            "HLS files are addressed as {attempt}/{file} with plain names, e.g. 1-ab12cd34/master.m3u8",
         )
     })?;
     let (content_type, cache) = kind_of(&file).ok_or_else(|| ApiError::not_found("this file"))?;
@@ -78,7 +79,7 @@ mod tests {
         assert_eq!(kind_of("720p_00001.m4s").unwrap().0, "video/iso.segment");
         assert_eq!(kind_of("720p_init.mp4").unwrap().0, "video/mp4");
         assert_eq!(kind_of("poster.jpg").unwrap().0, "image/jpeg");
-        assert!(kind_of("master.m3u8").unwrap().1.contains("max-age=2"));
+        assert!(kind_of("master.m3u8").unwrap().1.contains("max-age=1"));
         assert!(kind_of("a.m4s").unwrap().1.contains("immutable"));
         assert!(kind_of("secrets.env").is_none());
         assert!(kind_of("noext").is_none());

@@ -46,6 +46,9 @@ pub struct VideoOut {
     pub id: Uuid,
     pub title: String,
     pub status: JobState,
+    /// True once the video can be watched: ready, or still processing with
+    /// every rendition's first segments published.
+    pub playable: bool,
     pub progress: f32,
     pub stage: Option<JobStage>,
     pub error: Option<ErrorOut>,
@@ -104,13 +107,17 @@ pub struct VideoPage {
 
 impl VideoOut {
     fn new(row: db::videos::VideoRow, renditions: Vec<db::videos::RenditionRow>) -> Self {
-        let playback = (row.state == JobState::Ready).then(|| PlaybackOut {
-            hls: format!("/v1/videos/{}/hls/master.m3u8", row.id),
-            poster: row
-                .video_codec
-                .is_some()
-                .then(|| format!("/v1/videos/{}/hls/poster.jpg", row.id)),
-        });
+        let ready = row.state == JobState::Ready;
+        let playable = ready || (row.state == JobState::Processing && row.playable_at.is_some());
+        let playback = row
+            .attempt_key
+            .as_ref()
+            .filter(|_| playable)
+            .map(|key| PlaybackOut {
+                hls: format!("/v1/videos/{}/hls/{key}/master.m3u8", row.id),
+                poster: (ready && row.video_codec.is_some())
+                    .then(|| format!("/v1/videos/{}/hls/{key}/poster.jpg", row.id)),
+            });
         let error = row.error_code.map(|code| ErrorOut {
             code,
             message: row.error_message.unwrap_or_default(),
@@ -119,6 +126,7 @@ impl VideoOut {
             id: row.id,
             title: row.title,
             status: row.state,
+            playable,
             progress: row.progress,
             stage: row.stage,
             error,

@@ -168,10 +168,13 @@ pub fn encode_args(job: &EncodeJob<'_>) -> Vec<OsString> {
             "hls",
             "-hls_time",
             &segment_secs,
+            // EVENT playlists grow segment by segment, so the video plays
+            // while it encodes; temp_file makes every segment and playlist
+            // appear by rename, never half-written.
             "-hls_playlist_type",
-            "vod",
+            "event",
             "-hls_flags",
-            "independent_segments",
+            "independent_segments+temp_file",
             "-hls_segment_type",
             "fmp4",
         ]

@@ -6,8 +6,8 @@
 //! - **reconciler**: queued jobs that are due and were not pushed recently
 //!   are pushed to Redis again (a flushed or restarted Redis, a failed push,
 //!   a retry whose backoff has passed);
-//! - **sweeper**: work directories of dead attempts, half-received uploads
-//!   and swapped-out outputs are deleted; finished tasks are dropped from Redis.
+//! - **sweeper**: output directories of dead attempts (a killed worker's) and
+//!   half-received uploads are deleted; finished tasks are dropped from Redis.
 //!
 //! Every replica runs it; `FOR UPDATE SKIP LOCKED` keeps them from handling
 //! the same job twice, and a double push is harmless (the claim decides).
@@ -87,12 +87,12 @@ pub async fn tick(ctx: &JobContext, settings: Settings) -> anyhow::Result<Tick> 
         queue::push(&ctx.queue, job_id).await?;
         report.pushed += 1;
     }
-    let running: HashSet<(Uuid, i32)> = db::jobs::running_attempts(&mut conn)
+    let live: HashSet<(Uuid, String)> = db::jobs::live_outputs(&mut conn)
         .await?
         .into_iter()
         .collect();
     drop(conn);
-    report.swept += sweep_work(&ctx.media, &running).await?;
+    report.swept += sweep_outputs(&ctx.media, &live).await?;
     report.swept += sweep_incoming(&ctx.media).await?;
     metrics::counter!(telemetry::REAPED, "result" => "requeued").increment(report.requeued as u64);
     metrics::counter!(telemetry::REAPED, "result" => "failed").increment(report.failed as u64);
@@ -108,17 +108,30 @@ pub async fn tick(ctx: &JobContext, settings: Settings) -> anyhow::Result<Tick> 
     Ok(report)
 }
 
-/// Removes `work/` entries that belong to no running attempt.
-async fn sweep_work(media: &MediaRoot, running: &HashSet<(Uuid, i32)>) -> anyhow::Result<usize> {
+/// Removes attempt directories under `videos/` that belong to no running or
+/// ready attempt, and video directories left empty.
+async fn sweep_outputs(media: &MediaRoot, live: &HashSet<(Uuid, String)>) -> anyhow::Result<usize> {
     let mut swept = 0;
-    let mut entries = tokio::fs::read_dir(media.root().join("work")).await?;
-    while let Some(entry) = entries.next_entry().await? {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let live = parse_attempt_dir(&name).is_some_and(|attempt| running.contains(&attempt));
-        if !live && older_than(&entry.path(), SWEEP_MIN_AGE).await {
-            storage::remove_dir_if_exists(&entry.path()).await?;
-            tracing::info!(dir = %name, "removed the leftovers of a dead attempt");
-            swept += 1;
+    let mut videos = tokio::fs::read_dir(media.root().join("videos")).await?;
+    while let Some(video) = videos.next_entry().await? {
+        let Ok(video_id) = video.file_name().to_string_lossy().parse::<Uuid>() else {
+            continue;
+        };
+        // Judged before its children go: removing one refreshes the directory's time.
+        let old_video_dir = older_than(&video.path(), SWEEP_MIN_AGE).await;
+        let mut attempts = tokio::fs::read_dir(video.path()).await?;
+        while let Some(attempt) = attempts.next_entry().await? {
+            let key = attempt.file_name().to_string_lossy().into_owned();
+            if !live.contains(&(video_id, key)) && older_than(&attempt.path(), SWEEP_MIN_AGE).await
+            {
+                storage::remove_dir_if_exists(&attempt.path()).await?;
+                tracing::info!(dir = %attempt.path().display(), "removed the output of a dead attempt");
+                swept += 1;
+            }
+        }
+        if old_video_dir {
+            // Succeeds only when empty.
+            let _ = tokio::fs::remove_dir(video.path()).await;
         }
     }
     Ok(swept)
@@ -141,28 +154,9 @@ async fn sweep_incoming(media: &MediaRoot) -> anyhow::Result<usize> {
     Ok(swept)
 }
 
-/// `{job_id}-{attempt}`, the name of a work directory.
-fn parse_attempt_dir(name: &str) -> Option<(Uuid, i32)> {
-    let (job, attempt) = name.rsplit_once('-')?;
-    Some((job.parse().ok()?, attempt.parse().ok()?))
-}
-
 async fn older_than(path: &Path, age: Duration) -> bool {
     tokio::fs::metadata(path)
         .await
         .and_then(|m| m.modified())
         .is_ok_and(|t| SystemTime::now().duration_since(t).unwrap_or_default() > age)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn work_directory_names_parse_to_job_and_attempt() {
-        let id = Uuid::now_v7();
-        assert_eq!(parse_attempt_dir(&format!("{id}-3")), Some((id, 3)));
-        assert_eq!(parse_attempt_dir(&format!("replaced-{id}-{id}")), None);
-        assert_eq!(parse_attempt_dir("junk"), None);
-    }
 }

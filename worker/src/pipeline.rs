@@ -159,16 +159,19 @@ pub async fn process(ctx: &JobContext, job_id: Uuid) -> anyhow::Result<Outcome> 
 async fn run_claimed(ctx: &JobContext, job: &ClaimedJob) -> anyhow::Result<Outcome> {
     tracing::info!("job claimed");
     let started = std::time::Instant::now();
-    let work = ctx.media.work_dir(job.job_id, job.attempt);
+    let work = ctx.media.attempt_dir(job.video_id, &job.attempt_key);
     let result = attempt(ctx, job, &work).await;
     let outcome = match result {
         Ok(renditions) => record_ready(ctx, job, renditions).await?,
         Err(err) => record_failure(ctx, job, err).await?,
     };
-    // Whatever happened, nothing of this attempt stays behind unpublished.
-    storage::remove_dir_if_exists(&work)
-        .await
-        .with_context(|| format!("removing {}", work.display()))?;
+    if outcome != Outcome::Ready {
+        // Nothing of an attempt that did not succeed stays behind.
+        ctx.media
+            .remove_attempt(job.video_id, &job.attempt_key)
+            .await
+            .with_context(|| format!("removing {}", work.display()))?;
+    }
     let elapsed = started.elapsed().as_secs_f64();
     metrics::histogram!(telemetry::JOB_DURATION, "outcome" => outcome.label()).record(elapsed);
     metrics::counter!(telemetry::ATTEMPTS, "outcome" => outcome.label()).increment(1);
@@ -183,9 +186,9 @@ async fn attempt(
     work: &std::path::Path,
 ) -> Result<Vec<RenditionRow>, AttemptError> {
     ctx.media
-        .remove_stale_work(job.job_id, job.attempt)
+        .remove_other_attempts(job.video_id, Some(&job.attempt_key))
         .await
-        .context("removing earlier attempts' work directories")?;
+        .context("removing the output of earlier attempts")?;
     tokio::fs::create_dir_all(work)
         .await
         .with_context(|| format!("creating {}", work.display()))?;
@@ -213,6 +216,13 @@ async fn attempt(
         progress.clone(),
         cancel.clone(),
     )));
+    let announcer = AbortOnDropHandle::new(tokio::spawn(announce_playable(
+        ctx.clone(),
+        job.clone(),
+        work.to_owned(),
+        ladder.clone(),
+        frame_rate,
+    )));
     let encode = EncodeJob {
         input: &source,
         out_dir: work,
@@ -233,6 +243,7 @@ async fn attempt(
     .await;
     // The encode is over: stop the heartbeat (ffmpeg has exited, so the token is free to fire).
     cancel.cancel();
+    drop(announcer);
     if heartbeat.await.unwrap_or(false) {
         return Err(AttemptError::Lost);
     }
@@ -302,7 +313,102 @@ async fn report(
     }
 }
 
-/// Measures every rendition, writes the master playlist, and returns the rows to record.
+/// Publishes an estimated master playlist as soon as every rendition has its
+/// first segment, and records that the video is playable. Polls the
+/// attempt's directory: ffmpeg renames each playlist into place, so a
+/// playlist that parses is complete as far as it goes.
+async fn announce_playable(
+    ctx: JobContext,
+    job: ClaimedJob,
+    work: PathBuf,
+    ladder: Ladder,
+    frame_rate: f64,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        match early_master(&work, &ladder, frame_rate).await {
+            Ok(false) => continue,
+            Ok(true) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "could not publish the early master playlist");
+                return;
+            }
+        }
+        let marked = async {
+            let mut conn = ctx.pool.acquire().await?;
+            db::jobs::mark_playable(&mut conn, job.job_id, job.attempt).await
+        };
+        match marked.await {
+            Ok(_) => tracing::info!("playable while encoding"),
+            Err(err) => tracing::warn!(error = %err, "could not record that the video is playable"),
+        }
+        return;
+    }
+}
+
+/// Writes the master from the ladder's targets (peak = maxrate + audio) once
+/// every rendition has a segment; false while one has none yet.
+async fn early_master(
+    work: &std::path::Path,
+    ladder: &Ladder,
+    frame_rate: f64,
+) -> anyhow::Result<bool> {
+    let mut variants = Vec::new();
+    for (name, rung) in rendition_sizes(ladder) {
+        let (playlist_path, init) = ffmpeg::rendition_files(work, &name);
+        let Ok(bytes) = tokio::fs::read(&playlist_path).await else {
+            return Ok(false);
+        };
+        let Ok(playlist) = m3u8_rs::parse_media_playlist_res(&bytes) else {
+            return Ok(false);
+        };
+        if playlist.segments.is_empty() || !tokio::fs::try_exists(&init).await? {
+            return Ok(false);
+        }
+        let audio = if ladder.audio {
+            u64::from(ladder::AUDIO_KBPS)
+        } else {
+            0
+        };
+        let (peak, average) = rung.map_or((audio, audio), |r| {
+            (
+                u64::from(r.maxrate_kbps()) + audio,
+                u64::from(r.video_kbps) + audio,
+            )
+        });
+        variants.push(Variant {
+            uri: format!("{name}.m3u8"),
+            measured: playlist::Measured {
+                peak_bps: peak * 1000,
+                average_bps: average * 1000,
+                duration_s: 0.0,
+                segments: playlist.segments.len(),
+            },
+            codecs: ffmpeg::codecs_of(&init).await?,
+            resolution: rung.map(|r| (r.width, r.height)),
+            frame_rate: (frame_rate > 0.0).then_some(frame_rate),
+        });
+    }
+    playlist::write_atomically(work, playlist::MASTER, &playlist::master(&variants)).await?;
+    Ok(true)
+}
+
+/// Each rendition's name with its rung (none for the audio-only rendition).
+fn rendition_sizes(ladder: &Ladder) -> Vec<(String, Option<&ladder::Rung>)> {
+    if ladder.rungs.is_empty() {
+        vec![(Ladder::AUDIO_ONLY.to_owned(), None)]
+    } else {
+        ladder
+            .rungs
+            .iter()
+            .map(|r| (r.name.clone(), Some(r)))
+            .collect()
+    }
+}
+
+/// Measures every finished rendition, rewrites the master playlist with the
+/// measured bandwidths, and returns the rows to record.
 async fn describe(
     video_id: Uuid,
     work: &std::path::Path,
@@ -311,21 +417,13 @@ async fn describe(
 ) -> Result<Vec<RenditionRow>, AttemptError> {
     let mut variants = Vec::new();
     let mut rows = Vec::new();
-    let sizes: Vec<Option<(u32, u32)>> = if ladder.rungs.is_empty() {
-        vec![None]
-    } else {
-        ladder
-            .rungs
-            .iter()
-            .map(|r| Some((r.width, r.height)))
-            .collect()
-    };
     let frame_rate = info
         .video
         .as_ref()
         .map(|v| v.frame_rate)
         .filter(|f| *f > 0.0);
-    for (name, size) in ladder.names().into_iter().zip(sizes) {
+    for (name, rung) in rendition_sizes(ladder) {
+        let size = rung.map(|r| (r.width, r.height));
         let (playlist_path, init) = ffmpeg::rendition_files(work, &name);
         let media_playlist = playlist::read_media_playlist(&playlist_path).await?;
         let measured = playlist::measure(work, &media_playlist).await?;
@@ -359,14 +457,15 @@ async fn describe(
 }
 
 /// Publishes the output and marks the job ready, renditions in the same transaction.
+/// Marks the job ready with its renditions, in one transaction. The output
+/// is already in place: it has been served since it became playable.
 async fn record_ready(
     ctx: &JobContext,
     job: &ClaimedJob,
     renditions: Vec<RenditionRow>,
 ) -> anyhow::Result<Outcome> {
-    let work = ctx.media.work_dir(job.job_id, job.attempt);
     let mut tx = ctx.pool.begin().await?;
-    // Lock our job row first: if the attempt is no longer ours, publish nothing.
+    // Lock our job row first: if the attempt is no longer ours, record nothing.
     if !db::jobs::report(
         &mut tx,
         job.job_id,
@@ -384,10 +483,6 @@ async fn record_ready(
         db::videos::insert_rendition(&mut tx, r).await?;
     }
     db::jobs::mark_ready(&mut tx, job.job_id, job.attempt).await?;
-    ctx.media
-        .publish(&work, job.video_id)
-        .await
-        .context("publishing the HLS output")?;
     tx.commit().await?;
     if !ctx.keep_originals {
         let source = ctx.media.resolve(&job.source_path)?;

@@ -68,7 +68,7 @@ async fn unknown_and_malformed_ids_are_not_found(pool: PgPool) {
     for path in [
         "/v1/videos/01900000-0000-7000-8000-000000000000",
         "/v1/videos/not-a-uuid",
-        "/v1/videos/01900000-0000-7000-8000-000000000000/hls/master.m3u8",
+        "/v1/videos/01900000-0000-7000-8000-000000000000/hls/1-abcd1234/master.m3u8",
     ] {
         let response = app.http.get(app.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 404, "{path}");
@@ -85,16 +85,20 @@ async fn unknown_and_malformed_ids_are_not_found(pool: PgPool) {
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn hls_paths_other_than_plain_file_names_of_the_video_are_refused(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    // A published video with a file, and a file just outside its directory.
+    // An attempt's output with files, and a file just outside its directory.
     let id = "01900000-0000-7000-8000-000000000001";
-    let dir = app.media_dir.join("videos").join(id);
+    let dir = app.media_dir.join("videos").join(id).join("1-abcd1234");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("master.m3u8"), "#EXTM3U\n").unwrap();
     std::fs::write(dir.join("720p_00000.m4s"), vec![1u8; 1000]).unwrap();
     std::fs::write(dir.join(".secret.m3u8"), "no").unwrap();
-    std::fs::write(app.media_dir.join("videos").join("outside.m3u8"), "no").unwrap();
+    std::fs::write(
+        app.media_dir.join("videos").join(id).join("outside.m3u8"),
+        "no",
+    )
+    .unwrap();
 
-    let base = format!("/v1/videos/{id}/hls");
+    let base = format!("/v1/videos/{id}/hls/1-abcd1234");
     let ok = app
         .http
         .get(app.url(&format!("{base}/master.m3u8")))
@@ -102,7 +106,7 @@ async fn hls_paths_other_than_plain_file_names_of_the_video_are_refused(pool: Pg
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
-    assert_eq!(ok.headers()["cache-control"], "public, max-age=2");
+    assert_eq!(ok.headers()["cache-control"], "public, max-age=1");
 
     let range = app
         .http

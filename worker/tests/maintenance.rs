@@ -178,54 +178,68 @@ async fn leftovers_of_dead_attempts_are_swept_and_live_work_is_kept(pool: PgPool
     let id = app.upload_ok(&clip).await;
     let job = app.job_id(&id).await;
     claimed_by_a_dead_worker(&app, job, 2).await;
-    sqlx::query("UPDATE jobs SET lease_expires_at = now() + interval '1 hour' WHERE id = $1")
-        .bind(job)
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    let work = app.media_dir.join("work");
-    for name in [
-        format!("{job}-1"),
-        format!("{job}-2"),
-        format!("{}-1", Uuid::now_v7()),
-        "stray".into(),
-    ] {
-        std::fs::create_dir_all(work.join(&name)).unwrap();
-        std::fs::write(work.join(&name).join("x.m4s"), b"x").unwrap();
-        let status = std::process::Command::new("touch")
-            .args(["-d", "2 hours ago"])
-            .arg(work.join(&name))
-            .status()
-            .unwrap();
-        assert!(status.success());
+    sqlx::query(
+        "UPDATE jobs SET lease_expires_at = now() + interval '1 hour', attempt_key = '2-live' WHERE id = $1",
+    )
+    .bind(job)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let videos = app.media_dir.join("videos");
+    let gone_video = Uuid::now_v7().to_string();
+    let dirs = [
+        videos.join(&id).join("1-dead"),
+        videos.join(&id).join("2-live"),
+        videos.join(&gone_video).join("1-orphan"),
+    ];
+    for dir in &dirs {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("x.m4s"), b"x").unwrap();
     }
-    std::fs::create_dir_all(work.join("fresh")).unwrap();
+    std::fs::create_dir_all(videos.join(&id).join("3-fresh")).unwrap();
+    for dir in dirs
+        .iter()
+        .chain([&videos.join(&id), &videos.join(&gone_video)])
+    {
+        age(dir);
+    }
     let stale_upload = app.media_dir.join("uploads").join(".incoming-old");
     std::fs::write(&stale_upload, b"x").unwrap();
-    std::process::Command::new("touch")
-        .args(["-d", "2 hours ago"])
-        .arg(&stale_upload)
-        .status()
-        .unwrap();
+    age(&stale_upload);
 
     let ctx = app.job_context().await;
     let tick = maintenance::tick(&ctx, SETTINGS).await.unwrap();
-    assert_eq!(tick.swept, 4, "{tick:?}");
+    assert_eq!(tick.swept, 3, "{tick:?}");
     assert_eq!(
         (tick.requeued, tick.failed),
         (0, 0),
         "a live lease is never reaped"
     );
-    let mut left = app.entries("work");
+    let mut left = app.attempt_dirs(&id);
     left.sort();
     assert_eq!(
         left,
-        [format!("{job}-2"), "fresh".to_owned()],
+        ["2-live", "3-fresh"],
         "the running attempt and new work stay"
+    );
+    assert_eq!(
+        app.entries("videos"),
+        [id.clone()],
+        "an emptied video directory goes"
     );
     assert_eq!(app.entries("uploads"), [id]);
     app.shutdown().await;
     std::fs::remove_dir_all(fixtures).unwrap();
+}
+
+/// Back-dates a file's modification time by two hours.
+fn age(path: &std::path::Path) {
+    let status = std::process::Command::new("touch")
+        .args(["-d", "2 hours ago"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]

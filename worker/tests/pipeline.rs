@@ -40,6 +40,8 @@ async fn a_720p_clip_with_audio_ends_ready_and_plays_over_http(pool: PgPool) {
     assert_eq!(names, ["720p", "480p", "360p", "240p"]);
 
     // The master names every rung with its attributes, highest first.
+    let base = TestApp::hls_base(&video);
+    assert!(video["playable"].as_bool().unwrap());
     let master_url = app.url(video["playback"]["hls"].as_str().unwrap());
     let response = app.http.get(&master_url).send().await.unwrap();
     assert_eq!(
@@ -66,7 +68,7 @@ async fn a_720p_clip_with_audio_ends_ready_and_plays_over_http(pool: PgPool) {
         assert_eq!(variant.frame_rate, Some(30.0));
 
         // Every variant playlist is complete and covers the whole source.
-        let url = app.url(&format!("/v1/videos/{id}/hls/{}", variant.uri));
+        let url = app.url(&format!("{base}/{}", variant.uri));
         let text = app
             .http
             .get(&url)
@@ -92,8 +94,8 @@ async fn a_720p_clip_with_audio_ends_ready_and_plays_over_http(pool: PgPool) {
     }
 
     // Keyframes every 2 s, at the same instants in every rung, so players can switch anywhere.
-    let top = keyframe_times(&app.url(&format!("/v1/videos/{id}/hls/720p.m3u8"))).await;
-    let bottom = keyframe_times(&app.url(&format!("/v1/videos/{id}/hls/240p.m3u8"))).await;
+    let top = keyframe_times(&app.url(&format!("{base}/720p.m3u8"))).await;
+    let bottom = keyframe_times(&app.url(&format!("{base}/240p.m3u8"))).await;
     assert_eq!(top, bottom);
     assert_eq!(top.len(), 6, "{top:?}");
     for (i, t) in top.iter().enumerate() {
@@ -143,7 +145,12 @@ async fn a_720p_clip_with_audio_ends_ready_and_plays_over_http(pool: PgPool) {
 
     // Published whole; nothing left in the work area.
     assert_eq!(app.entries("videos"), std::slice::from_ref(&id));
-    assert!(app.entries("work").is_empty(), "{:?}", app.entries("work"));
+    assert_eq!(
+        app.attempt_dirs(&id).len(),
+        1,
+        "{:?}",
+        app.attempt_dirs(&id)
+    );
     app.shutdown().await;
     std::fs::remove_dir_all(fixtures).unwrap();
 }
@@ -179,7 +186,7 @@ async fn a_clip_without_audio_ends_ready_with_video_only_variants(pool: PgPool) 
             "{codecs}"
         );
     }
-    let master = app.url(&format!("/v1/videos/{id}/hls/master.m3u8"));
+    let master = app.url(video["playback"]["hls"].as_str().unwrap());
     let streams = tokio::process::Command::new("ffprobe")
         .args([
             "-v",
@@ -232,7 +239,9 @@ async fn two_workers_process_six_jobs_exactly_once_each(pool: PgPool) {
     ids.sort();
     published.sort();
     assert_eq!(published, ids, "one output directory per job");
-    assert!(app.entries("work").is_empty());
+    for id in &ids {
+        assert_eq!(app.attempt_dirs(id).len(), 1, "{id}");
+    }
     app.shutdown().await;
     std::fs::remove_dir_all(fixtures).unwrap();
 }
@@ -327,7 +336,7 @@ async fn an_encode_past_its_time_limit_is_killed_and_fails_after_its_attempts(po
         };
         assert_eq!(outcome, expected, "attempt {attempt}");
         assert!(
-            app.entries("work").is_empty(),
+            app.entries("videos").is_empty(),
             "attempt {attempt} left files behind"
         );
     }
@@ -392,7 +401,6 @@ async fn a_worker_shutting_down_hands_its_running_job_back(pool: PgPool) {
         video["attempts"], 0,
         "a shutdown does not charge an attempt"
     );
-    assert!(app.entries("work").is_empty());
     assert!(app.entries("videos").is_empty());
     app.shutdown().await;
     std::fs::remove_dir_all(fixtures).unwrap();

@@ -203,7 +203,20 @@ impl TestApp {
         !out.stdout.is_empty()
     }
 
-    /// Names of the entries of a media subdirectory (`uploads`, `work`, `videos`).
+    /// The attempt directories under `videos/{video_id}/`.
+    pub fn attempt_dirs(&self, video_id: &str) -> Vec<String> {
+        self.entries(&format!("videos/{video_id}"))
+    }
+
+    /// The directory URL of a video's playback, e.g. `/v1/videos/ID/hls/1-ab12cd34`.
+    pub fn hls_base(video: &Value) -> String {
+        let master = video["playback"]["hls"]
+            .as_str()
+            .expect("the video is playable");
+        master.trim_end_matches("/master.m3u8").to_owned()
+    }
+
+    /// Names of the entries of a media subdirectory (`uploads`, `videos`, `videos/{id}`).
     pub fn entries(&self, sub: &str) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.media_dir.join(sub))
             .map(|d| {
