@@ -434,3 +434,170 @@ async fn keyframe_times(playlist_url: &str) -> Vec<f64> {
     let first = times.first().copied().unwrap_or(0.0);
     times.iter().map(|t| t - first).collect()
 }
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn a_long_video_is_playable_while_it_encodes(pool: PgPool) {
+    let mut app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let clip = make_clip(&fixtures, "sixty.mp4", 60, 640, 360, true).await;
+    app.start_worker(1).await;
+    let uploaded = std::time::Instant::now();
+    let id = app.upload_ok(&clip).await;
+
+    // As soon as the API says playable, while the job still runs.
+    let deadline = uploaded + ENCODE_LIMIT;
+    let video = loop {
+        let video = app.get_json(&format!("/v1/videos/{id}")).await;
+        if video["playable"] == true {
+            break video;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never playable: {video}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let playable_after = uploaded.elapsed();
+    assert_eq!(
+        video["status"], "processing",
+        "playable before the end: {video}"
+    );
+    eprintln!(
+        "playable {playable_after:?} after the upload, at {}% encoded",
+        video["progress"]
+    );
+    let base = TestApp::hls_base(&video);
+    let master_text = app
+        .http
+        .get(app.url(&format!("{base}/master.m3u8")))
+        .send()
+        .await
+        .unwrap();
+    let master_text = master_text.text().await.unwrap();
+    let master = m3u8_rs::parse_master_playlist_res(master_text.as_bytes()).unwrap();
+    assert_eq!(master.variants.len(), 2, "{master_text}");
+
+    // Each rendition already lists decodable segments, and is not finished yet.
+    let mut early = Vec::new();
+    for variant in &master.variants {
+        let url = app.url(&format!("{base}/{}", variant.uri));
+        let text = app
+            .http
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let playlist = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
+        assert!(!playlist.end_list, "still growing: {text}");
+        assert_eq!(
+            playlist.playlist_type,
+            Some(m3u8_rs::MediaPlaylistType::Event)
+        );
+        let first = &playlist.segments[0];
+        let init = first
+            .map
+            .as_ref()
+            .map(|m| m.uri.clone())
+            .unwrap_or_default();
+        let mut bytes = app
+            .http
+            .get(app.url(&format!("{base}/{init}")))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec();
+        let segment = app
+            .http
+            .get(app.url(&format!("{base}/{}", first.uri)))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        bytes.extend_from_slice(&segment);
+        let sample = fixtures.join(format!("early-{}.mp4", variant.uri));
+        std::fs::write(&sample, &bytes).unwrap();
+        let decoded = tokio::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(&sample)
+            .args(["-f", "null", "-"])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            decoded.status.success(),
+            "{}",
+            String::from_utf8_lossy(&decoded.stderr)
+        );
+        early.push((variant.uri.clone(), first.uri.clone(), segment));
+    }
+
+    // At the end: the same URLs, complete playlists, and the early segments unchanged.
+    let video = app
+        .wait_for_status(&id, &["ready", "failed"], ENCODE_LIMIT)
+        .await;
+    assert_eq!(video["status"], "ready", "{video}");
+    assert_eq!(
+        TestApp::hls_base(&video),
+        base,
+        "the URL a player started on stays valid"
+    );
+    for (playlist_uri, first_uri, segment) in early {
+        let text = app
+            .http
+            .get(app.url(&format!("{base}/{playlist_uri}")))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let playlist = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
+        assert!(playlist.end_list, "{text}");
+        let total: f64 = playlist
+            .segments
+            .iter()
+            .map(|s| f64::from(s.duration))
+            .sum();
+        assert!((total - 60.0).abs() <= 0.5, "{playlist_uri}: {total} s");
+        let now = app
+            .http
+            .get(app.url(&format!("{base}/{first_uri}")))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(now, segment, "a segment fetched early never changes");
+    }
+    let decoded = tokio::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-i",
+            &app.url(&format!("{base}/master.m3u8")),
+            "-map",
+            "0:v:0",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        decoded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&decoded.stderr)
+    );
+    app.shutdown().await;
+    std::fs::remove_dir_all(fixtures).unwrap();
+}
