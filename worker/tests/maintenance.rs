@@ -224,7 +224,7 @@ async fn leftovers_of_dead_attempts_are_swept_and_live_work_is_kept(pool: PgPool
     );
     assert_eq!(
         app.entries("videos"),
-        [id.clone()],
+        std::slice::from_ref(&id),
         "an emptied video directory goes"
     );
     assert_eq!(app.entries("uploads"), [id]);
