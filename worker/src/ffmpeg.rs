@@ -162,12 +162,17 @@ pub fn encode_args(job: &EncodeJob<'_>) -> Vec<OsString> {
         );
     }
     let segment_secs = SEGMENT_SECS.to_string();
+    let first_segment_secs = KEYFRAME_SECS.to_string();
     args.extend(
         [
             "-f",
             "hls",
             "-hls_time",
             &segment_secs,
+            // A short first segment: the video becomes playable after one
+            // keyframe interval of encoding instead of a whole segment.
+            "-hls_init_time",
+            &first_segment_secs,
             // EVENT playlists grow segment by segment, so the video plays
             // while it encodes; temp_file makes every segment and playlist
             // appear by rename, never half-written.
