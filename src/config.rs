@@ -29,7 +29,7 @@ pub struct CommonConfig {
     #[arg(long, env = "QUEUE_NAME", default_value = "prostream:transcode")]
     pub queue_name: String,
 
-    /// Shared media volume: `uploads/` holds originals, `videos/{id}/` the HLS output.
+    /// Shared media volume: `uploads/` holds originals, `videos/{id}/{attempt}/` the HLS output.
     #[arg(long, env = "MEDIA_ROOT", default_value = "./media")]
     pub media_root: PathBuf,
 
