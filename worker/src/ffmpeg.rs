@@ -1,8 +1,11 @@
 //! The only place the worker spawns ffmpeg and ffprobe.
 //!
 //! One ffmpeg process per job: the source is decoded once, `split` feeds a
-//! scaler and an x264 encoder per rung (and the poster), and the HLS muxer
-//! writes fMP4 segments for every rung side by side. FFMPEG.md measured this
+//! scaler and an x264 encoder per rung, and the HLS muxer writes fMP4
+//! segments for every rung side by side. The poster is a separate, tiny
+//! ffmpeg run (seek, one frame): as a branch of the same graph it held every
+//! rung's frames back until the poster frame arrived, which delayed the first
+//! segment by seconds (benchmark 3: 5.6 s for 1080p) and buffered frames. FFMPEG.md measured this
 //! at about 0.68× the CPU of one process per rung.
 
 use std::{
@@ -81,23 +84,16 @@ pub fn encode_args(job: &EncodeJob<'_>) -> Vec<OsString> {
     let rungs = &ladder.rungs;
     let has_video = !rungs.is_empty();
     if has_video {
-        let mut graph = format!("[0:v]split={}", rungs.len() + 1);
+        let mut graph = format!("[0:v]split={}", rungs.len());
         for i in 0..rungs.len() {
             graph.push_str(&format!("[s{i}]"));
         }
-        graph.push_str("[sp]");
         for (i, r) in rungs.iter().enumerate() {
             graph.push_str(&format!(
                 ";[s{i}]scale={}:{},setsar=1[v{i}]",
                 r.width, r.height
             ));
         }
-        // The poster: one frame a little way in (frame numbers, not
-        // timestamps, so sources that start at a non-zero PTS work too).
-        let poster_frame = (poster_time(job.duration_s) * job.frame_rate).round() as u64;
-        graph.push_str(&format!(
-            ";[sp]select='gte(n\\,{poster_frame})',scale=-2:'min(720,ih)'[poster]"
-        ));
         args.extend(["-filter_complex".into(), graph.into()]);
     }
 
@@ -197,22 +193,6 @@ pub fn encode_args(job: &EncodeJob<'_>) -> Vec<OsString> {
     args.extend(["-var_stream_map".into(), stream_map.join(" ").into()]);
     args.push(out("%v.m3u8"));
 
-    if has_video {
-        args.extend(
-            [
-                "-map",
-                "[poster]",
-                "-frames:v",
-                "1",
-                "-update",
-                "1",
-                "-q:v",
-                "3",
-            ]
-            .map(OsString::from),
-        );
-        args.push(out(POSTER));
-    }
     args.extend(["-progress", "pipe:1", "-nostats"].map(OsString::from));
     args
 }
@@ -220,6 +200,43 @@ pub fn encode_args(job: &EncodeJob<'_>) -> Vec<OsString> {
 /// A few seconds in, where a title card has usually ended, but inside short clips.
 fn poster_time(duration_s: f64) -> f64 {
     (duration_s / 3.0).min(5.0)
+}
+
+/// Writes `out_dir/poster.jpg`: one frame a few seconds in, at most 720 high.
+/// Seeking first makes this cost a fraction of a second whatever the length.
+pub async fn poster(
+    ffmpeg: &Path,
+    input: &Path,
+    out_dir: &Path,
+    duration_s: f64,
+    limit: Duration,
+) -> Result<(), FfmpegError> {
+    let mut cmd = Command::new(ffmpeg);
+    cmd.args(["-hide_banner", "-nostdin", "-y", "-loglevel", "error"])
+        .args(input_guard_args())
+        .args(["-ss", &format!("{:.3}", poster_time(duration_s))])
+        .arg("-i")
+        .arg(input)
+        .args([
+            "-frames:v",
+            "1",
+            "-vf",
+            "scale=-2:'min(720,ih)'",
+            "-q:v",
+            "3",
+            "-update",
+            "1",
+        ])
+        .arg(out_dir.join(POSTER));
+    let done = process::run(cmd, limit).await?;
+    if done.status.success() {
+        Ok(())
+    } else {
+        Err(FfmpegError::Failed {
+            status: done.status.to_string(),
+            stderr: done.stderr_tail,
+        })
+    }
 }
 
 /// The wall-clock limit for encoding a source of `duration_s`.
@@ -334,25 +351,25 @@ mod tests {
     }
 
     #[test]
-    fn one_process_decodes_once_and_encodes_every_rung_and_the_poster() {
+    fn one_process_decodes_once_and_encodes_every_rung() {
         let ladder = plan(&Source {
             video: Some((1280, 720)),
             video_bit_rate: None,
             audio: true,
         });
         let args = args_for(&ladder);
-        assert!(args.contains("[0:v]split=5[s0][s1][s2][s3][sp]"), "{args}");
+        assert!(args.contains("[0:v]split=4[s0][s1][s2][s3];"), "{args}");
         assert!(args.contains("[s1]scale=854:480,setsar=1[v1]"));
-        assert!(
-            args.contains("select='gte(n\\,120)'"),
-            "poster at 4 s = frame 120: {args}"
-        );
         assert!(args.contains("-var_stream_map v:0,a:0,name:720p v:1,a:1,name:480p v:2,a:2,name:360p v:3,a:3,name:240p"));
         assert!(args.contains("-g 60 -keyint_min 60 -force_key_frames expr:gte(t,n_forced*2)"));
         assert!(args.contains("-b:v:0 2800k -maxrate:v:0 2996k -bufsize:v:0 4200k"));
         assert!(args.contains("-format_whitelist"));
         assert!(args.contains("-protocol_whitelist file"));
-        assert!(args.ends_with("/m/work/j-1/poster.jpg -progress pipe:1 -nostats"));
+        assert!(
+            args.ends_with("/m/work/j-1/%v.m3u8 -progress pipe:1 -nostats"),
+            "{args}"
+        );
+        assert!(!args.contains("poster"), "the poster is a separate run");
     }
 
     #[test]
@@ -377,7 +394,6 @@ mod tests {
         });
         let args = args_for(&ladder);
         assert!(!args.contains("-filter_complex"));
-        assert!(!args.contains("poster"));
         assert!(args.contains("-var_stream_map a:0,name:audio"));
         assert!(
             args.contains("-hls_fmp4_init_filename audio_init.mp4"),

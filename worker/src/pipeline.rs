@@ -257,6 +257,16 @@ async fn attempt(
     metrics::histogram!(telemetry::ENCODE_SPEED).record(speed);
 
     report(ctx, job, JobStage::Publishing, 100.0).await?;
+    if info.video.is_some() {
+        ffmpeg::poster(
+            &ctx.ffmpeg,
+            &source,
+            work,
+            info.duration_s,
+            ctx.probe_timeout,
+        )
+        .await?;
+    }
     let renditions = describe(job.video_id, work, &ladder, &info).await?;
     Ok(renditions)
 }
