@@ -500,20 +500,10 @@ async fn sigkill_mid_encode(stack: &mut Stack, clip: &Path) {
     // Its ffmpeg is orphaned, not killed: it dies on its next progress write
     // into the closed pipe (about every half second).
     let pattern = format!("{}/videos/{id}/1-", stack.app.media_dir.display());
-    wait_until(
+    wait_until_no_process(
         "the killed worker's ffmpeg exits",
+        &pattern,
         Duration::from_secs(5),
-        || {
-            let pattern = pattern.clone();
-            async move {
-                let out = Command::new("pgrep")
-                    .args(["-f", &pattern])
-                    .output()
-                    .await
-                    .unwrap();
-                out.stdout.is_empty()
-            }
-        },
     )
     .await;
     stack.spawn_worker(&[]);
@@ -710,20 +700,11 @@ async fn cancel_retry_delete(stack: &mut Stack, medium: &Path, small: &Path) {
         .await;
     assert_eq!(status, 200);
     let canceled_at = Instant::now();
-    wait_until(
+    let pattern = format!("{}/videos/{running}/", stack.app.media_dir.display());
+    wait_until_no_process(
         "the canceled job's ffmpeg exits",
+        &pattern,
         Duration::from_secs(2),
-        || {
-            let pattern = format!("{}/videos/{running}/", stack.app.media_dir.display());
-            async move {
-                let out = Command::new("pgrep")
-                    .args(["-f", &pattern])
-                    .output()
-                    .await
-                    .unwrap();
-                out.stdout.is_empty()
-            }
-        },
     )
     .await;
     eprintln!(
@@ -756,6 +737,19 @@ async fn cancel_retry_delete(stack: &mut Stack, medium: &Path, small: &Path) {
     assert!(!stack.app.entries("videos").contains(&gone));
     assert!(!stack.app.entries("uploads").contains(&gone));
     stack.faults.push("delete ready");
+}
+
+/// Waits until no process has `pattern` on its command line.
+async fn wait_until_no_process(what: &str, pattern: &str, limit: Duration) {
+    wait_until(what, limit, || async move {
+        let out = Command::new("pgrep")
+            .args(["-f", pattern])
+            .output()
+            .await
+            .unwrap();
+        out.stdout.is_empty()
+    })
+    .await;
 }
 
 async fn wait_until<F, Fut>(what: &str, limit: Duration, mut check: F)

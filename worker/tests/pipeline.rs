@@ -69,15 +69,7 @@ async fn a_720p_clip_with_audio_ends_ready_and_plays_over_http(pool: PgPool) {
 
         // Every variant playlist is complete and covers the whole source.
         let url = app.url(&format!("{base}/{}", variant.uri));
-        let text = app
-            .http
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = app.get_text(&url).await;
         let playlist = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
         assert!(playlist.end_list, "{text}");
         let total: f64 = playlist
@@ -481,15 +473,7 @@ async fn a_long_video_is_playable_while_it_encodes(pool: PgPool) {
     let mut early = Vec::new();
     for variant in &master.variants {
         let url = app.url(&format!("{base}/{}", variant.uri));
-        let text = app
-            .http
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = app.get_text(&url).await;
         let playlist = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
         assert!(!playlist.end_list, "still growing: {text}");
         assert_eq!(
