@@ -150,7 +150,7 @@ def bench_pipeline(clip, duration):
     return video, bare_cmd, bare_wall, bare_cpu
 
 
-def per_rung_commands(source, rungs, out_dir):
+def per_rung_commands(source, rungs, crf, out_dir):
     """The peers' way: one ffmpeg per rung, each decoding the source, same encoder settings."""
     out_dir.mkdir(exist_ok=True)
     cmds = []
@@ -162,7 +162,7 @@ def per_rung_commands(source, rungs, out_dir):
             "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-pix_fmt", "yuv420p",
             "-sc_threshold", "0", "-flags", "+cgop", "-g", "60", "-keyint_min", "60",
             "-force_key_frames", "expr:gte(t,n_forced*2)",
-            "-b:v", f"{kbps}k", "-maxrate", f"{kbps * 107 // 100}k", "-bufsize", f"{kbps * 3 // 2}k",
+            "-crf", str(crf), "-maxrate", f"{kbps}k", "-bufsize", f"{kbps * 3 // 2}k",
             "-c:a", "aac", "-b:a", "128k", "-ac", "2",
             "-f", "hls", "-hls_time", "4", "-hls_playlist_type", "vod", "-hls_segment_type", "fmp4",
             "-hls_fmp4_init_filename", f"{r['name']}_init.mp4",
@@ -171,14 +171,14 @@ def per_rung_commands(source, rungs, out_dir):
     return cmds
 
 
-def bitrate_args(cmd):
-    """Per-rung target kbit/s from the worker's command (-b:v:N 2800k)."""
-    rates = {}
+def rate_control_args(cmd):
+    """The worker's CRF and per-rung caps in kbit/s, from its command (-crf 23, -maxrate:v:N 2800k)."""
+    caps = {}
     for i, a in enumerate(cmd):
-        m = re.fullmatch(r"-b:v:(\d+)", a)
+        m = re.fullmatch(r"-maxrate:v:(\d+)", a)
         if m:
-            rates[int(m.group(1))] = int(cmd[i + 1].rstrip("k"))
-    return [rates[i] for i in sorted(rates)]
+            caps[int(m.group(1))] = int(cmd[i + 1].rstrip("k"))
+    return int(cmd[cmd.index("-crf") + 1]), [caps[i] for i in sorted(caps)]
 
 
 def bench_first_playable_long(width, height):
@@ -193,10 +193,10 @@ def bench_first_playable_long(width, height):
 
 
 def bench_single_decode(clip, video, bare_cmd, bare_wall, bare_cpu):
-    rates = bitrate_args(bare_cmd)
-    rungs = [dict(r, bandwidth_target=rate) for r, rate in zip(video["renditions"], rates)]
+    crf, caps = rate_control_args(bare_cmd)
+    rungs = [dict(r, bandwidth_target=cap) for r, cap in zip(video["renditions"], caps)]
     wall = cpu = 0.0
-    for cmd in per_rung_commands(clip, rungs, SCRATCH / "per-rung"):
+    for cmd in per_rung_commands(clip, rungs, crf, SCRATCH / "per-rung"):
         w, c = timed(cmd)
         wall += w
         cpu += c
@@ -251,7 +251,9 @@ def bench_serving(video):
         "informative", None, f"wrk -t2 -c64 -d8s --latency {API}/v1/videos/ID")
     key = video["playback"]["hls"].split("/")[-2]
     out = MEDIA / "videos" / video_id / key
-    segment = sorted(p.name for p in out.glob("*_00001.m4s"))[0]
+    # The top rung's segment (bytes dominate) and the bottom rung's (per-request cost dominates).
+    names = [r["name"] for r in video["renditions"]]
+    segments = [f"{names[0]}_00001.m4s", f"{names[-1]}_00001.m4s"]
     conf = SCRATCH / "nginx.conf"
     port = free_port()
     conf.write_text(f"""
@@ -270,16 +272,18 @@ http {{
 """)
     nginx = subprocess.Popen(["nginx", "-c", str(conf), "-g", "daemon off;"])
     try:
-        wait_http(f"http://127.0.0.1:{port}/{video_id}/{key}/{segment}")
-        ours, ours_p99 = wrk(f"{API}/v1/videos/{video_id}/hls/{key}/{segment}")
-        theirs, theirs_p99 = wrk(f"http://127.0.0.1:{port}/{video_id}/{key}/{segment}")
+        wait_http(f"http://127.0.0.1:{port}/{video_id}/{key}/{segments[0]}")
+        for segment in segments:
+            size_kb = (out / segment).stat().st_size / 1000
+            ours, ours_p99 = wrk(f"{API}/v1/videos/{video_id}/hls/{key}/{segment}")
+            theirs, theirs_p99 = wrk(f"http://127.0.0.1:{port}/{video_id}/{key}/{segment}")
+            ratio = ours / theirs
+            add(f"5b. HLS segment serving, {segment} ({size_kb:.0f} kB)", f"{ours:.0f} req/s (p99 {ours_p99:.1f} ms)",
+                f"{theirs:.0f} req/s nginx (p99 {theirs_p99:.1f} ms)", f"{ratio:.2f}×", "≥ 0.7× nginx", ratio >= 0.7,
+                f"wrk -t2 -c64 -d8s on {segment} through the API and through nginx (same file)")
     finally:
         nginx.terminate()
         nginx.wait()
-    ratio = ours / theirs
-    add("5b. HLS segment serving", f"{ours:.0f} req/s (p99 {ours_p99:.1f} ms)",
-        f"{theirs:.0f} req/s nginx (p99 {theirs_p99:.1f} ms)", f"{ratio:.2f}×", "≥ 0.7× nginx", ratio >= 0.7,
-        f"wrk -t2 -c64 -d8s on one {segment} through the API and through nginx (same file)")
 
 
 def free_port():
@@ -371,6 +375,58 @@ def bench_quality(video, clip, duration):
             "—", "informative", None, "ffmpeg -i RUNG.m3u8 -i SOURCE -lavfi '[1:v]scale=W:H[ref];[0:v][ref]ssim' -f null -")
 
 
+# Four kinds of picture, from hardest to easiest to encode; lossless 720p30 sources.
+RATE_CONTROL_CONTENT = [
+    ("noisy test pattern", "testsrc2=size=1280x720:rate=30,noise=alls=20:allf=t+u"),
+    ("fractal zoom", "mandelbrot=size=1280x720:rate=30"),
+    ("cellular automaton", "life=size=320x180:mold=10:rate=30:ratio=0.1:death_color=#C83232:life_color=#00ff00,"
+                           "scale=1280:720:flags=neighbor"),
+    ("slides (mostly still)", "testsrc=size=1280x720:rate=30"),
+]
+# The 720p rung: its cap, and the ABR setting the worker used before (average 2800k, peak 1.07×).
+RATE_CONTROL_CAP_KBPS = 2800
+ABR_ARGS = ["-b:v", "2800k", "-maxrate", "2996k", "-bufsize", "4200k"]
+
+
+def encode_and_ssim(source, rate_args, out):
+    run(["ffmpeg", "-v", "error", "-y", "-i", str(source), "-an", "-c:v", "libx264", "-preset", "veryfast",
+         "-profile:v", "high", "-pix_fmt", "yuv420p", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
+         *rate_args, str(out)])
+    err = subprocess.run(["ffmpeg", "-hide_banner", "-nostats", "-i", str(out), "-i", str(source),
+                          "-lavfi", "[0:v][1:v]ssim", "-f", "null", "-"],
+                         capture_output=True, text=True, check=True).stderr
+    return out.stat().st_size, float(re.search(r"All:([\d.]+)", err).group(1))
+
+
+def bench_rate_control(crf):
+    """7b: the worker's capped CRF against plain ABR at the 720p rung, on four kinds of content."""
+    secs = 10
+    capped_args = ["-crf", str(crf), "-maxrate", f"{RATE_CONTROL_CAP_KBPS}k",
+                   "-bufsize", f"{RATE_CONTROL_CAP_KBPS * 3 // 2}k"]
+    total_crf = total_abr = 0
+    worst_delta = 1.0
+    for name, graph in RATE_CONTROL_CONTENT:
+        source = SCRATCH / "rc-source.mkv"
+        run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", graph, "-t", str(secs),
+             "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", str(source)])
+        crf_bytes, crf_ssim = encode_and_ssim(source, capped_args, SCRATCH / "rc-crf.mp4")
+        abr_bytes, abr_ssim = encode_and_ssim(source, ABR_ARGS, SCRATCH / "rc-abr.mp4")
+        total_crf += crf_bytes
+        total_abr += abr_bytes
+        worst_delta = min(worst_delta, crf_ssim - abr_ssim)
+        add(f"7b. 720p, {name}: capped CRF vs ABR",
+            f"CRF {crf} ≤ {RATE_CONTROL_CAP_KBPS}k: {crf_bytes / 1e6:.2f} MB, SSIM {crf_ssim:.4f}",
+            f"ABR 2800k: {abr_bytes / 1e6:.2f} MB, SSIM {abr_ssim:.4f}", f"{crf_bytes / abr_bytes:.2f}× bytes",
+            "informative", None, f"scripts/bench: bench_rate_control(), {secs} s lossless `{graph.split(',')[0]}`")
+        for f in (source, SCRATCH / "rc-crf.mp4", SCRATCH / "rc-abr.mp4"):
+            f.unlink()
+    ratio = total_crf / total_abr
+    met = ratio < 1 and worst_delta >= -0.002
+    add("7b. Decision: capped CRF (the worker's) over ABR", f"{total_crf / 1e6:.2f} MB in all, worst ΔSSIM "
+        f"{worst_delta:+.4f}", f"{total_abr / 1e6:.2f} MB in all with ABR", f"{ratio:.2f}× bytes",
+        "fewer bytes, no content worse by more than 0.002 SSIM", met, "the four rows above")
+
+
 def machine():
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -397,8 +453,6 @@ def write_report(duration, clip_desc, started):
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |")
     lines += [
         "",
-        "Not measured yet: the capped-CRF against ABR comparison of 7.",
-        "",
     ]
     (REPO / "BENCHMARKS.md").write_text("\n".join(lines))
     log(f"wrote {REPO / 'BENCHMARKS.md'}")
@@ -418,6 +472,7 @@ def main():
     bench_serving(video)
     bench_ingest()
     bench_quality(video, clip, secs)
+    bench_rate_control(rate_control_args(bare_cmd)[0])
     write_report(secs, f"{secs} s {width}×{height} 30 fps testsrc2 + noise + sine, 20 Mb/s H.264", started)
 
 

@@ -26,6 +26,11 @@ pub struct WorkerConfig {
           value_parser = ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"])]
     pub x264_preset: String,
 
+    /// x264 constant rate factor (lower: better and bigger), capped per rung by its bitrate.
+    #[arg(long, env = "X264_CRF", default_value_t = 23,
+          value_parser = clap::value_parser!(u8).range(0..=51))]
+    pub x264_crf: u8,
+
     /// ffmpeg is killed after the source duration times this factor…
     #[arg(long, env = "ENCODE_TIMEOUT_FACTOR", default_value_t = 10.0)]
     pub encode_timeout_factor: f64,

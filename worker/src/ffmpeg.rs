@@ -37,6 +37,8 @@ pub struct EncodeJob<'a> {
     pub duration_s: f64,
     pub frame_rate: f64,
     pub preset: &'a str,
+    /// x264 constant rate factor, capped per rung by its VBV maxrate.
+    pub crf: u8,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,10 +105,8 @@ pub fn encode_args(job: &EncodeJob<'_>) -> Vec<OsString> {
         args.extend(["-map".into(), format!("[v{i}]").into()]);
         args.extend(
             [
-                format!("-b:v:{i}"),
-                format!("{}k", r.video_kbps),
                 format!("-maxrate:v:{i}"),
-                format!("{}k", r.maxrate_kbps()),
+                format!("{}k", r.video_kbps),
                 format!("-bufsize:v:{i}"),
                 format!("{}k", r.bufsize_kbps()),
             ]
@@ -135,6 +135,10 @@ pub fn encode_args(job: &EncodeJob<'_>) -> Vec<OsString> {
             "-profile:v",
             "high",
         ]);
+        // Capped CRF: constant quality, at most the rung's bitrate. Hard content
+        // hits the cap and costs what ABR costs; easy content (slides, screen
+        // recordings) costs a fraction (benchmark 7b).
+        push(&["-crf", &job.crf.to_string()]);
         push(&[
             "-pix_fmt",
             "yuv420p",
@@ -342,6 +346,7 @@ mod tests {
             duration_s: 12.0,
             frame_rate: 30.0,
             preset: "veryfast",
+            crf: 23,
         };
         encode_args(&job)
             .iter()
@@ -362,7 +367,9 @@ mod tests {
         assert!(args.contains("[s1]scale=854:480,setsar=1[v1]"));
         assert!(args.contains("-var_stream_map v:0,a:0,name:720p v:1,a:1,name:480p v:2,a:2,name:360p v:3,a:3,name:240p"));
         assert!(args.contains("-g 60 -keyint_min 60 -force_key_frames expr:gte(t,n_forced*2)"));
-        assert!(args.contains("-b:v:0 2800k -maxrate:v:0 2996k -bufsize:v:0 4200k"));
+        assert!(args.contains("-maxrate:v:0 2800k -bufsize:v:0 4200k"));
+        assert!(args.contains("-crf 23"));
+        assert!(!args.contains("-b:v"));
         assert!(args.contains("-format_whitelist"));
         assert!(args.contains("-protocol_whitelist file"));
         assert!(

@@ -2,11 +2,11 @@
 //!
 //! Rungs are named by their short side (a portrait phone video's 720p rung is
 //! 720×1280). Only rungs at or below the source's short side are made: no
-//! upscaling. Bitrates are for H.264 `veryfast` at up to 30 fps and are capped
-//! at the source's own video bitrate, which already bounds the detail there is
-//! to keep.
+//! upscaling. Each rung's bitrate is the cap of its capped-CRF encode (x264's
+//! VBV maxrate): sized for H.264 `veryfast` at up to 30 fps, and lowered to the
+//! source's own video bitrate, which already bounds the detail there is to keep.
 
-/// (short side, video kbit/s).
+/// (short side, peak video kbit/s).
 pub const STANDARD_RUNGS: [(u32, u32); 5] = [
     (1080, 5000),
     (720, 2800),
@@ -27,15 +27,13 @@ pub struct Rung {
     pub name: String,
     pub width: u32,
     pub height: u32,
+    /// The most video bits per second this rung may spend (VBV maxrate); easy
+    /// content spends far less (benchmark 7 in BENCHMARKS.md).
     pub video_kbps: u32,
 }
 
 impl Rung {
-    /// VBV peak: the encoder may exceed the average by 7 % over a 1.5 s buffer.
-    pub fn maxrate_kbps(&self) -> u32 {
-        self.video_kbps * 107 / 100
-    }
-
+    /// VBV buffer: 1.5 s at the peak rate.
     pub fn bufsize_kbps(&self) -> u32 {
         self.video_kbps * 3 / 2
     }
@@ -198,10 +196,7 @@ mod tests {
     #[test]
     fn vbv_follows_the_measured_ladder_settings() {
         let r = &ladder(1920, 1080, None).rungs[0];
-        assert_eq!(
-            (r.video_kbps, r.maxrate_kbps(), r.bufsize_kbps()),
-            (5000, 5350, 7500)
-        );
+        assert_eq!((r.video_kbps, r.bufsize_kbps()), (5000, 7500));
     }
 
     #[test]

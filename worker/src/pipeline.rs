@@ -44,6 +44,7 @@ pub struct JobContext {
     pub ffmpeg: PathBuf,
     pub ffprobe: PathBuf,
     pub preset: String,
+    pub crf: u8,
     pub probe_timeout: Duration,
     pub encode_timeout_factor: f64,
     pub encode_timeout_min: Duration,
@@ -230,6 +231,7 @@ async fn attempt(
         duration_s: info.duration_s,
         frame_rate: if frame_rate > 0.0 { frame_rate } else { 30.0 },
         preset: &ctx.preset,
+        crf: ctx.crf,
     };
     let limit = ffmpeg::encode_timeout(
         info.duration_s,
@@ -381,11 +383,10 @@ async fn early_master(
         } else {
             0
         };
+        // Nothing is measured yet: announce the cap; the final master has real figures.
         let (peak, average) = rung.map_or((audio, audio), |r| {
-            (
-                u64::from(r.maxrate_kbps()) + audio,
-                u64::from(r.video_kbps) + audio,
-            )
+            let cap = u64::from(r.video_kbps) + audio;
+            (cap, cap)
         });
         variants.push(Variant {
             uri: format!("{name}.m3u8"),

@@ -48,6 +48,7 @@ pub async fn context(
         ffmpeg: config.ffmpeg_path.clone(),
         ffprobe: common.ffprobe_path.clone(),
         preset: config.x264_preset.clone(),
+        crf: config.x264_crf,
         probe_timeout: common.probe_timeout(),
         encode_timeout_factor: config.encode_timeout_factor,
         encode_timeout_min: Duration::from_secs(config.encode_timeout_min_secs),

@@ -91,6 +91,9 @@ async fn hls_paths_other_than_plain_file_names_of_the_video_are_refused(pool: Pg
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("master.m3u8"), "#EXTM3U\n").unwrap();
     std::fs::write(dir.join("720p_00000.m4s"), vec![1u8; 1000]).unwrap();
+    // Above the size read whole into memory: streamed instead.
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.join("1080p_00000.m4s"), &big).unwrap();
     std::fs::write(dir.join(".secret.m3u8"), "no").unwrap();
     std::fs::write(
         app.media_dir.join("videos").join(id).join("outside.m3u8"),
@@ -125,6 +128,37 @@ async fn hls_paths_other_than_plain_file_names_of_the_video_are_refused(pool: Pg
             .contains("immutable")
     );
     assert_eq!(range.bytes().await.unwrap().len(), 100);
+
+    // Plain GETs (small: read whole; big: streamed) and a HEAD give the same headers and bytes.
+    for (file, expected) in [
+        ("720p_00000.m4s", vec![1u8; 1000]),
+        ("1080p_00000.m4s", big),
+    ] {
+        let url = app.url(&format!("{base}/{file}"));
+        let whole = app.http.get(&url).send().await.unwrap();
+        assert_eq!(whole.status(), 200, "{file}");
+        assert_eq!(whole.headers()["content-type"], "video/iso.segment");
+        assert_eq!(
+            whole.headers()["content-length"],
+            expected.len().to_string().as_str()
+        );
+        assert!(
+            whole.headers()["cache-control"]
+                .to_str()
+                .unwrap()
+                .contains("immutable")
+        );
+        assert!(
+            whole.bytes().await.unwrap() == expected,
+            "{file}: bytes differ"
+        );
+        let head = app.http.head(&url).send().await.unwrap();
+        assert_eq!(head.status(), 200, "{file}");
+        assert_eq!(
+            head.headers()["content-length"],
+            expected.len().to_string().as_str()
+        );
+    }
 
     for (file, status) in [
         ("..%2Foutside.m3u8", 400),

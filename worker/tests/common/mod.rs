@@ -104,6 +104,7 @@ impl TestApp {
             ffmpeg: "ffmpeg".into(),
             ffprobe: "ffprobe".into(),
             preset: "veryfast".into(),
+            crf: 23,
             probe_timeout: Duration::from_secs(30),
             encode_timeout_factor: 10.0,
             encode_timeout_min: Duration::from_secs(120),
