@@ -3,6 +3,9 @@
 #
 #   bash scripts/test.sh [extra arguments for cargo nextest run / cargo test]
 #
+# Without arguments it runs everything: the Rust tests, then the contract test against the live API
+# (scripts/contract-test.sh). With arguments, only the Rust tests those arguments select.
+#
 # The tests are #[sqlx::test] tests: each creates its own database on the server of DATABASE_URL, so
 # DATABASE_URL only has to name an existing database on a server where the user may CREATE DATABASE.
 # Each test also uses its own queue name on REDIS_URL. Both are found or started by
@@ -30,4 +33,7 @@ fi
 log "${runner[*]} $*"
 rc=0
 "${runner[@]}" "$@" || rc=$?
+if (($# == 0)); then
+    bash scripts/contract-test.sh || rc=$?
+fi
 exit "$rc"

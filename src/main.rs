@@ -32,6 +32,8 @@ enum Command {
         #[command(flatten)]
         common: CommonConfig,
     },
+    /// Print the OpenAPI document (as served at /openapi.json) and exit.
+    Openapi,
     /// Exit 0 when the API at BIND_ADDR answers /healthz (for container health checks).
     Healthcheck {
         /// The API's address; 0.0.0.0 is checked through 127.0.0.1.
@@ -78,6 +80,10 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("applying migrations failed")?;
             tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Openapi => {
+            println!("{}", prostream::http::openapi().to_pretty_json()?);
             Ok(())
         }
         Command::Healthcheck { bind_addr } => healthcheck(bind_addr).await,

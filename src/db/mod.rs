@@ -15,6 +15,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// A job's lifecycle state; the video's `status` in the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[sqlx(type_name = "job_state", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
@@ -55,6 +56,7 @@ impl std::str::FromStr for JobState {
 
 /// What a running job is doing right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[sqlx(type_name = "job_stage", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
 pub enum JobStage {

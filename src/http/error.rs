@@ -1,34 +1,94 @@
 //! The one HTTP error type: RFC 9457 problem+json with a stable `code`.
+//!
+//! Every code is a variant of [`ErrorCode`], so the OpenAPI document lists
+//! exactly the codes the handlers can send.
 
 use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::media::ProbeError;
+
+/// Declares [`ErrorCode`] with each variant's wire name and meaning, once.
+macro_rules! error_codes {
+    ($($variant:ident = $code:literal: $doc:literal,)*) => {
+        /// Every `code` a problem response carries.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl ErrorCode {
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    NotFound = "not_found": "No such video or file (also for malformed ids).",
+    InvalidCursor = "invalid_cursor": "The `cursor` is not a video id from an earlier page.",
+    InvalidLimit = "invalid_limit": "`limit` is not a number from 1 to 100.",
+    InvalidStatus = "invalid_status": "`status` is not one of the job states.",
+    InvalidTitle = "invalid_title": "The title is empty or longer than 200 characters.",
+    InvalidQuery = "invalid_query": "The query string cannot be read (e.g. a parameter given twice).",
+    InvalidPath = "invalid_path": "The path is not valid UTF-8 once percent-decoded.",
+    InvalidFileName = "invalid_file_name": "An HLS path that is not a plain file name.",
+    InvalidMultipart = "invalid_multipart": "The multipart body cannot be parsed.",
+    MissingFile = "missing_file": "The multipart body has no `file` part.",
+    UploadIncomplete = "upload_incomplete": "The body broke off before its end.",
+    UploadTooLarge = "upload_too_large": "The body is larger than MAX_UPLOAD_BYTES.",
+    UnsupportedContentType = "unsupported_content_type": "Send multipart/form-data, video/*, audio/* or application/octet-stream.",
+    EmptyUpload = "empty_upload": "The body is empty.",
+    UnsupportedMedia = "unsupported_media": "Not a video or audio file ffprobe accepts.",
+    TruncatedMedia = "truncated_media": "The file ends before its media does (a cut-off upload).",
+    CorruptMedia = "corrupt_media": "The file is damaged.",
+    NoMediaStreams = "no_media_streams": "The file has no audio or video stream.",
+    DimensionsExceeded = "dimensions_exceeded": "Wider or taller than MAX_WIDTH/MAX_HEIGHT.",
+    DurationExceeded = "duration_exceeded": "Longer than MAX_DURATION_SECS.",
+    FrameRateExceeded = "frame_rate_exceeded": "Faster than MAX_FRAME_RATE.",
+    ProbeTimeout = "probe_timeout": "ffprobe took longer than PROBE_TIMEOUT_SECS.",
+    NotCancelable = "not_cancelable": "Only queued or processing videos can be canceled.",
+    NotRetryable = "not_retryable": "Only failed or canceled videos can be retried.",
+    NotReady = "not_ready": "Postgres or Redis does not answer (`/readyz`).",
+    InternalError = "internal_error": "A failure on our side; the log has the cause.",
+}
 
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     detail: String,
     /// Logged, never sent: the cause of a 5xx.
     source: Option<anyhow::Error>,
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 9457 problem document.
+#[derive(Serialize, ToSchema)]
+pub struct Problem {
+    /// Always `about:blank`: `code` says what went wrong.
     #[serde(rename = "type")]
-    kind: &'static str,
-    title: &'a str,
-    status: u16,
-    detail: &'a str,
-    code: &'a str,
+    pub kind: String,
+    /// The HTTP status' reason phrase.
+    pub title: String,
+    pub status: u16,
+    /// What went wrong and what to do about it, for people.
+    pub detail: String,
+    /// What went wrong, for programs; stable.
+    pub code: ErrorCode,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, detail: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -40,12 +100,12 @@ impl ApiError {
     pub fn not_found(what: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             format!("{what} does not exist"),
         )
     }
 
-    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
     }
 
@@ -55,13 +115,13 @@ impl ApiError {
             source: Some(err.into()),
             ..Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
+                ErrorCode::InternalError,
                 "something went wrong on our side; try again later",
             )
         }
     }
 
-    pub fn unavailable(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn unavailable(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
     }
 
@@ -70,7 +130,7 @@ impl ApiError {
     }
 
     pub fn code(&self) -> &'static str {
-        self.code
+        self.code.as_str()
     }
 }
 
@@ -82,12 +142,34 @@ impl From<sqlx::Error> for ApiError {
 
 impl From<ProbeError> for ApiError {
     fn from(err: ProbeError) -> Self {
-        let status = match &err {
-            ProbeError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        let (status, code) = match &err {
             ProbeError::Unavailable(_) => return Self::internal(err),
-            _ => StatusCode::UNPROCESSABLE_ENTITY,
+            ProbeError::Unsupported(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::UnsupportedMedia,
+            ),
+            ProbeError::Empty => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::EmptyUpload),
+            ProbeError::Truncated(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::TruncatedMedia)
+            }
+            ProbeError::Corrupt(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::CorruptMedia),
+            ProbeError::NoStreams => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::NoMediaStreams),
+            ProbeError::DimensionsExceeded(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::DimensionsExceeded,
+            ),
+            ProbeError::DurationExceeded(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::DurationExceeded,
+            ),
+            ProbeError::FrameRateExceeded(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::FrameRateExceeded,
+            ),
+            ProbeError::TimedOut(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ProbeTimeout),
         };
-        Self::new(status, err.code(), err.to_string())
+        debug_assert_eq!(code.as_str(), err.code());
+        Self::new(status, code, err.to_string())
     }
 }
 
@@ -96,16 +178,18 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             match &self.source {
                 Some(source) => {
-                    tracing::error!(code = self.code, error = ?source, "request failed")
+                    tracing::error!(code = self.code.as_str(), error = ?source, "request failed")
                 }
-                None => tracing::warn!(code = self.code, detail = %self.detail, "request failed"),
+                None => {
+                    tracing::warn!(code = self.code.as_str(), detail = %self.detail, "request failed")
+                }
             }
         }
         let body = Problem {
-            kind: "about:blank",
-            title: self.status.canonical_reason().unwrap_or("Error"),
+            kind: "about:blank".to_owned(),
+            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
             status: self.status.as_u16(),
-            detail: &self.detail,
+            detail: self.detail,
             code: self.code,
         };
         let mut response = (self.status, axum::Json(body)).into_response();
@@ -120,6 +204,17 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_code_serialises_as_its_wire_name() {
+        for code in ErrorCode::ALL {
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                code.as_str(),
+                "{code:?}"
+            );
+        }
+    }
 
     #[tokio::test]
     async fn a_500_hides_its_cause() {

@@ -2,24 +2,43 @@
 
 use std::time::Duration;
 
-use axum::{Json, Router, extract::State, http::header, response::IntoResponse, routing::get};
-use serde_json::{Value, json};
+use axum::{Json, extract::State, http::header, response::IntoResponse};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AppState, error::ApiError};
+use super::{
+    AppState,
+    error::{ApiError, ErrorCode, Problem},
+};
 use crate::{db, queue, telemetry};
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Status {
+    /// `ok` (`/healthz`) or `ready` (`/readyz`).
+    #[schema(example = "ok")]
+    status: &'static str,
 }
 
 /// Prometheus text format: this process' counters, plus gauges read fresh
 /// from Postgres (jobs by state) and Redis (queue depth) at each scrape, so
 /// every API replica reports the same truth.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text exposition format", body = String,
+         content_type = "text/plain; version=0.0.4"),
+        (status = 500, description = "Postgres did not answer", body = Problem,
+         content_type = "application/problem+json"),
+    ))]
 async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     use std::fmt::Write;
     let mut text = telemetry::handle().render();
@@ -54,11 +73,21 @@ async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, Api
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// Liveness: the process answers (it checks nothing else).
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is alive", body = Status)))]
+async fn healthz() -> Json<Status> {
+    Json(Status { status: "ok" })
 }
 
-async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// Readiness: Postgres and Redis answer within 2 s.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready to take requests", body = Status),
+        (status = 503, description = "Postgres or Redis does not answer (`not_ready`)", body = Problem,
+         content_type = "application/problem+json"),
+    ))]
+async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
     let postgres = async {
         sqlx::query_scalar::<_, i32>("SELECT 1")
             .fetch_one(&state.pool)
@@ -88,8 +117,8 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
         Err(_) => down.push("Redis: no answer within 2 s".to_owned()),
     }
     if down.is_empty() {
-        Ok(Json(json!({ "status": "ready" })))
+        Ok(Json(Status { status: "ready" }))
     } else {
-        Err(ApiError::unavailable("not_ready", down.join("; ")))
+        Err(ApiError::unavailable(ErrorCode::NotReady, down.join("; ")))
     }
 }

@@ -16,17 +16,22 @@
 use std::{io::Read, path::PathBuf};
 
 use axum::{
-    Router,
     body::Bytes,
-    extract::{Path, Request, State},
+    extract::{Request, State},
     http::{HeaderMap, HeaderValue, Method, header},
     response::{IntoResponse, Response},
-    routing::get,
 };
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
-use super::{AppState, error::ApiError, videos::parse_id};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    AppState,
+    error::{ApiError, ErrorCode, Problem},
+    extract::Path,
+    videos::{BinaryFile, parse_id},
+};
 
 /// Playlists grow while the video encodes; segments never change.
 const PLAYLIST_CACHE: &str = "public, max-age=1";
@@ -36,8 +41,8 @@ const SEGMENT_CACHE: &str = "public, max-age=31536000, immutable";
 /// requests hold at most 64 MiB. Bigger files stream through `ServeFile`.
 const WHOLE_READ_MAX: u64 = 1 << 20;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/videos/{id}/hls/{attempt}/{file}", get(get_hls_file))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_hls_file))
 }
 
 /// Content type and cache policy by extension; anything else is not ours to serve.
@@ -52,6 +57,29 @@ fn kind_of(name: &str) -> Option<(&'static str, &'static str)> {
     })
 }
 
+/// An HLS file of the video: `master.m3u8` (the URL in `playback.hls`), the
+/// rendition playlists, init and media segments, and `poster.jpg`. Supports
+/// `Range`, `HEAD` and conditional requests.
+#[utoipa::path(get, path = "/v1/videos/{id}/hls/{attempt}/{file}", tag = "playback",
+    params(
+        ("id" = String, Path, description = "The video's id"),
+        ("attempt" = String, Path, description = "The attempt key from `playback.hls`, e.g. `1-ab12cd34`"),
+        ("file" = String, Path, description = "A plain file name, e.g. `master.m3u8`, `720p_00001.m4s`"),
+    ),
+    responses(
+        (status = 200, description = "The file", content(
+            (String = "application/vnd.apple.mpegurl"),
+            (BinaryFile = "video/iso.segment"),
+            (BinaryFile = "video/mp4"),
+            (BinaryFile = "image/jpeg"),
+        )),
+        (status = 206, description = "The requested byte range"),
+        (status = 304, description = "Not modified since the validator sent"),
+        (status = 400, description = "`invalid_file_name`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 416, description = "The range is outside the file"),
+        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn get_hls_file(
     State(state): State<AppState>,
     Path((id, attempt, file)): Path<(String, String, String)>,
@@ -60,7 +88,7 @@ pub async fn get_hls_file(
     let id = parse_id(&id)?;
     let path = state.media.hls_file(id, &attempt, &file).ok_or_else(|| {
         ApiError::bad_request(
-            "invalid_file_name",
+            ErrorCode::InvalidFileName,
             "HLS files are addressed as {attempt}/{file} with plain names, e.g. 1-ab12cd34/master.m3u8",
         )
     })?;

@@ -5,16 +5,13 @@
 //! A running worker learns of a cancel or delete at its next heartbeat (its
 //! fenced writes stop matching), kills ffmpeg and removes its partial output.
 
-use axum::{
-    Json, Router,
-    extract::{Path, State},
-    http::StatusCode,
-    routing::{delete, post},
-};
+use axum::{Json, extract::State, http::StatusCode};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
-    error::ApiError,
+    error::{ApiError, ErrorCode, Problem},
+    extract::Path,
     videos::{VideoOut, load_video, parse_id},
 };
 use crate::{
@@ -22,14 +19,23 @@ use crate::{
     queue, storage,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/videos/{id}/cancel", post(cancel_video))
-        .route("/v1/videos/{id}/retry", post(retry_video))
-        .route("/v1/videos/{id}", delete(delete_video))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(cancel_video))
+        .routes(routes!(retry_video))
+        .routes(routes!(delete_video))
 }
 
-/// `POST /v1/videos/{id}/cancel`: a queued job never runs; a running one is stopped.
+/// Cancel: a queued job never runs; a running one is stopped. Canceling a
+/// canceled video answers the same again.
+#[utoipa::path(post, path = "/v1/videos/{id}/cancel", tag = "videos",
+    params(("id" = String, Path, description = "The video's id (a UUID)")),
+    responses(
+        (status = 200, description = "Canceled", body = VideoOut),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`not_cancelable`: ready or failed already", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn cancel_video(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -43,7 +49,7 @@ pub async fn cancel_video(
             Some(other) => {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
-                    "not_cancelable",
+                    ErrorCode::NotCancelable,
                     format!(
                         "the video is {}; only queued or processing videos can be canceled",
                         other
@@ -58,8 +64,16 @@ pub async fn cancel_video(
     Ok(Json(load_video(&state, id).await?))
 }
 
-/// `POST /v1/videos/{id}/retry`: a failed or canceled video goes back to the
-/// queue with a fresh set of attempts.
+/// Retry: a failed or canceled video goes back to the queue with a fresh
+/// set of attempts.
+#[utoipa::path(post, path = "/v1/videos/{id}/retry", tag = "videos",
+    params(("id" = String, Path, description = "The video's id (a UUID)")),
+    responses(
+        (status = 202, description = "Queued again", body = VideoOut),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`not_retryable`: queued, processing or ready", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn retry_video(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -71,7 +85,7 @@ pub async fn retry_video(
             None => ApiError::not_found("this video"),
             Some(other) => ApiError::new(
                 StatusCode::CONFLICT,
-                "not_retryable",
+                ErrorCode::NotRetryable,
                 format!(
                     "the video is {}; only failed or canceled videos can be retried",
                     other
@@ -88,7 +102,14 @@ pub async fn retry_video(
     Ok((StatusCode::ACCEPTED, Json(load_video(&state, id).await?)))
 }
 
-/// `DELETE /v1/videos/{id}`: the rows, the original and the published output.
+/// Delete the video: its rows, its original and its published output.
+#[utoipa::path(delete, path = "/v1/videos/{id}", tag = "videos",
+    params(("id" = String, Path, description = "The video's id (a UUID)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn delete_video(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -1,11 +1,15 @@
 //! The HTTP API (axum): one module per feature, merged in [`api_router`].
 
 pub mod error;
+mod extract;
 mod health;
 mod hls;
 mod lifecycle;
 mod upload;
 pub mod videos;
+
+pub use docs::openapi;
+mod docs;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -41,11 +45,9 @@ pub struct AppState {
 pub fn api_router(state: AppState, cors_origin: &str) -> Router {
     // The recorder must exist before the first request counts anything.
     crate::telemetry::handle();
-    Router::new()
-        .merge(videos::router())
-        .merge(lifecycle::router())
-        .merge(hls::router())
-        .merge(health::router())
+    let (router, openapi) = docs::routes().split_for_parts();
+    router
+        .merge(docs::ui(openapi))
         .with_state(state)
         .layer(cors(cors_origin))
         .layer(

@@ -11,7 +11,7 @@ use axum::{
 use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use crate::storage::TempFile;
 
 /// The longest `title` form field we read.
@@ -49,7 +49,7 @@ pub fn body_kind(request: &Request) -> Result<BodyKind, ApiError> {
         t if t.starts_with("video/") || t.starts_with("audio/") => Ok(BodyKind::Raw),
         _ => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_content_type",
+            ErrorCode::UnsupportedContentType,
             format!(
                 "Content-Type {essence:?} is not accepted; send the file as multipart/form-data \
                  (part `file`), video/*, audio/* or application/octet-stream"
@@ -73,7 +73,7 @@ pub fn check_announced_length(request: &Request, cap: u64) -> Result<(), ApiErro
 pub fn too_large(cap: u64) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "upload_too_large",
+        ErrorCode::UploadTooLarge,
         format!("the upload is larger than the limit of {cap} bytes (MAX_UPLOAD_BYTES)"),
     )
 }
@@ -95,7 +95,7 @@ pub async fn receive_multipart(
 ) -> Result<Received, ApiError> {
     let mut multipart = Multipart::from_request(request, &())
         .await
-        .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidMultipart, e.body_text()))?;
     let mut size = None;
     let mut filename = None;
     let mut title = None;
@@ -110,7 +110,7 @@ pub async fn receive_multipart(
                 let text = field.text().await.map_err(multipart_error)?;
                 if text.len() > MAX_TITLE_BYTES {
                     return Err(ApiError::bad_request(
-                        "invalid_title",
+                        ErrorCode::InvalidTitle,
                         "the title is too long",
                     ));
                 }
@@ -122,7 +122,7 @@ pub async fn receive_multipart(
     }
     let size = size.ok_or_else(|| {
         ApiError::bad_request(
-            "missing_file",
+            ErrorCode::MissingFile,
             "the multipart body has no part named `file`",
         )
     })?;
@@ -136,7 +136,7 @@ pub async fn receive_multipart(
 
 fn multipart_error(err: axum::extract::multipart::MultipartError) -> ApiError {
     ApiError::bad_request(
-        "upload_incomplete",
+        ErrorCode::UploadIncomplete,
         format!(
             "the multipart body could not be read to its end: {}",
             err.body_text()
@@ -152,7 +152,7 @@ async fn write_stream<E: std::fmt::Display>(
     let chunks = stream.map(|chunk| {
         chunk.map_err(|e| {
             ApiError::bad_request(
-                "upload_incomplete",
+                ErrorCode::UploadIncomplete,
                 format!("the upload broke off before its end: {e}"),
             )
         })

@@ -3,19 +3,21 @@
 use std::collections::HashMap;
 
 use axum::{
-    Json, Router,
-    extract::{DefaultBodyLimit, Path, Query, Request, State},
+    Json,
+    extract::{DefaultBodyLimit, Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::IntoResponse,
-    routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{
     AppState,
-    error::ApiError,
+    error::{ApiError, ErrorCode, Problem},
+    extract::{Path, Query},
     upload::{self, BodyKind, Received},
 };
 use crate::{
@@ -30,18 +32,32 @@ const DEFAULT_PAGE: i64 = 20;
 const MAX_PAGE: i64 = 100;
 const MAX_TITLE_CHARS: usize = 200;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/videos",
-            // The cap is enforced while streaming; axum's 2 MB default would refuse real videos.
-            post(create_video).layer(DefaultBodyLimit::disable()),
-        )
-        .route("/v1/videos", get(list_videos))
-        .route("/v1/videos/{id}", get(get_video))
+pub fn router() -> OpenApiRouter<AppState> {
+    // The cap is enforced while streaming; axum's 2 MB default would refuse real videos.
+    let (schemas, paths, upload) = routes!(create_video);
+    OpenApiRouter::new()
+        .routes((schemas, paths, upload.layer(DefaultBodyLimit::disable())))
+        .routes(routes!(list_videos))
+        .routes(routes!(get_video))
 }
 
-#[derive(Debug, Serialize)]
+/// A file's bytes as the request or response body.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct BinaryFile(#[allow(dead_code)] Vec<u8>);
+
+/// `multipart/form-data` upload, as an HTML form sends it.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The video or audio file.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// 1-200 characters; default: the file name.
+    title: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct VideoOut {
     pub id: Uuid,
     pub title: String,
@@ -64,13 +80,14 @@ pub struct VideoOut {
     pub finished_at: Option<OffsetDateTime>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorOut {
+    /// Why the job failed or was refused, e.g. `transcode_failed`, `retries_exhausted`, `canceled`.
     pub code: String,
     pub message: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SourceOut {
     pub duration_s: f64,
     pub width: Option<i32>,
@@ -81,7 +98,7 @@ pub struct SourceOut {
     pub size_bytes: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RenditionOut {
     pub name: String,
     pub width: Option<i32>,
@@ -92,13 +109,13 @@ pub struct RenditionOut {
     pub frame_rate: Option<f64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PlaybackOut {
     pub hls: String,
     pub poster: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct VideoPage {
     pub items: Vec<VideoOut>,
     /// Pass as `cursor` to get the next page; null on the last page.
@@ -160,12 +177,35 @@ impl VideoOut {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadParams {
+    /// 1-200 characters; default: the multipart `title` field, else the file name, else `Untitled`.
     title: Option<String>,
 }
 
-/// `POST /v1/videos`: stream to disk, probe, record, enqueue.
+/// Upload a video (or audio) file. It is streamed to disk, probed, recorded
+/// and queued; refused files get a problem `code` saying why.
+#[utoipa::path(post, path = "/v1/videos", tag = "videos", params(UploadParams),
+    request_body(description = "The file, as the raw body or as a multipart form", content(
+        (BinaryFile = "application/octet-stream"),
+        (BinaryFile = "video/*"),
+        (BinaryFile = "audio/*"),
+        (UploadForm = "multipart/form-data"),
+    )),
+    responses(
+        (status = 202, description = "Accepted and queued", body = VideoOut,
+         headers(("location" = String, description = "The video's URL"))),
+        (status = 400, description = "`invalid_title`, `invalid_multipart`, `missing_file`, `upload_incomplete`",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`upload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_content_type`, `unsupported_media`", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 422, description = "`empty_upload`, `truncated_media`, `corrupt_media`, `no_media_streams`, \
+         `dimensions_exceeded`, `duration_exceeded`, `frame_rate_exceeded`, `probe_timeout`", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn create_video(
     State(state): State<AppState>,
     Query(params): Query<UploadParams>,
@@ -249,7 +289,7 @@ fn choose_title(query: Option<String>, received: &Received) -> Result<String, Ap
         let title = title.trim().to_owned();
         if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
             return Err(ApiError::bad_request(
-                "invalid_title",
+                ErrorCode::InvalidTitle,
                 format!("a title must have 1 to {MAX_TITLE_CHARS} characters"),
             ));
         }
@@ -287,7 +327,14 @@ fn new_video(id: Uuid, title: String, source_path: String, size: u64, info: Prob
     }
 }
 
-/// `GET /v1/videos/{id}`.
+/// One video: status, progress, source, renditions and playback URLs.
+#[utoipa::path(get, path = "/v1/videos/{id}", tag = "videos",
+    params(("id" = String, Path, description = "The video's id (a UUID)")),
+    responses(
+        (status = 200, description = "The video", body = VideoOut),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn get_video(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -310,14 +357,28 @@ pub fn parse_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(id).map_err(|_| ApiError::not_found("this video"))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only videos in this state.
+    #[param(value_type = Option<JobState>)]
     status: Option<String>,
-    limit: Option<i64>,
+    /// Page size, 1-100 (default 20).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
+    limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    #[param(value_type = Option<Uuid>)]
     cursor: Option<String>,
 }
 
-/// `GET /v1/videos?status=&limit=&cursor=`, newest first.
+/// Videos, newest first, a page at a time.
+#[utoipa::path(get, path = "/v1/videos", tag = "videos", params(ListParams),
+    responses(
+        (status = 200, description = "A page of videos", body = VideoPage),
+        (status = 400, description = "`invalid_status`, `invalid_limit`, `invalid_cursor`", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list_videos(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
@@ -327,11 +388,14 @@ pub async fn list_videos(
         .as_deref()
         .map(str::parse::<JobState>)
         .transpose()
-        .map_err(|e| ApiError::bad_request("invalid_status", e))?;
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidStatus, e))?;
+    let limit = match params.limit.as_deref() {
+        None => DEFAULT_PAGE,
+        Some(text) => text.trim().parse::<i64>().unwrap_or(0),
+    };
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::bad_request(
-            "invalid_limit",
+            ErrorCode::InvalidLimit,
             format!("limit must be between 1 and {MAX_PAGE}"),
         ));
     }
@@ -342,7 +406,7 @@ pub async fn list_videos(
         .transpose()
         .map_err(|_| {
             ApiError::bad_request(
-                "invalid_cursor",
+                ErrorCode::InvalidCursor,
                 "cursor must be a `next_cursor` from a previous page",
             )
         })?;

@@ -233,3 +233,37 @@ async fn metrics_report_jobs_by_state_queue_depth_and_uploads(pool: PgPool) {
     app.shutdown().await;
     std::fs::remove_dir_all(fixtures).unwrap();
 }
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn the_openapi_document_and_its_offline_docs_page_are_served(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let served = app.get_json("/openapi.json").await;
+    let built = serde_json::to_value(prostream::http::openapi()).unwrap();
+    assert_eq!(served, built);
+    assert_eq!(served["openapi"], "3.1.0");
+
+    let page = app.get_text(&app.url("/docs/")).await;
+    assert!(page.contains("swagger-ui"), "{page}");
+    // Every asset comes from this server: the page works without the internet.
+    for asset in [
+        "swagger-ui-bundle.js",
+        "swagger-ui.css",
+        "swagger-initializer.js",
+    ] {
+        assert!(page.contains(asset), "{asset} not referenced");
+        let response = app
+            .http
+            .get(app.url(&format!("/docs/{asset}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{asset}");
+    }
+    assert!(
+        !page.contains("https://"),
+        "the page loads something remote"
+    );
+    let init = app.get_text(&app.url("/docs/swagger-initializer.js")).await;
+    assert!(init.contains("/openapi.json"), "{init}");
+    app.shutdown().await;
+}

@@ -1,0 +1,59 @@
+# shellcheck shell=bash
+# A whole ProStream stack for scripts that drive it from outside (benchmarks, contract and browser
+# tests): a fresh database, its own queue name and media directory, the API and N workers, all on
+# loopback and all stopped (by PID) and removed at exit. Source after services.sh, then call
+# ensure_postgres and ensure_redis first.
+
+# start_stack PROFILE WORKERS
+#   PROFILE: debug or release (built here); WORKERS: how many worker processes.
+#   Exports STACK_URL (the API's base URL), STACK_DIR (logs and scratch), STACK_API_PID,
+#   STACK_WORKER_LOGS (colon-separated), DATABASE_URL (the stack's database), MEDIA_ROOT.
+start_stack() {
+    local profile=$1 workers=$2 db port i
+    local build=(cargo build --workspace --quiet)
+    [[ $profile == release ]] && build+=(--release)
+    log "${build[*]}"
+    "${build[@]}"
+
+    db="prostream_stack_$$_${RANDOM}"
+    create_database "$db"
+    services_at_exit "drop_database $db"
+    DATABASE_URL=$(pg_url_with_db "$DATABASE_URL" "$db")
+    export DATABASE_URL REDIS_URL QUEUE_NAME="prostream-stack:$$:${RANDOM}"
+
+    STACK_DIR=$(mktemp -d /tmp/prostream-stack.XXXXXX)
+    # Readable by other users: nginx's workers serve the media in the benchmark.
+    chmod 755 "$STACK_DIR"
+    services_at_exit "rm -rf $STACK_DIR"
+    export STACK_DIR MEDIA_ROOT="$STACK_DIR/media" MIN_FREE_DISK_BYTES=0
+    mkdir -p "$MEDIA_ROOT"
+    port=$(free_port)
+    export BIND_ADDR="127.0.0.1:$port" STACK_URL="http://127.0.0.1:$port"
+
+    "target/$profile/prostream" migrate
+    "target/$profile/prostream" serve >"$STACK_DIR/api.log" 2>&1 &
+    STACK_API_PID=$!
+    export STACK_API_PID
+    services_at_exit "stop_pid $STACK_API_PID api"
+    STACK_WORKER_LOGS=""
+    for ((i = 1; i <= workers; i++)); do
+        WORKER_HEALTH_FILE="$STACK_DIR/worker-$i.health" "target/$profile/prostream-worker" \
+            >"$STACK_DIR/worker-$i.log" 2>&1 &
+        services_at_exit "stop_pid $! worker-$i"
+        STACK_WORKER_LOGS+="${STACK_WORKER_LOGS:+:}$STACK_DIR/worker-$i.log"
+    done
+    export STACK_WORKER_LOGS
+    wait_until 30 curl -sf "$STACK_URL/readyz" -o /dev/null ||
+        die "the API did not become ready; see $STACK_DIR/api.log"
+}
+
+# python_venv DIR PACKAGE==VERSION...: a virtualenv with exactly these packages (reused when present).
+python_venv() {
+    local dir=$1
+    shift
+    if [[ ! -x $dir/bin/python ]]; then
+        command -v python3 >/dev/null || die "python3 is missing: sudo apt-get install -y python3 python3-venv"
+        python3 -m venv "$dir" || die "cannot create a virtualenv: sudo apt-get install -y python3-venv"
+    fi
+    "$dir/bin/pip" install --quiet --disable-pip-version-check "$@"
+}

@@ -1,0 +1,100 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations: every
+//! route is registered through `utoipa_axum::routes!`, so a route cannot exist
+//! without its description. Served at `/openapi.json`, browsable at `/docs`
+//! (Swagger UI, vendored in the binary: the page works offline).
+
+use axum::Router;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use super::{AppState, error, health, hls, lifecycle, videos};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ProStream",
+        description = "Upload a video, poll its status, play it back as adaptive HLS.\n\n\
+            Every error is an RFC 9457 problem document (`application/problem+json`) whose \
+            `code` is one of `ErrorCode`.",
+        license(name = "MIT", identifier = "MIT"),
+    ),
+    tags(
+        (name = "videos", description = "Upload, inspect, cancel, retry and delete videos"),
+        (name = "playback", description = "HLS playlists, segments and posters"),
+        (name = "operations", description = "Health, readiness and metrics"),
+    ),
+    components(schemas(error::ErrorCode, error::Problem)),
+)]
+struct ApiDoc;
+
+/// Every route of the API with its description.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(videos::router())
+        .merge(lifecycle::router())
+        .merge(hls::router())
+        .merge(health::router())
+}
+
+/// `/openapi.json` and the `/docs` page.
+pub(super) fn ui(openapi: utoipa::openapi::OpenApi) -> Router<AppState> {
+    SwaggerUi::new("/docs").url("/openapi.json", openapi).into()
+}
+
+/// The document as `/openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_code_is_in_the_document() {
+        let json = serde_json::to_value(openapi()).unwrap();
+        assert_eq!(json["openapi"], "3.1.0");
+        let codes = &json["components"]["schemas"]["ErrorCode"];
+        let listed: Vec<&str> = codes["oneOf"]
+            .as_array()
+            .map(|variants| {
+                variants
+                    .iter()
+                    .flat_map(|v| v["enum"].as_array().into_iter().flatten())
+                    .filter_map(|c| c.as_str())
+                    .collect()
+            })
+            .or_else(|| {
+                codes["enum"]
+                    .as_array()
+                    .map(|e| e.iter().filter_map(|c| c.as_str()).collect())
+            })
+            .unwrap_or_default();
+        for code in error::ErrorCode::ALL {
+            assert!(
+                listed.contains(&code.as_str()),
+                "{} is missing",
+                code.as_str()
+            );
+        }
+    }
+
+    #[test]
+    fn every_path_is_described() {
+        let json = serde_json::to_value(openapi()).unwrap();
+        let paths = json["paths"].as_object().unwrap();
+        for path in [
+            "/v1/videos",
+            "/v1/videos/{id}",
+            "/v1/videos/{id}/cancel",
+            "/v1/videos/{id}/retry",
+            "/v1/videos/{id}/hls/{attempt}/{file}",
+            "/healthz",
+            "/readyz",
+            "/metrics",
+        ] {
+            assert!(paths.contains_key(path), "{path} is not described");
+        }
+    }
+}
