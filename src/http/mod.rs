@@ -7,6 +7,7 @@ mod hls;
 mod lifecycle;
 mod upload;
 pub mod videos;
+mod web;
 
 pub use docs::openapi;
 mod docs;
@@ -48,6 +49,7 @@ pub fn api_router(state: AppState, cors_origin: &str) -> Router {
     let (router, openapi) = docs::routes().split_for_parts();
     router
         .merge(docs::ui(openapi))
+        .merge(web::router())
         .with_state(state)
         .layer(cors(cors_origin))
         .layer(
