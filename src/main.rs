@@ -1,4 +1,6 @@
-//! `prostream`: the API server and its operator commands.
+//! `prostream`: the API server, its operator commands, and a client for it.
+
+mod cli;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -32,6 +34,10 @@ enum Command {
         #[command(flatten)]
         common: CommonConfig,
     },
+    /// Upload a file (resumable: run the same command again after an interruption).
+    Upload(cli::upload::UploadArgs),
+    /// List, inspect, cancel, retry or delete videos.
+    Videos(cli::videos::VideosArgs),
     /// Print the OpenAPI document (as served at /openapi.json) and exit.
     Openapi,
     /// Exit 0 when the API at BIND_ADDR answers /healthz (for container health checks).
@@ -68,6 +74,8 @@ struct ServeArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Upload(args) => exit_on_client_error(cli::upload::run(args).await),
+        Command::Videos(args) => exit_on_client_error(cli::videos::run(args).await),
         Command::Serve(args) => serve(args).await,
         Command::Migrate { common } => {
             LogConfig {
@@ -88,6 +96,16 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Healthcheck { bind_addr } => healthcheck(bind_addr).await,
     }
+}
+
+/// A client command's failure is printed as the server's problem `code` and
+/// `detail`, as they are, and the process exits 1.
+fn exit_on_client_error(result: Result<(), cli::CliError>) -> anyhow::Result<()> {
+    if let Err(err) = result {
+        eprintln!("error: {err}");
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
