@@ -13,4 +13,6 @@ pub mod storage;
 pub mod telemetry;
 
 #[cfg(feature = "http")]
+pub mod fetch;
+#[cfg(feature = "http")]
 pub mod http;

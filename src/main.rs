@@ -56,6 +56,8 @@ struct ServeArgs {
     limits: MediaLimits,
     #[command(flatten)]
     log: LogConfig,
+    #[command(flatten)]
+    ingest: prostream::http::ingest::IngestConfig,
     /// Address the API listens on.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
     bind_addr: SocketAddr,
@@ -123,7 +125,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ffprobe: Arc::new(common.ffprobe_path.clone()),
         probe_timeout: common.probe_timeout(),
         max_attempts: args.max_attempts,
+        downloads: Arc::new(prostream::http::ingest::Downloads::new(
+            &args.ingest,
+            args.limits.max_upload_bytes,
+        )?),
     };
+    let stop_downloads = tokio_util::sync::CancellationToken::new();
+    prostream::http::ingest::spawn_downloader(state.clone(), stop_downloads.clone());
     let app = api_router(state, &args.cors_origin);
     let listener = tokio::net::TcpListener::bind(args.bind_addr)
         .await
@@ -140,6 +148,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::warn!(?grace, "in-flight requests did not finish within the grace period");
         }
     }
+    // Running downloads stop with the process; their leases lapse and another
+    // instance (or this one, restarted) takes them over.
+    stop_downloads.cancel();
     tracing::info!("ProStream API stopped");
     Ok(())
 }

@@ -180,7 +180,7 @@ async function refreshRecent() {
     badge.className = `badge ${video.status}`;
     badge.textContent = video.status;
     status.append(badge);
-    cell(row, `${video.source.duration_s.toFixed(1)} s`);
+    cell(row, video.source.duration_s == null ? "—" : `${video.source.duration_s.toFixed(1)} s`);
     cell(row, video.renditions.map((r) => r.name).join(", ") || "—");
     if (video.playable && video.playback) {
       row.className = "playable";

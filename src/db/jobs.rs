@@ -45,6 +45,121 @@ pub async fn insert(
     Ok(())
 }
 
+/// A job whose source must first be downloaded (URL ingest); not pushed:
+/// the API's downloader takes it from Postgres.
+pub async fn insert_downloading(
+    conn: &mut PgConnection,
+    job_id: Uuid,
+    video_id: Uuid,
+    max_attempts: i32,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO jobs (id, video_id, max_attempts, state) VALUES ($1, $2, $3, 'downloading')",
+        job_id,
+        video_id,
+        max_attempts
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A download this API instance now holds.
+#[derive(Debug, Clone)]
+pub struct Download {
+    pub job_id: Uuid,
+    pub video_id: Uuid,
+    pub url: String,
+}
+
+/// Takes the oldest download nobody holds (never started, or its holder's
+/// lease ran out: an API instance that died mid-download).
+pub async fn take_download(
+    conn: &mut PgConnection,
+    holder: &str,
+    lease: Duration,
+) -> sqlx::Result<Option<Download>> {
+    sqlx::query_as!(
+        Download,
+        r#"UPDATE jobs j
+           SET worker_id = $1, lease_expires_at = now() + make_interval(secs => $2),
+               started_at = coalesce(j.started_at, now())
+           FROM videos v
+           WHERE v.id = j.video_id
+             AND j.id = (SELECT id FROM jobs
+                         WHERE state = 'downloading'
+                           AND (lease_expires_at IS NULL OR lease_expires_at < now())
+                         ORDER BY queued_at
+                         LIMIT 1
+                         FOR UPDATE SKIP LOCKED)
+           RETURNING j.id AS job_id, j.video_id, v.source_url AS "url!""#,
+        holder,
+        lease.as_secs_f64()
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Extends the download's lease; false when it is no longer ours (canceled, deleted).
+pub async fn renew_download(
+    conn: &mut PgConnection,
+    job_id: Uuid,
+    holder: &str,
+    lease: Duration,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3)
+         WHERE id = $1 AND worker_id = $2 AND state = 'downloading'",
+        job_id,
+        holder,
+        lease.as_secs_f64()
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The source is in place and recorded: the job joins the transcode queue.
+/// Fenced by the holder; false when the download was canceled meanwhile.
+pub async fn finish_download(
+    conn: &mut PgConnection,
+    job_id: Uuid,
+    holder: &str,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE jobs SET state = 'queued', worker_id = NULL, lease_expires_at = NULL,
+                         started_at = NULL, queued_at = now(), run_after = now(), pushed_at = now()
+         WHERE id = $1 AND worker_id = $2 AND state = 'downloading'",
+        job_id,
+        holder
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The download failed for good (refused URL, too large, not media, …).
+pub async fn fail_download(
+    conn: &mut PgConnection,
+    job_id: Uuid,
+    holder: &str,
+    code: &str,
+    message: &str,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE jobs SET state = 'failed', worker_id = NULL, lease_expires_at = NULL,
+                         error_code = $3, error_message = $4, finished_at = now()
+         WHERE id = $1 AND worker_id = $2 AND state = 'downloading'",
+        job_id,
+        holder,
+        code,
+        message
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Takes a queued job for this worker in one conditional UPDATE. `None` means
 /// somebody else holds it, it is finished, or it no longer exists: the
 /// delivery is a duplicate and is dropped.
@@ -67,7 +182,7 @@ pub async fn claim(
            WHERE j.id = $1 AND j.state = 'queued' AND j.run_after <= now() AND v.id = j.video_id
            RETURNING j.id AS job_id, j.video_id, j.attempts AS attempt, j.max_attempts,
                      j.attempt_key AS "attempt_key!",
-                     v.source_path, v.duration_s"#,
+                     v.source_path AS "source_path!", v.duration_s AS "duration_s!""#,
         job_id,
         worker_id,
         lease.as_secs_f64()
@@ -246,7 +361,7 @@ pub async fn cancel(conn: &mut PgConnection, video_id: Uuid) -> sqlx::Result<boo
         "UPDATE jobs SET state = 'canceled', stage = NULL, worker_id = NULL,
                          lease_expires_at = NULL, finished_at = now(), playable_at = NULL,
                          error_code = NULL, error_message = NULL
-         WHERE video_id = $1 AND state IN ('queued', 'processing')",
+         WHERE video_id = $1 AND state IN ('downloading', 'queued', 'processing')",
         video_id
     )
     .execute(conn)
@@ -256,18 +371,28 @@ pub async fn cancel(conn: &mut PgConnection, video_id: Uuid) -> sqlx::Result<boo
 
 /// Queues a failed or canceled job again with a fresh set of attempts.
 /// Returns the job id to push.
-pub async fn retry(conn: &mut PgConnection, video_id: Uuid) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar!(
-        "UPDATE jobs SET state = 'queued', attempts = 0, stage = NULL, progress = 0,
-                         error_code = NULL, error_message = NULL, started_at = NULL,
-                         finished_at = NULL, queued_at = now(), run_after = now(),
-                         pushed_at = now()
-         WHERE video_id = $1 AND state IN ('failed', 'canceled')
-         RETURNING id",
+/// A video from a URL whose download never finished goes back to
+/// `downloading` instead. Returns the job id and its new state.
+pub async fn retry(
+    conn: &mut PgConnection,
+    video_id: Uuid,
+) -> sqlx::Result<Option<(Uuid, JobState)>> {
+    let row = sqlx::query!(
+        r#"UPDATE jobs j
+           SET state = CASE WHEN v.source_path IS NULL THEN 'downloading'::job_state
+                            ELSE 'queued'::job_state END,
+               attempts = 0, stage = NULL, progress = 0, worker_id = NULL,
+               lease_expires_at = NULL, error_code = NULL, error_message = NULL,
+               started_at = NULL, finished_at = NULL, queued_at = now(), run_after = now(),
+               pushed_at = now()
+           FROM videos v
+           WHERE j.video_id = $1 AND v.id = j.video_id AND j.state IN ('failed', 'canceled')
+           RETURNING j.id, j.state AS "state: JobState""#,
         video_id
     )
     .fetch_optional(conn)
-    .await
+    .await?;
+    Ok(row.map(|r| (r.id, r.state)))
 }
 
 /// The job of a video, if it exists (for choosing the right refusal).

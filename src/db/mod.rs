@@ -19,6 +19,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[sqlx(type_name = "job_state", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
+    /// A URL ingest whose source is still being fetched.
+    Downloading,
     Queued,
     Processing,
     Ready,
@@ -29,6 +31,7 @@ pub enum JobState {
 impl std::fmt::Display for JobState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Self::Downloading => "downloading",
             Self::Queued => "queued",
             Self::Processing => "processing",
             Self::Ready => "ready",
@@ -42,13 +45,14 @@ impl std::str::FromStr for JobState {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
+            "downloading" => Ok(Self::Downloading),
             "queued" => Ok(Self::Queued),
             "processing" => Ok(Self::Processing),
             "ready" => Ok(Self::Ready),
             "failed" => Ok(Self::Failed),
             "canceled" => Ok(Self::Canceled),
             other => Err(format!(
-                "unknown status {other:?}; expected queued, processing, ready, failed or canceled"
+                "unknown status {other:?}; expected downloading, queued, processing, ready, failed or canceled"
             )),
         }
     }

@@ -22,13 +22,29 @@ pub struct NewVideo {
     pub audio_codec: Option<String>,
 }
 
-/// A video with its job, as the API reports it.
+/// A probed source, recorded on a video created from a URL once it is downloaded.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub source_path: String,
+    pub size_bytes: i64,
+    pub format_name: String,
+    pub duration_s: f64,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub frame_rate: Option<f64>,
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
+}
+
+/// A video with its job, as the API reports it. The source fields are empty
+/// while a URL ingest is still downloading.
 #[derive(Debug, Clone)]
 pub struct VideoRow {
     pub id: Uuid,
     pub title: String,
-    pub size_bytes: i64,
-    pub duration_s: f64,
+    pub source_url: Option<String>,
+    pub size_bytes: Option<i64>,
+    pub duration_s: Option<f64>,
     pub width: Option<i32>,
     pub height: Option<i32>,
     pub frame_rate: Option<f64>,
@@ -83,10 +99,51 @@ pub async fn insert(conn: &mut PgConnection, v: &NewVideo) -> sqlx::Result<()> {
     Ok(())
 }
 
+/// A video whose source is still at `url`.
+pub async fn insert_from_url(
+    conn: &mut PgConnection,
+    id: Uuid,
+    title: &str,
+    url: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO videos (id, title, source_url) VALUES ($1, $2, $3)",
+        id,
+        title,
+        url
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records the downloaded, probed source of a video created from a URL.
+pub async fn set_source(conn: &mut PgConnection, id: Uuid, s: &Source) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE videos SET source_path = $2, size_bytes = $3, format_name = $4, duration_s = $5,
+                           width = $6, height = $7, frame_rate = $8, video_codec = $9,
+                           audio_codec = $10
+         WHERE id = $1",
+        id,
+        s.source_path,
+        s.size_bytes,
+        s.format_name,
+        s.duration_s,
+        s.width,
+        s.height,
+        s.frame_rate,
+        s.video_codec,
+        s.audio_codec,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<VideoRow>> {
     sqlx::query_as!(
         VideoRow,
-        r#"SELECT v.id, v.title, v.size_bytes, v.duration_s, v.width, v.height, v.frame_rate,
+        r#"SELECT v.id, v.title, v.source_url, v.size_bytes, v.duration_s, v.width, v.height, v.frame_rate,
                   v.video_codec, v.audio_codec, v.created_at,
                   j.state AS "state: JobState", j.stage AS "stage: JobStage", j.progress,
                   j.attempts, j.error_code, j.error_message, j.started_at, j.finished_at,
@@ -110,7 +167,7 @@ pub async fn list(
 ) -> sqlx::Result<Vec<VideoRow>> {
     sqlx::query_as!(
         VideoRow,
-        r#"SELECT v.id, v.title, v.size_bytes, v.duration_s, v.width, v.height, v.frame_rate,
+        r#"SELECT v.id, v.title, v.source_url, v.size_bytes, v.duration_s, v.width, v.height, v.frame_rate,
                   v.video_codec, v.audio_codec, v.created_at,
                   j.state AS "state: JobState", j.stage AS "stage: JobStage", j.progress,
                   j.attempts, j.error_code, j.error_message, j.started_at, j.finished_at,
@@ -172,10 +229,11 @@ pub async fn delete_renditions(conn: &mut PgConnection, video_id: Uuid) -> sqlx:
     Ok(())
 }
 
-/// Deletes a video with its job and renditions; returns its source path so
-/// the caller can remove the files. Waits for a worker that is publishing it
-/// (the worker holds the job row), so files are removed after, not during.
-pub async fn delete(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<String>> {
+/// Deletes a video with its job and renditions; returns its source path
+/// (`Some(None)` for a URL ingest that has none yet) so the caller can remove
+/// the files. Waits for a worker that is publishing it (the worker holds the
+/// job row), so files are removed after, not during.
+pub async fn delete(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Option<String>>> {
     sqlx::query_scalar!("DELETE FROM videos WHERE id = $1 RETURNING source_path", id)
         .fetch_optional(conn)
         .await

@@ -51,7 +51,14 @@ async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, Api
         telemetry::JOBS,
         telemetry::JOBS
     );
-    for job_state in ["queued", "processing", "ready", "failed", "canceled"] {
+    for job_state in [
+        "downloading",
+        "queued",
+        "processing",
+        "ready",
+        "failed",
+        "canceled",
+    ] {
         let n = counts
             .iter()
             .find(|(s, _)| s.to_string() == job_state)

@@ -80,7 +80,7 @@ pub async fn retry_video(
 ) -> Result<(StatusCode, Json<VideoOut>), ApiError> {
     let id = parse_id(&id)?;
     let mut conn = state.pool.acquire().await?;
-    let Some(job_id) = db::jobs::retry(&mut conn, id).await? else {
+    let Some((job_id, new_state)) = db::jobs::retry(&mut conn, id).await? else {
         return Err(match db::jobs::state_of(&mut conn, id).await? {
             None => ApiError::not_found("this video"),
             Some(other) => ApiError::new(
@@ -94,7 +94,10 @@ pub async fn retry_video(
         });
     };
     drop(conn);
-    if let Err(err) = queue::push(&state.queue, job_id).await {
+    if new_state == JobState::Downloading {
+        // Its download never finished: the downloader takes it again.
+        super::ingest::wake(&state);
+    } else if let Err(err) = queue::push(&state.queue, job_id).await {
         // Queued in Postgres already; the reconciler pushes it.
         tracing::warn!(%job_id, error = %err, "retry recorded but not pushed to Redis");
     }
@@ -123,6 +126,9 @@ pub async fn delete_video(
     // The rows are gone, so no worker can publish this video any more; the
     // files go now. A running attempt's work directory is removed by its
     // worker (or the sweeper if that worker died).
+    // A download still running writes to the video's usual source path; its
+    // downloader removes it when it finds the row gone, and so do we.
+    let source = source.unwrap_or_else(|| storage::MediaRoot::source_relative(id));
     let original = state.media.resolve(&source).map_err(ApiError::internal)?;
     storage::remove_file_if_exists(&original)
         .await

@@ -4,6 +4,7 @@ pub mod error;
 mod extract;
 mod health;
 mod hls;
+pub mod ingest;
 mod lifecycle;
 mod upload;
 pub mod videos;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub probe_timeout: Duration,
     /// Attempts a new job gets before it is `failed` for good.
     pub max_attempts: i32,
+    /// URL ingest: the download policy, its HTTP client and the downloader's wake-up.
+    pub downloads: Arc<ingest::Downloads>,
 }
 
 /// The whole API. `cors_origin` is `*` or a comma-separated list of origins.

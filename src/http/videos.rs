@@ -18,7 +18,7 @@ use super::{
     AppState,
     error::{ApiError, ErrorCode, Problem},
     extract::{Path, Query},
-    upload::{self, BodyKind, Received},
+    upload::{self, BodyKind},
 };
 use crate::{
     db::{self, JobStage, JobState, videos::NewVideo},
@@ -87,15 +87,18 @@ pub struct ErrorOut {
     pub message: String,
 }
 
+/// What was uploaded; empty (`null`s) while a URL ingest is still downloading.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SourceOut {
-    pub duration_s: f64,
+    /// The URL of a URL ingest.
+    pub url: Option<String>,
+    pub duration_s: Option<f64>,
     pub width: Option<i32>,
     pub height: Option<i32>,
     pub frame_rate: Option<f64>,
     pub video_codec: Option<String>,
     pub audio_codec: Option<String>,
-    pub size_bytes: i64,
+    pub size_bytes: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -148,6 +151,7 @@ impl VideoOut {
             stage: row.stage,
             error,
             source: SourceOut {
+                url: row.source_url,
                 duration_s: row.duration_s,
                 width: row.width,
                 height: row.height,
@@ -185,23 +189,27 @@ pub struct UploadParams {
 }
 
 /// Upload a video (or audio) file. It is streamed to disk, probed, recorded
-/// and queued; refused files get a problem `code` saying why.
+/// and queued; refused files get a problem `code` saying why. With a JSON body
+/// `{"url": …}` the API downloads the file itself: the video starts in status
+/// `downloading`.
 #[utoipa::path(post, path = "/v1/videos", tag = "videos", params(UploadParams),
     request_body(description = "The file, as the raw body or as a multipart form", content(
         (BinaryFile = "application/octet-stream"),
         (BinaryFile = "video/*"),
         (BinaryFile = "audio/*"),
         (UploadForm = "multipart/form-data"),
+        (super::ingest::UrlIngest = "application/json"),
     )),
     responses(
         (status = 202, description = "Accepted and queued", body = VideoOut,
          headers(("location" = String, description = "The video's URL"))),
-        (status = 400, description = "`invalid_title`, `invalid_multipart`, `missing_file`, `upload_incomplete`",
+        (status = 400, description = "`invalid_title`, `invalid_multipart`, `missing_file`, `upload_incomplete`, \
+         `invalid_json`, `invalid_url`",
          body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`upload_too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_content_type`, `unsupported_media`", body = Problem,
          content_type = "application/problem+json"),
-        (status = 422, description = "`empty_upload`, `truncated_media`, `corrupt_media`, `no_media_streams`, \
+        (status = 422, description = "`url_forbidden`, `empty_upload`, `truncated_media`, `corrupt_media`, `no_media_streams`, \
          `dimensions_exceeded`, `duration_exceeded`, `frame_rate_exceeded`, `probe_timeout`", body = Problem,
          content_type = "application/problem+json"),
         (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
@@ -211,10 +219,23 @@ pub async fn create_video(
     Query(params): Query<UploadParams>,
     request: Request,
 ) -> Result<impl IntoResponse, ApiError> {
-    let result = accept_upload(state, params, request).await;
+    let result = if is_json(&request) {
+        super::ingest::create_from_url(state, params.title, request).await
+    } else {
+        accept_upload(state, params, request).await
+    };
     let label = result.as_ref().map_or_else(ApiError::code, |_| "accepted");
     metrics::counter!(telemetry::UPLOADS, "result" => label).increment(1);
     result
+}
+
+fn is_json(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
 async fn accept_upload(
@@ -230,7 +251,10 @@ async fn accept_upload(
         BodyKind::Raw => upload::receive_raw(request.into_body(), file, cap).await?,
         BodyKind::Multipart => upload::receive_multipart(request, file, cap).await?,
     };
-    let title = choose_title(params.title, &received)?;
+    let title = choose_title(
+        params.title.or_else(|| received.title.clone()),
+        received.filename.clone(),
+    )?;
     let info = media::probe(
         &state.ffprobe,
         received.file.path(),
@@ -283,8 +307,11 @@ async fn record(state: &AppState, video: &NewVideo, job_id: Uuid) -> Result<(), 
     Ok(())
 }
 
-fn choose_title(query: Option<String>, received: &Received) -> Result<String, ApiError> {
-    let given = query.or_else(|| received.title.clone());
+/// The given title if any (validated), else the fallback (a file name), else `Untitled`.
+pub(super) fn choose_title(
+    given: Option<String>,
+    fallback: Option<String>,
+) -> Result<String, ApiError> {
     if let Some(title) = given {
         let title = title.trim().to_owned();
         if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
@@ -295,8 +322,7 @@ fn choose_title(query: Option<String>, received: &Received) -> Result<String, Ap
         }
         return Ok(title);
     }
-    let from_name: String = received
-        .filename
+    let from_name: String = fallback
         .as_deref()
         .map(|n| n.trim().chars().take(MAX_TITLE_CHARS).collect())
         .unwrap_or_default();

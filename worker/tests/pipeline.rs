@@ -368,7 +368,8 @@ async fn a_worker_shutting_down_hands_its_running_job_back(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let fixtures = scratch();
     let clip = make_clip(&fixtures, "long.mp4", 20, 1280, 720, true).await;
-    let (_, video) = app.upload(&clip, "video/mp4").await;
+    let (status, video) = app.upload(&clip, "video/mp4").await;
+    assert_eq!(status, 202, "{video}");
     let id = video["id"].as_str().unwrap().to_owned();
     let job_id: Uuid = sqlx::query_scalar("SELECT id FROM jobs WHERE video_id = $1::uuid")
         .bind(&id)

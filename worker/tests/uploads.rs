@@ -96,11 +96,11 @@ async fn empty_random_text_and_truncated_uploads_are_refused_with_their_codes(po
             "truncated_media",
         ),
         (
-            "json",
+            "json without a url",
             b"{}".to_vec(),
             "application/json",
-            415,
-            "unsupported_content_type",
+            400,
+            "invalid_json",
         ),
     ];
     for (what, body, content_type, status, code) in cases {

@@ -11,7 +11,7 @@ use std::{
 
 use prostream::{
     config::MediaLimits,
-    http::{AppState, api_router},
+    http::{AppState, api_router, ingest},
     queue::{self, TranscodeQueue},
     storage::MediaRoot,
 };
@@ -40,6 +40,16 @@ pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// URL ingest as the tests use it: loopback test servers allowed, short limits.
+pub fn test_ingest_config() -> ingest::IngestConfig {
+    ingest::IngestConfig {
+        url_ingest_allow_hosts: vec!["127.0.0.1".into()],
+        url_ingest_timeout_secs: 20,
+        url_ingest_max_redirects: 3,
+        url_ingest_concurrency: 4,
+    }
+}
+
 impl TestApp {
     pub async fn spawn(pool: PgPool) -> Self {
         Self::spawn_with(pool, MediaLimits::default()).await
@@ -51,7 +61,18 @@ impl TestApp {
 
     /// The API against a Redis of the caller's choosing (fault tests restart it).
     pub async fn spawn_on(pool: PgPool, limits: MediaLimits, redis_url: &str) -> Self {
+        Self::spawn_full(pool, limits, redis_url, test_ingest_config()).await
+    }
+
+    /// The API with URL ingest settings of the caller's choosing.
+    pub async fn spawn_full(
+        pool: PgPool,
+        limits: MediaLimits,
+        redis_url: &str,
+        ingest_config: ingest::IngestConfig,
+    ) -> Self {
         let id = Uuid::now_v7().simple().to_string();
+        let limits_max_upload = limits.max_upload_bytes;
         let media_dir = std::env::temp_dir().join(format!("prostream-test-{id}"));
         let queue_name = format!("prostream-test:{id}");
         let redis = queue::connect(redis_url).await.expect("Redis is reachable");
@@ -64,12 +85,18 @@ impl TestApp {
             ffprobe: Arc::new("ffprobe".into()),
             probe_timeout: Duration::from_secs(30),
             max_attempts: 3,
+            downloads: Arc::new(
+                ingest::Downloads::new(&ingest_config, limits_max_upload)
+                    .expect("the download client builds"),
+            ),
         };
         let queue = state.queue.clone();
+        let downloader_state = state.clone();
         let app = api_router(state, "*");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let server = CancellationToken::new();
+        ingest::spawn_downloader(downloader_state, server.clone());
         let stop = server.clone();
         tokio::spawn(async move {
             axum::serve(listener, app)

@@ -1,0 +1,323 @@
+//! URL ingest: `POST /v1/videos` with `{"url": …}`. The video is recorded at
+//! once in state `downloading` and answered with 202; a downloader in the API
+//! fetches it (under [`crate::fetch`]'s rules), probes it like an upload, and
+//! then queues it for transcoding like any other video.
+//!
+//! The downloads live in Postgres, not in this process: a download is taken
+//! with a lease that it renews, so when an API instance dies mid-download
+//! another instance (or this one restarted) takes it over once the lease
+//! runs out.
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use axum::{
+    Json,
+    extract::{FromRequest, Request},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+};
+use clap::Args;
+use serde::Deserialize;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{
+    AppState,
+    error::{ApiError, ErrorCode},
+    videos::{VideoOut, load_video},
+};
+use crate::{
+    db,
+    fetch::{self, FetchError, Policy},
+    media, queue,
+    storage::{MediaRoot, TempFile},
+};
+
+/// A download's lease; renewed every third of it while the transfer runs.
+const LEASE: Duration = Duration::from_secs(30);
+/// How often the downloader looks for downloads nobody holds (expired leases).
+const RESCAN: Duration = Duration::from_secs(5);
+const MAX_URL_CHARS: usize = 2048;
+
+/// URL ingest settings.
+#[derive(Debug, Clone, Args)]
+pub struct IngestConfig {
+    /// Hosts (names or IPs, as written in URLs; comma-separated) that URL ingest may fetch even
+    /// though they resolve to internal addresses (loopback, private, link-local…).
+    #[arg(
+        long,
+        env = "URL_INGEST_ALLOW_HOSTS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub url_ingest_allow_hosts: Vec<String>,
+    /// A URL download is abandoned after this many seconds.
+    #[arg(long, env = "URL_INGEST_TIMEOUT_SECS", default_value_t = 3600)]
+    pub url_ingest_timeout_secs: u64,
+    /// Redirects a URL download follows at most.
+    #[arg(long, env = "URL_INGEST_MAX_REDIRECTS", default_value_t = 5)]
+    pub url_ingest_max_redirects: usize,
+    /// URL downloads this API instance runs at once.
+    #[arg(long, env = "URL_INGEST_CONCURRENCY", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub url_ingest_concurrency: u16,
+}
+
+/// The downloader's shared parts.
+pub struct Downloads {
+    policy: Arc<Policy>,
+    client: reqwest::Client,
+    wake: Notify,
+    concurrency: usize,
+}
+
+impl Downloads {
+    pub fn new(config: &IngestConfig, max_bytes: u64) -> anyhow::Result<Self> {
+        let policy = Arc::new(Policy {
+            allow_hosts: config
+                .url_ingest_allow_hosts
+                .iter()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .collect::<HashSet<_>>(),
+            max_bytes,
+            timeout: Duration::from_secs(config.url_ingest_timeout_secs),
+            max_redirects: config.url_ingest_max_redirects,
+        });
+        Ok(Self {
+            client: fetch::client(policy.clone())?,
+            policy,
+            wake: Notify::new(),
+            concurrency: usize::from(config.url_ingest_concurrency),
+        })
+    }
+}
+
+/// `{"url": "https://…", "title": "…"}`
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UrlIngest {
+    /// An http(s) URL of a video or audio file.
+    #[schema(example = "https://example.com/clip.mp4")]
+    pub url: String,
+    /// 1-200 characters; default: the URL's file name.
+    pub title: Option<String>,
+}
+
+/// Records the video and its download; the downloader does the rest.
+pub async fn create_from_url(
+    state: AppState,
+    title_param: Option<String>,
+    request: Request,
+) -> Result<(StatusCode, HeaderMap, Json<VideoOut>), ApiError> {
+    let Json(body) = Json::<UrlIngest>::from_request(request, &())
+        .await
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, e.body_text()))?;
+    if body.url.chars().count() > MAX_URL_CHARS {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidUrl,
+            format!("the URL is longer than {MAX_URL_CHARS} characters"),
+        ));
+    }
+    let url = reqwest::Url::parse(body.url.trim()).map_err(|e| {
+        ApiError::bad_request(ErrorCode::InvalidUrl, format!("not a valid URL: {e}"))
+    })?;
+    state.downloads.policy.check_url(&url).map_err(refusal)?;
+    let fallback = url
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned);
+    let title = super::videos::choose_title(body.title.or(title_param), fallback)?;
+
+    let video_id = Uuid::now_v7();
+    let job_id = Uuid::now_v7();
+    let mut tx = state.pool.begin().await?;
+    db::videos::insert_from_url(&mut tx, video_id, &title, url.as_str()).await?;
+    db::jobs::insert_downloading(&mut tx, job_id, video_id, state.max_attempts).await?;
+    tx.commit().await?;
+    state.downloads.wake.notify_one();
+    tracing::info!(%video_id, %url, "URL ingest accepted");
+
+    let video = load_video(&state, video_id).await?;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&format!("/v1/videos/{video_id}")).map_err(ApiError::internal)?,
+    );
+    Ok((StatusCode::ACCEPTED, headers, Json(video)))
+}
+
+/// A URL refused before any download: 400 for a malformed one, 422 for a forbidden one.
+fn refusal(err: FetchError) -> ApiError {
+    match err {
+        FetchError::Forbidden(m) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::UrlForbidden, m)
+        }
+        other => ApiError::bad_request(ErrorCode::InvalidUrl, other.to_string()),
+    }
+}
+
+/// Wakes the downloader (a retried download is waiting).
+pub fn wake(state: &AppState) {
+    state.downloads.wake.notify_one();
+}
+
+/// Runs downloads until `shutdown`: takes each one nobody holds, at most
+/// `URL_INGEST_CONCURRENCY` at once.
+pub fn spawn_downloader(state: AppState, shutdown: CancellationToken) {
+    let holder = format!("api-{}", Uuid::now_v7().simple());
+    tokio::spawn(async move {
+        let slots = Arc::new(Semaphore::new(state.downloads.concurrency));
+        loop {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let taken = match state.pool.acquire().await {
+                Ok(mut conn) => db::jobs::take_download(&mut conn, &holder, LEASE).await,
+                Err(err) => Err(err),
+            };
+            match taken {
+                Ok(Some(download)) => {
+                    let (state, holder) = (state.clone(), holder.clone());
+                    tokio::spawn(async move {
+                        run_one(&state, &holder, download).await;
+                        drop(permit);
+                    });
+                    continue; // there may be more
+                }
+                Ok(None) => drop(permit),
+                Err(err) => {
+                    drop(permit);
+                    tracing::warn!(error = %err, "cannot look for downloads");
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = state.downloads.wake.notified() => {}
+                () = tokio::time::sleep(RESCAN) => {}
+            }
+        }
+    });
+}
+
+/// One download, start to end, with its lease renewed while it runs.
+async fn run_one(state: &AppState, holder: &str, download: db::jobs::Download) {
+    let job_id = download.job_id;
+    let video_id = download.video_id;
+    tracing::info!(%video_id, url = %download.url, "downloading");
+    let file = TempFile::new(state.media.incoming_path());
+    let outcome = tokio::select! {
+        outcome = fetch_and_probe(state, &download, &file) => outcome,
+        lost = keep_lease(state, job_id, holder) => {
+            tracing::info!(%video_id, ?lost, "download stopped: canceled or deleted");
+            return;
+        }
+    };
+    let result = match outcome {
+        Ok(info) => record(state, holder, &download, file, info).await,
+        Err((code, message)) => {
+            tracing::info!(%video_id, code, %message, "download failed");
+            fail(state, holder, job_id, code, &message).await
+        }
+    };
+    if let Err(err) = result {
+        // The lease runs out and the download is taken again.
+        tracing::warn!(%video_id, error = %err, "could not record the download's outcome");
+    }
+}
+
+async fn fail(
+    state: &AppState,
+    holder: &str,
+    job_id: Uuid,
+    code: &str,
+    message: &str,
+) -> anyhow::Result<()> {
+    let mut conn = state.pool.acquire().await?;
+    db::jobs::fail_download(&mut conn, job_id, holder, code, message).await?;
+    Ok(())
+}
+
+/// Renews the lease; returns only when the download is no longer ours.
+async fn keep_lease(state: &AppState, job_id: Uuid, holder: &str) -> &'static str {
+    loop {
+        tokio::time::sleep(LEASE / 3).await;
+        let Ok(mut conn) = state.pool.acquire().await else {
+            continue; // Postgres is away; the transfer goes on, the lease may lapse
+        };
+        match db::jobs::renew_download(&mut conn, job_id, holder, LEASE).await {
+            Ok(true) | Err(_) => {}
+            Ok(false) => return "lease lost",
+        }
+    }
+}
+
+type Failure = (&'static str, String);
+
+async fn fetch_and_probe(
+    state: &AppState,
+    download: &db::jobs::Download,
+    file: &TempFile,
+) -> Result<media::ProbeInfo, Failure> {
+    let url = reqwest::Url::parse(&download.url).map_err(|e| ("invalid_url", e.to_string()))?;
+    let downloads = &state.downloads;
+    fetch::download(&downloads.client, &downloads.policy, &url, file.path())
+        .await
+        .map_err(|e| (e.code(), e.to_string()))?;
+    media::probe(
+        &state.ffprobe,
+        file.path(),
+        &state.limits,
+        state.probe_timeout,
+    )
+    .await
+    .map_err(|e| (e.code(), e.to_string()))
+}
+
+/// Moves the download into place, records its source and queues the job, all
+/// or nothing; then pushes it.
+async fn record(
+    state: &AppState,
+    holder: &str,
+    download: &db::jobs::Download,
+    file: TempFile,
+    info: media::ProbeInfo,
+) -> anyhow::Result<()> {
+    let video_id = download.video_id;
+    let size = tokio::fs::metadata(file.path()).await?.len();
+    let source_path = MediaRoot::source_relative(video_id);
+    let dest = state.media.resolve(&source_path)?;
+    file.persist(&dest).await?;
+    let source = db::videos::Source {
+        source_path,
+        size_bytes: i64::try_from(size)?,
+        format_name: info.format_name,
+        duration_s: info.duration_s,
+        width: info.video.as_ref().map(|v| v.width as i32),
+        height: info.video.as_ref().map(|v| v.height as i32),
+        frame_rate: info.video.as_ref().map(|v| v.frame_rate),
+        video_codec: info.video.map(|v| v.codec),
+        audio_codec: info.audio.map(|a| a.codec),
+    };
+    let queued = async {
+        let mut tx = state.pool.begin().await?;
+        db::videos::set_source(&mut tx, video_id, &source).await?;
+        let ours = db::jobs::finish_download(&mut tx, download.job_id, holder).await?;
+        if ours {
+            tx.commit().await?;
+        }
+        Ok::<_, sqlx::Error>(ours)
+    }
+    .await;
+    if !matches!(queued, Ok(true)) {
+        // Canceled or deleted meanwhile, or not recorded: nothing of it may stay.
+        let _ = crate::storage::remove_file_if_exists(&dest).await;
+        return queued.map(drop).map_err(Into::into);
+    }
+    if let Err(err) = queue::push(&state.queue, download.job_id).await {
+        tracing::warn!(job_id = %download.job_id, error = %err, "queued but not pushed; the reconciler will");
+    }
+    tracing::info!(%video_id, size, "download queued for transcoding");
+    Ok(())
+}
