@@ -57,7 +57,7 @@ struct ServeArgs {
     #[command(flatten)]
     log: LogConfig,
     #[command(flatten)]
-    ingest: prostream::http::ingest::IngestConfig,
+    ingest: prostream::http::url_ingest::IngestConfig,
     /// Address the API listens on.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
     bind_addr: SocketAddr,
@@ -125,13 +125,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ffprobe: Arc::new(common.ffprobe_path.clone()),
         probe_timeout: common.probe_timeout(),
         max_attempts: args.max_attempts,
-        downloads: Arc::new(prostream::http::ingest::Downloads::new(
+        downloads: Arc::new(prostream::http::url_ingest::Downloads::new(
             &args.ingest,
             args.limits.max_upload_bytes,
         )?),
     };
     let stop_downloads = tokio_util::sync::CancellationToken::new();
-    prostream::http::ingest::spawn_downloader(state.clone(), stop_downloads.clone());
+    prostream::http::url_ingest::spawn_downloader(state.clone(), stop_downloads.clone());
     let app = api_router(state, &args.cors_origin);
     let listener = tokio::net::TcpListener::bind(args.bind_addr)
         .await

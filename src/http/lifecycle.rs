@@ -96,7 +96,7 @@ pub async fn retry_video(
     drop(conn);
     if new_state == JobState::Downloading {
         // Its download never finished: the downloader takes it again.
-        super::ingest::wake(&state);
+        super::url_ingest::wake(&state);
     } else if let Err(err) = queue::push(&state.queue, job_id).await {
         // Queued in Postgres already; the reconciler pushes it.
         tracing::warn!(%job_id, error = %err, "retry recorded but not pushed to Redis");

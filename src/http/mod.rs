@@ -4,9 +4,9 @@ pub mod error;
 mod extract;
 mod health;
 mod hls;
-pub mod ingest;
 mod lifecycle;
 mod upload;
+pub mod url_ingest;
 pub mod videos;
 mod web;
 
@@ -42,7 +42,7 @@ pub struct AppState {
     /// Attempts a new job gets before it is `failed` for good.
     pub max_attempts: i32,
     /// URL ingest: the download policy, its HTTP client and the downloader's wake-up.
-    pub downloads: Arc<ingest::Downloads>,
+    pub downloads: Arc<url_ingest::Downloads>,
 }
 
 /// The whole API. `cors_origin` is `*` or a comma-separated list of origins.

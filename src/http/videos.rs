@@ -198,7 +198,7 @@ pub struct UploadParams {
         (BinaryFile = "video/*"),
         (BinaryFile = "audio/*"),
         (UploadForm = "multipart/form-data"),
-        (super::ingest::UrlIngest = "application/json"),
+        (super::url_ingest::UrlIngest = "application/json"),
     )),
     responses(
         (status = 202, description = "Accepted and queued", body = VideoOut,
@@ -220,7 +220,7 @@ pub async fn create_video(
     request: Request,
 ) -> Result<impl IntoResponse, ApiError> {
     let result = if is_json(&request) {
-        super::ingest::create_from_url(state, params.title, request).await
+        super::url_ingest::create_from_url(state, params.title, request).await
     } else {
         accept_upload(state, params, request).await
     };

@@ -11,7 +11,7 @@ use std::{
 
 use prostream::{
     config::MediaLimits,
-    http::{AppState, api_router, ingest},
+    http::{AppState, api_router, url_ingest},
     queue::{self, TranscodeQueue},
     storage::MediaRoot,
 };
@@ -41,8 +41,8 @@ pub fn redis_url() -> String {
 }
 
 /// URL ingest as the tests use it: loopback test servers allowed, short limits.
-pub fn test_ingest_config() -> ingest::IngestConfig {
-    ingest::IngestConfig {
+pub fn test_ingest_config() -> url_ingest::IngestConfig {
+    url_ingest::IngestConfig {
         url_ingest_allow_hosts: vec!["127.0.0.1".into()],
         url_ingest_timeout_secs: 20,
         url_ingest_max_redirects: 3,
@@ -69,7 +69,7 @@ impl TestApp {
         pool: PgPool,
         limits: MediaLimits,
         redis_url: &str,
-        ingest_config: ingest::IngestConfig,
+        ingest_config: url_ingest::IngestConfig,
     ) -> Self {
         let id = Uuid::now_v7().simple().to_string();
         let limits_max_upload = limits.max_upload_bytes;
@@ -86,7 +86,7 @@ impl TestApp {
             probe_timeout: Duration::from_secs(30),
             max_attempts: 3,
             downloads: Arc::new(
-                ingest::Downloads::new(&ingest_config, limits_max_upload)
+                url_ingest::Downloads::new(&ingest_config, limits_max_upload)
                     .expect("the download client builds"),
             ),
         };
@@ -96,7 +96,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let server = CancellationToken::new();
-        ingest::spawn_downloader(downloader_state, server.clone());
+        url_ingest::spawn_downloader(downloader_state, server.clone());
         let stop = server.clone();
         tokio::spawn(async move {
             axum::serve(listener, app)
