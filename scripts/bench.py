@@ -19,11 +19,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-API = os.environ["BENCH_API"]
-SCRATCH = Path(os.environ["BENCH_SCRATCH"])
+API = os.environ["STACK_URL"]
+SCRATCH = Path(os.environ["STACK_DIR"])
 MEDIA = Path(os.environ["MEDIA_ROOT"])
-API_PID = int(os.environ["BENCH_API_PID"])
-WORKER_LOGS = [Path(p) for p in os.environ["BENCH_WORKER_LOGS"].split(":")]
+API_PID = int(os.environ["STACK_API_PID"])
+WORKER_LOGS = [Path(p) for p in os.environ["STACK_WORKER_LOGS"].split(":")]
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 REPO = Path(__file__).resolve().parent.parent
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
