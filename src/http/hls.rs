@@ -37,9 +37,11 @@ use super::{
 const PLAYLIST_CACHE: &str = "public, max-age=1";
 const SEGMENT_CACHE: &str = "public, max-age=31536000, immutable";
 
-/// Largest file read whole into memory: a 240p-720p segment; 64 concurrent
-/// requests hold at most 64 MiB. Bigger files stream through `ServeFile`.
-const WHOLE_READ_MAX: u64 = 1 << 20;
+/// Largest file read whole into memory: segments of the low rungs (240p and
+/// 360p, the most requested on small screens), where the per-request cost
+/// dominates. 64 concurrent requests hold at most 32 MiB; bigger files stream
+/// through `ServeFile`, where bandwidth dominates anyway.
+const WHOLE_READ_MAX: u64 = 512 * 1024;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_hls_file))
