@@ -53,9 +53,11 @@ error_codes! {
     UnsupportedContentType = "unsupported_content_type": "Send multipart/form-data, video/*, audio/* or application/octet-stream.",
     EmptyUpload = "empty_upload": "The body is empty.",
     UnsupportedMedia = "unsupported_media": "Not a video or audio file ffprobe accepts.",
-    TruncatedMedia = "truncated_media": "The file ends before its media does (a cut-off upload).",
-    CorruptMedia = "corrupt_media": "The file is damaged.",
+    StillImage = "still_image": "A picture (PNG, JPEG, …), not a video or audio file.",
+    TruncatedMedia = "truncated_media": "The file ends before its media does (a cut-off upload, a missing MP4 index, an index pointing past the end).",
+    CorruptMedia = "corrupt_media": "The file is damaged (e.g. its MP4 sample table or stream list).",
     NoMediaStreams = "no_media_streams": "The file has no audio or video stream.",
+    DimensionsTooSmall = "dimensions_too_small": "A side of the picture is below 16 pixels.",
     DimensionsExceeded = "dimensions_exceeded": "Wider or taller than MAX_WIDTH/MAX_HEIGHT.",
     DurationExceeded = "duration_exceeded": "Longer than MAX_DURATION_SECS.",
     FrameRateExceeded = "frame_rate_exceeded": "Faster than MAX_FRAME_RATE.",
@@ -150,6 +152,13 @@ impl From<ProbeError> for ApiError {
             ProbeError::Unsupported(_) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 ErrorCode::UnsupportedMedia,
+            ),
+            ProbeError::StillImage(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::StillImage)
+            }
+            ProbeError::DimensionsTooSmall(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::DimensionsTooSmall,
             ),
             ProbeError::Empty => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::EmptyUpload),
             ProbeError::Truncated(_) => {

@@ -4,9 +4,8 @@
 //! `file` protocol: a playlist or concat script that points ffmpeg at other
 //! files or URLs (the classic HLS-demuxer SSRF) is refused before it is read.
 
-use std::{path::Path, time::Duration};
+use std::{fmt, path::Path, time::Duration};
 
-use serde::Deserialize;
 use tokio::process::Command;
 
 use crate::{
@@ -14,9 +13,17 @@ use crate::{
     process::{self, ProcessError},
 };
 
+mod ffprobe;
+
+pub use ffprobe::parse as parse_ffprobe_json;
+
 /// Containers and elementary streams we accept, as ffmpeg demuxer names.
 pub const ACCEPTED_DEMUXERS: &str =
     "mov,matroska,avi,flv,mpegts,mpeg,ogg,wav,mp3,aac,flac,asf,mxf,h264,hevc,m4v";
+
+/// The smallest picture side we accept: below it browsers' and phones'
+/// decoders are unreliable, and nobody means to publish it.
+pub const MIN_SIDE: u32 = 16;
 
 /// ffmpeg/ffprobe input options that confine a child to one local file of an accepted format.
 pub fn input_guard_args() -> [&'static str; 4] {
@@ -33,26 +40,98 @@ pub struct ProbeInfo {
     /// ffprobe's demuxer name, e.g. `mov,mp4,m4a,3gp,3g2,mj2`.
     pub format_name: String,
     pub duration_s: f64,
+    /// Timestamp of the first packet (MPEG-TS starts at 1.4 s, say).
+    pub start_s: f64,
+    /// The video stream to transcode: the default one, else the first (never a cover image).
     pub video: Option<VideoInfo>,
+    /// The audio stream to keep: the default one, else the first.
     pub audio: Option<AudioInfo>,
+    /// An attached picture (album art), the poster of an audio-only file.
+    pub cover: Option<CoverInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct VideoInfo {
+    /// Index of the stream in the file (`-map 0:{index}`).
+    pub index: usize,
     pub codec: String,
-    /// Displayed width: rotation metadata already applied.
+    /// Displayed width: non-square pixels and rotation metadata already applied.
     pub width: u32,
     /// Displayed height: rotation metadata already applied.
     pub height: u32,
+    /// Clockwise quarter turns the frames need, in degrees (ffmpeg applies them when decoding).
+    pub rotation: u32,
+    /// Average frames per second, 0 when unknown.
     pub frame_rate: f64,
+    pub avg_frame_rate: Option<Rational>,
+    /// ffprobe's "real base frame rate": the rate that represents every timestamp.
+    pub r_frame_rate: Option<Rational>,
     /// Bits per second of the video stream, when the container says.
     pub bit_rate: Option<u64>,
+    pub pix_fmt: Option<String>,
+    pub color: Color,
+}
+
+/// Colour description of a video stream, as ffprobe names it; `None` when untagged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Color {
+    /// `tv` (limited) or `pc` (full).
+    pub range: Option<String>,
+    /// Matrix: `bt709`, `bt470bg`, `smpte170m`, `bt2020nc`…
+    pub space: Option<String>,
+    /// Transfer: `bt709`, `smpte2084` (PQ), `arib-std-b67` (HLG)…
+    pub transfer: Option<String>,
+    pub primaries: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AudioInfo {
+    /// Index of the stream in the file (`-map 0:{index}`).
+    pub index: usize,
     pub codec: String,
     pub channels: u32,
+    pub sample_rate: Option<u32>,
+}
+
+/// An attached picture: cover art of a music file, never a video to transcode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoverInfo {
+    pub index: usize,
+    pub codec: String,
+}
+
+/// A positive rational number: frame rates, aspect ratios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rational {
+    pub num: u32,
+    pub den: u32,
+}
+
+impl Rational {
+    pub const fn new(num: u32, den: u32) -> Self {
+        Self { num, den }
+    }
+
+    /// `30000/1001`; `None` for `0/0`, zero or garbage.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::parse_sep(text, '/')
+    }
+
+    pub fn parse_sep(text: &str, sep: char) -> Option<Self> {
+        let (num, den) = text.trim().split_once(sep)?;
+        let (num, den): (u32, u32) = (num.parse().ok()?, den.parse().ok()?);
+        (num > 0 && den > 0).then_some(Self { num, den })
+    }
+
+    pub fn as_f64(self) -> f64 {
+        f64::from(self.num) / f64::from(self.den)
+    }
+}
+
+impl fmt::Display for Rational {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.num, self.den)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +146,10 @@ pub enum ProbeError {
     Corrupt(String),
     #[error("the file has no decodable video or audio stream")]
     NoStreams,
+    #[error("this is a still image ({0}), not a video or audio file")]
+    StillImage(String),
+    #[error("{0}")]
+    DimensionsTooSmall(String),
     #[error("{0}")]
     DimensionsExceeded(String),
     #[error("{0}")]
@@ -88,6 +171,8 @@ impl ProbeError {
             Self::Truncated(_) => "truncated_media",
             Self::Corrupt(_) => "corrupt_media",
             Self::NoStreams => "no_media_streams",
+            Self::StillImage(_) => "still_image",
+            Self::DimensionsTooSmall(_) => "dimensions_too_small",
             Self::DimensionsExceeded(_) => "dimensions_exceeded",
             Self::DurationExceeded(_) => "duration_exceeded",
             Self::FrameRateExceeded(_) => "frame_rate_exceeded",
@@ -132,8 +217,12 @@ pub async fn inspect(
     if len == 0 {
         return Err(ProbeError::Empty);
     }
-    let info = read_streams(ffprobe, path, timeout).await?;
-    check_tail_readable(ffprobe, path, info.duration_s, timeout).await?;
+    let mut info = read_streams(ffprobe, path, timeout).await?;
+    if info.duration_s > 0.0 {
+        check_tail_readable(ffprobe, path, &info, timeout).await?;
+    } else {
+        info.duration_s = measure_duration(ffprobe, path, &info, timeout).await?;
+    }
     Ok(info)
 }
 
@@ -151,40 +240,71 @@ async fn read_streams(
     if !done.status.success() {
         return Err(classify_failure(&done.stderr_tail));
     }
-    let parsed: FfprobeOutput = serde_json::from_slice(&done.stdout)
-        .map_err(|e| ProbeError::Corrupt(format!("ffprobe output unreadable: {e}")))?;
-    parsed.into_info()
+    ffprobe::parse_lenient(&done.stdout)
+}
+
+/// How long a file that does not say is: where its last packet ends. Reads
+/// the packets (no decoding) of the one stream we would transcode.
+async fn measure_duration(
+    ffprobe: &Path,
+    path: &Path,
+    info: &ProbeInfo,
+    timeout: Duration,
+) -> Result<f64, ProbeError> {
+    let index = info
+        .video
+        .as_ref()
+        .map(|v| v.index)
+        .or(info.audio.as_ref().map(|a| a.index))
+        .unwrap_or(0);
+    let mut cmd = Command::new(ffprobe);
+    cmd.args(["-v", "error", "-hide_banner"])
+        .args(input_guard_args())
+        .args(["-select_streams", &index.to_string()])
+        .args(["-show_entries", "packet=pts_time,duration_time"])
+        .args(["-of", "csv=p=0"])
+        .arg(path);
+    let done = run_probe(cmd, timeout).await?;
+    last_packet_end(&String::from_utf8_lossy(&done.stdout))
+        .map(|end| end - info.start_s)
+        .filter(|d| d.is_finite() && *d > 0.0)
+        .ok_or_else(|| {
+            ProbeError::Corrupt(
+                "the file does not say how long it is and holds no readable packets".into(),
+            )
+        })
 }
 
 /// A container whose header survived but whose data was cut off (a
 /// `faststart` MP4, or a Matroska file interrupted mid-upload) probes fine:
 /// reading the packets of the last seconds tells whether the data really
-/// reaches the duration the header announces.
+/// reaches the duration the header announces. An MP4 whose index (moov)
+/// points past the end of the file fails the same way.
 async fn check_tail_readable(
     ffprobe: &Path,
     path: &Path,
-    duration_s: f64,
+    info: &ProbeInfo,
     timeout: Duration,
 ) -> Result<(), ProbeError> {
-    let start = (duration_s - 3.0).max(0.0);
+    let duration_s = info.duration_s;
+    let start = (info.start_s + duration_s - 3.0).max(0.0);
     let mut cmd = Command::new(ffprobe);
     cmd.args(["-v", "error", "-hide_banner"])
         .args(input_guard_args())
         .args(["-read_intervals", &format!("{start:.3}%")])
-        .args(["-show_entries", "packet=pts_time", "-of", "csv=p=0"])
+        .args(["-show_entries", "packet=pts_time,duration_time"])
+        .args(["-of", "csv=p=0"])
         .arg(path);
     let done = run_probe(cmd, timeout).await?;
     let stderr = done.stderr_tail.to_ascii_lowercase();
-    let last_pts = String::from_utf8_lossy(&done.stdout)
-        .lines()
-        .filter_map(|l| l.trim().trim_end_matches(',').parse::<f64>().ok())
-        .reduce(f64::max);
+    let data_end =
+        last_packet_end(&String::from_utf8_lossy(&done.stdout)).map(|e| e - info.start_s);
     let complete = done.status.success()
         && !stderr.contains("ended prematurely")
         && !stderr.contains("partial file")
-        && last_pts.is_some_and(|pts| pts + TAIL_TOLERANCE_S >= duration_s);
+        && data_end.is_some_and(|end| end + tail_tolerance(duration_s) >= duration_s);
     if !complete {
-        let reached = last_pts.map_or("no readable data".to_owned(), |p| {
+        let reached = data_end.map_or("no readable data".to_owned(), |p| {
             format!("data ends at {p:.1} s")
         });
         return Err(ProbeError::Truncated(format!(
@@ -194,9 +314,27 @@ async fn check_tail_readable(
     Ok(())
 }
 
-/// How far before the announced end the last packet may start (a long last
-/// frame, or an audio stream that ends a little early).
-const TAIL_TOLERANCE_S: f64 = 2.0;
+/// Where the last packet ends, from `pts_time,duration_time` lines.
+fn last_packet_end(csv: &str) -> Option<f64> {
+    csv.lines()
+        .filter_map(|line| {
+            let mut fields = line.trim().split(',');
+            let pts = fields.next()?.parse::<f64>().ok()?;
+            let duration = fields
+                .next()
+                .and_then(|d| d.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            Some(pts + duration)
+        })
+        .reduce(f64::max)
+}
+
+/// How far before the announced end the data may stop (an audio stream
+/// that ends a little early): a quarter of the duration, at most 2 s. A
+/// fixed 2 s would pass a 2 s clip with half its data missing.
+fn tail_tolerance(duration_s: f64) -> f64 {
+    (duration_s * 0.25).min(2.0)
+}
 
 async fn run_probe(cmd: Command, timeout: Duration) -> Result<process::Finished, ProbeError> {
     process::run(cmd, timeout).await.map_err(|e| match e {
@@ -214,6 +352,10 @@ fn classify_failure(stderr: &str) -> ProbeError {
             .split_once('[')
             .and_then(|(_, rest)| rest.split_once(" @"))
             .map_or("unknown", |(name, _)| name);
+        // image2 reads picture files by name, `*_pipe` by content (png_pipe, jpeg_pipe…).
+        if format == "image2" || format.ends_with("_pipe") {
+            return ProbeError::StillImage(format.trim_end_matches("_pipe").to_owned());
+        }
         return ProbeError::Unsupported(format!("{format} files are not accepted"));
     }
     if lower.contains("moov atom not found") {
@@ -235,6 +377,12 @@ pub fn check_limits(info: &ProbeInfo, limits: &MediaLimits) -> Result<(), ProbeE
         )));
     }
     if let Some(v) = &info.video {
+        if v.width < MIN_SIDE || v.height < MIN_SIDE {
+            return Err(ProbeError::DimensionsTooSmall(format!(
+                "the video is {}x{}; each side must be at least {MIN_SIDE} pixels",
+                v.width, v.height
+            )));
+        }
         if v.width > limits.max_width
             || v.height > limits.max_height
             || u64::from(v.width) * u64::from(v.height) > limits.max_pixels
@@ -254,202 +402,20 @@ pub fn check_limits(info: &ProbeInfo, limits: &MediaLimits) -> Result<(), ProbeE
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
-struct FfprobeOutput {
-    #[serde(default)]
-    streams: Vec<FfprobeStream>,
-    format: Option<FfprobeFormat>,
-}
-
-#[derive(Debug, Deserialize)]
-struct FfprobeFormat {
-    format_name: String,
-    duration: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct FfprobeStream {
-    codec_type: Option<String>,
-    codec_name: Option<String>,
-    width: Option<u32>,
-    height: Option<u32>,
-    avg_frame_rate: Option<String>,
-    r_frame_rate: Option<String>,
-    bit_rate: Option<String>,
-    channels: Option<u32>,
-    duration: Option<String>,
-    #[serde(default)]
-    disposition: Disposition,
-    #[serde(default)]
-    side_data_list: Vec<SideData>,
-    #[serde(default)]
-    tags: Tags,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct Disposition {
-    #[serde(default)]
-    attached_pic: u8,
-}
-
-#[derive(Debug, Deserialize)]
-struct SideData {
-    rotation: Option<f64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct Tags {
-    rotate: Option<String>,
-}
-
-impl FfprobeStream {
-    fn decodable_codec(&self) -> Option<String> {
-        self.codec_name
-            .clone()
-            .filter(|c| !c.is_empty() && c != "unknown" && c != "none")
-    }
-
-    fn rotation(&self) -> i64 {
-        let degrees = self
-            .side_data_list
-            .iter()
-            .find_map(|s| s.rotation)
-            .or_else(|| self.tags.rotate.as_deref().and_then(|r| r.parse().ok()))
-            .unwrap_or(0.0);
-        (degrees.round() as i64).rem_euclid(360)
-    }
-
-    fn frame_rate(&self) -> f64 {
-        [&self.avg_frame_rate, &self.r_frame_rate]
-            .into_iter()
-            .flatten()
-            .filter_map(|r| parse_ratio(r))
-            .find(|fps| fps.is_finite() && *fps > 0.0)
-            .unwrap_or(0.0)
-    }
-
-    fn to_video(&self) -> Option<VideoInfo> {
-        if self.codec_type.as_deref() != Some("video") || self.disposition.attached_pic == 1 {
-            return None;
-        }
-        let codec = self.decodable_codec()?;
-        let (w, h) = (
-            self.width.filter(|&w| w > 0)?,
-            self.height.filter(|&h| h > 0)?,
-        );
-        let (width, height) = if self.rotation() % 180 == 90 {
-            (h, w)
-        } else {
-            (w, h)
-        };
-        Some(VideoInfo {
-            codec,
-            width,
-            height,
-            frame_rate: self.frame_rate(),
-            bit_rate: self.bit_rate.as_deref().and_then(|b| b.parse().ok()),
-        })
-    }
-
-    fn to_audio(&self) -> Option<AudioInfo> {
-        if self.codec_type.as_deref() != Some("audio") {
-            return None;
-        }
-        Some(AudioInfo {
-            codec: self.decodable_codec()?,
-            channels: self.channels.unwrap_or(2),
-        })
-    }
-}
-
-impl FfprobeOutput {
-    fn into_info(self) -> Result<ProbeInfo, ProbeError> {
-        let format = self
-            .format
-            .ok_or_else(|| ProbeError::Corrupt("ffprobe found no container".into()))?;
-        let video = self.streams.iter().find_map(FfprobeStream::to_video);
-        let audio = self.streams.iter().find_map(FfprobeStream::to_audio);
-        if video.is_none() && audio.is_none() {
-            return Err(ProbeError::NoStreams);
-        }
-        let duration_s = format
-            .duration
-            .as_deref()
-            .and_then(|d| d.parse::<f64>().ok())
-            .or_else(|| {
-                self.streams
-                    .iter()
-                    .filter_map(|s| s.duration.as_deref()?.parse::<f64>().ok())
-                    .reduce(f64::max)
-            })
-            .filter(|d| d.is_finite() && *d > 0.0)
-            .ok_or_else(|| ProbeError::Corrupt("the file does not say how long it is".into()))?;
-        Ok(ProbeInfo {
-            format_name: format.format_name,
-            duration_s,
-            video,
-            audio,
-        })
-    }
-}
-
-fn parse_ratio(r: &str) -> Option<f64> {
-    let (num, den) = r.split_once('/')?;
-    let (num, den): (f64, f64) = (num.parse().ok()?, den.parse().ok()?);
-    (den != 0.0).then(|| num / den)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(json: &str) -> Result<ProbeInfo, ProbeError> {
-        serde_json::from_str::<FfprobeOutput>(json)
-            .unwrap()
-            .into_info()
-    }
-
-    #[test]
-    fn portrait_rotation_swaps_the_displayed_dimensions() {
-        let info = parse(
-            r#"{"streams":[{"codec_type":"video","codec_name":"h264","width":1920,"height":1080,
-                "avg_frame_rate":"30000/1001","side_data_list":[{"rotation":-90}]}],
-                "format":{"format_name":"mov,mp4","duration":"5.0"}}"#,
-        )
-        .unwrap();
-        let v = info.video.unwrap();
-        assert_eq!((v.width, v.height), (1080, 1920));
-        assert!((v.frame_rate - 29.97).abs() < 0.01);
-    }
-
-    #[test]
-    fn cover_art_alone_is_not_a_video_stream() {
-        let info = parse(
-            r#"{"streams":[{"codec_type":"audio","codec_name":"mp3","channels":2},
-                {"codec_type":"video","codec_name":"mjpeg","width":500,"height":500,
-                 "disposition":{"attached_pic":1}}],
-                "format":{"format_name":"mp3","duration":"60.0"}}"#,
-        )
-        .unwrap();
-        assert!(info.video.is_none());
-        assert_eq!(info.audio.unwrap().codec, "mp3");
-    }
-
-    #[test]
-    fn a_file_with_only_data_streams_is_refused() {
-        let err = parse(
-            r#"{"streams":[{"codec_type":"data","codec_name":"bin_data"}],
-                "format":{"format_name":"mpegts","duration":"3.0"}}"#,
-        )
-        .unwrap_err();
-        assert_eq!(err.code(), "no_media_streams");
-    }
-
     #[test]
     fn ffprobe_complaints_map_to_precise_codes() {
-        let whitelist = "[image2 @ 0x55] Format not on whitelist 'mov'\nimg.jpg: Invalid argument";
-        assert_eq!(classify_failure(whitelist).code(), "unsupported_media");
-        assert!(classify_failure(whitelist).to_string().contains("image2"));
+        let image = "[image2 @ 0x55] Format not on whitelist 'mov'\nimg.jpg: Invalid argument";
+        assert_eq!(classify_failure(image).code(), "still_image");
+        let png = "[png_pipe @ 0x55] Format not on whitelist 'mov'\nx: Invalid argument";
+        assert_eq!(classify_failure(png).code(), "still_image");
+        assert!(classify_failure(png).to_string().contains("png"));
+        let gif = "[gif @ 0x55] Format not on whitelist 'mov'\nx: Invalid argument";
+        assert_eq!(classify_failure(gif).code(), "unsupported_media");
+        assert!(classify_failure(gif).to_string().contains("gif"));
         let moov = "[mov,mp4,m4a @ 0x5] moov atom not found\nx: Invalid data found";
         assert_eq!(classify_failure(moov).code(), "truncated_media");
         let text = "t.txt: Invalid data found when processing input";
@@ -460,18 +426,27 @@ mod tests {
 
     #[test]
     fn limits_name_the_cap_that_was_exceeded() {
-        let info = ProbeInfo {
+        let video = |width, height| ProbeInfo {
             format_name: "mov".into(),
             duration_s: 10.0,
+            start_s: 0.0,
             video: Some(VideoInfo {
+                index: 0,
                 codec: "h264".into(),
-                width: 3840,
-                height: 2160,
+                width,
+                height,
+                rotation: 0,
                 frame_rate: 120.0,
+                avg_frame_rate: Some(Rational::new(120, 1)),
+                r_frame_rate: Some(Rational::new(120, 1)),
                 bit_rate: None,
+                pix_fmt: Some("yuv420p".into()),
+                color: Color::default(),
             }),
             audio: None,
+            cover: None,
         };
+        let info = video(3840, 2160);
         let tight = MediaLimits {
             max_width: 1920,
             ..MediaLimits::default()
@@ -497,5 +472,26 @@ mod tests {
             "frame_rate_exceeded"
         );
         assert!(check_limits(&info, &MediaLimits::default()).is_ok());
+        let tiny = MediaLimits::default();
+        assert!(check_limits(&video(16, 16), &tiny).is_ok());
+        assert_eq!(
+            check_limits(&video(16, 15), &tiny).unwrap_err().code(),
+            "dimensions_too_small"
+        );
+    }
+
+    #[test]
+    fn the_data_must_reach_the_announced_end() {
+        assert_eq!(
+            last_packet_end("0.000000,0.033333\n1.966667,0.033333\nN/A,N/A\n"),
+            Some(2.0)
+        );
+        assert_eq!(last_packet_end("0.000000,N/A\n"), Some(0.0));
+        assert_eq!(last_packet_end(""), None);
+        // One frame of 1/30 s "announces" 0.034 s: its packet end is enough.
+        assert!(0.033_333 + tail_tolerance(0.034) >= 0.034);
+        // Half of a 2 s clip is not "a little early".
+        assert!(1.0 + tail_tolerance(2.0) < 2.0);
+        assert_eq!(tail_tolerance(3600.0), 2.0);
     }
 }
