@@ -218,13 +218,19 @@ pub async fn report(
 
 /// Marks the attempt's job ready. Run in the same transaction as the rendition
 /// inserts so a video is never `ready` without its renditions.
-pub async fn mark_ready(conn: &mut PgConnection, job_id: Uuid, attempt: i32) -> sqlx::Result<bool> {
+pub async fn mark_ready(
+    conn: &mut PgConnection,
+    job_id: Uuid,
+    attempt: i32,
+    has_poster: bool,
+) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "UPDATE jobs SET state = 'ready', stage = NULL, progress = 100,
-                         lease_expires_at = NULL, finished_at = now()
+                         lease_expires_at = NULL, finished_at = now(), has_poster = $3
          WHERE id = $1 AND attempts = $2 AND state = 'processing'",
         job_id,
-        attempt
+        attempt,
+        has_poster
     )
     .execute(conn)
     .await?;

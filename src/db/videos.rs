@@ -61,6 +61,8 @@ pub struct VideoRow {
     pub finished_at: Option<OffsetDateTime>,
     pub attempt_key: Option<String>,
     pub playable_at: Option<OffsetDateTime>,
+    /// The ready attempt wrote `poster.jpg`.
+    pub has_poster: bool,
 }
 
 /// One published rung of a video's ladder.
@@ -147,7 +149,7 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Video
                   v.video_codec, v.audio_codec, v.created_at,
                   j.state AS "state: JobState", j.stage AS "stage: JobStage", j.progress,
                   j.attempts, j.error_code, j.error_message, j.started_at, j.finished_at,
-                  j.attempt_key, j.playable_at
+                  j.attempt_key, j.playable_at, j.has_poster
            FROM videos v JOIN jobs j ON j.video_id = v.id
            WHERE v.id = $1"#,
         id
@@ -171,7 +173,7 @@ pub async fn list(
                   v.video_codec, v.audio_codec, v.created_at,
                   j.state AS "state: JobState", j.stage AS "stage: JobStage", j.progress,
                   j.attempts, j.error_code, j.error_message, j.started_at, j.finished_at,
-                  j.attempt_key, j.playable_at
+                  j.attempt_key, j.playable_at, j.has_poster
            FROM videos v JOIN jobs j ON j.video_id = v.id
            WHERE ($1::job_state IS NULL OR j.state = $1)
              AND ($2::uuid IS NULL OR v.id < $2)
@@ -185,7 +187,9 @@ pub async fn list(
     .await
 }
 
-/// Renditions of the given videos, highest rung first.
+/// Renditions of the given videos, highest rung first: by picture size,
+/// then bandwidth (a still picture can cost a small rung more bits than a
+/// big one, so bandwidth alone does not order rungs).
 pub async fn renditions(
     conn: &mut PgConnection,
     video_ids: &[Uuid],
@@ -195,7 +199,7 @@ pub async fn renditions(
         "SELECT video_id, name, playlist, width, height, bandwidth, average_bandwidth, codecs,
                 frame_rate
          FROM renditions WHERE video_id = ANY($1)
-         ORDER BY video_id, bandwidth DESC",
+         ORDER BY video_id, coalesce(width::bigint * height, 0) DESC, bandwidth DESC",
         video_ids
     )
     .fetch_all(conn)

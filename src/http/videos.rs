@@ -135,7 +135,7 @@ impl VideoOut {
             .filter(|_| playable)
             .map(|key| PlaybackOut {
                 hls: format!("/v1/videos/{}/hls/{key}/master.m3u8", row.id),
-                poster: (ready && row.video_codec.is_some())
+                poster: (ready && row.has_poster)
                     .then(|| format!("/v1/videos/{}/hls/{key}/poster.jpg", row.id)),
             });
         let error = row.error_code.map(|code| ErrorOut {

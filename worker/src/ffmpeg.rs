@@ -21,7 +21,10 @@ use prostream::{
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
-use crate::ladder::{AUDIO_KBPS, Ladder};
+use crate::{
+    ladder::{AUDIO_KBPS, Ladder},
+    normalize::{AUDIO_CHANNELS, AUDIO_SAMPLE_RATE, AudioPlan, VideoPlan},
+};
 
 /// Segment length; keyframes fall every `KEYFRAME_SECS` so each segment starts on one.
 pub const SEGMENT_SECS: u32 = 4;
@@ -35,7 +38,10 @@ pub struct EncodeJob<'a> {
     pub out_dir: &'a Path,
     pub ladder: &'a Ladder,
     pub duration_s: f64,
-    pub frame_rate: f64,
+    /// How the video becomes browser-ready; `None` for an audio-only source.
+    pub video: Option<&'a VideoPlan>,
+    /// Which audio stream; `None` for a silent source.
+    pub audio: Option<AudioPlan>,
     pub preset: &'a str,
     /// x264 constant rate factor, capped per rung by its VBV maxrate.
     pub crf: u8,
@@ -83,24 +89,40 @@ pub fn encode_args(job: &EncodeJob<'_>) -> Vec<OsString> {
     push(&["-i"]);
     args.push(job.input.into());
 
-    let rungs = &ladder.rungs;
-    let has_video = !rungs.is_empty();
-    if has_video {
-        let mut graph = format!("[0:v]split={}", rungs.len());
+    // The ladder only has rungs for a source with video, and then a plan.
+    let video = job.video.filter(|_| !ladder.rungs.is_empty());
+    let rungs = if video.is_some() {
+        ladder.rungs.as_slice()
+    } else {
+        &[]
+    };
+    // The audio stream by its index: `0:a:0` would be the first track, not the default one.
+    let audio_input = job
+        .audio
+        .filter(|_| ladder.audio)
+        .map(|a| format!("0:{}", a.input));
+    if let Some(plan) = video {
+        // By index too: `[0:v]` may be a cover image stored before the video.
+        // The prefilter (constant frame rate, tone mapping) runs once, before the split.
+        let mut graph = format!(
+            "[0:{}]{},split={}",
+            plan.input,
+            plan.prefilter(),
+            rungs.len()
+        );
         for i in 0..rungs.len() {
             graph.push_str(&format!("[s{i}]"));
         }
         for (i, r) in rungs.iter().enumerate() {
             graph.push_str(&format!(
-                ";[s{i}]scale={}:{},setsar=1[v{i}]",
-                r.width, r.height
+                ";[s{i}]{}[v{i}]",
+                plan.rung_filter(r.width, r.height)
             ));
         }
         args.extend(["-filter_complex".into(), graph.into()]);
     }
 
     let mut stream_map = Vec::new();
-    let gop = (f64::from(KEYFRAME_SECS) * job.frame_rate).round().max(1.0) as u32;
     for (i, r) in rungs.iter().enumerate() {
         args.extend(["-map".into(), format!("[v{i}]").into()]);
         args.extend(
@@ -113,18 +135,20 @@ pub fn encode_args(job: &EncodeJob<'_>) -> Vec<OsString> {
             .map(OsString::from),
         );
         let mut entry = format!("v:{i}");
-        if ladder.audio {
-            args.extend(["-map", "0:a:0"].map(OsString::from));
+        if let Some(input) = &audio_input {
+            args.extend(["-map".into(), input.into()]);
             entry.push_str(&format!(",a:{i}"));
         }
         stream_map.push(format!("{entry},name:{}", r.name));
     }
-    if !has_video {
-        args.extend(["-map", "0:a:0"].map(OsString::from));
+    if video.is_none() {
+        if let Some(input) = &audio_input {
+            args.extend(["-map".into(), input.into()]);
+        }
         stream_map.push(format!("a:0,name:{}", Ladder::AUDIO_ONLY));
     }
-    if has_video {
-        let gop = gop.to_string();
+    if let Some(plan) = video {
+        let gop = plan.gop(KEYFRAME_SECS).to_string();
         let keyframes = format!("expr:gte(t,n_forced*{KEYFRAME_SECS})");
         let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
         push(&[
@@ -155,10 +179,31 @@ pub fn encode_args(job: &EncodeJob<'_>) -> Vec<OsString> {
             "-force_key_frames",
             &keyframes,
         ]);
+        // The rung filters convert to limited-range BT.709; say so in the stream (VUI).
+        push(&[
+            "-colorspace",
+            "bt709",
+            "-color_primaries",
+            "bt709",
+            "-color_trc",
+            "bt709",
+            "-color_range",
+            "tv",
+        ]);
     }
-    if ladder.audio {
+    if audio_input.is_some() {
         args.extend(
-            ["-c:a", "aac", "-b:a", &format!("{AUDIO_KBPS}k"), "-ac", "2"].map(OsString::from),
+            [
+                "-c:a".into(),
+                "aac".into(),
+                "-b:a".into(),
+                format!("{AUDIO_KBPS}k"),
+                "-ac".into(),
+                AUDIO_CHANNELS.to_string(),
+                "-ar".into(),
+                AUDIO_SAMPLE_RATE.to_string(),
+            ]
+            .map(OsString::from),
         );
     }
     let segment_secs = SEGMENT_SECS.to_string();
@@ -206,41 +251,89 @@ fn poster_time(duration_s: f64) -> f64 {
     (duration_s / 3.0).min(5.0)
 }
 
-/// Writes `out_dir/poster.jpg`: one frame a few seconds in, at most 720 high.
-/// Seeking first makes this cost a fraction of a second whatever the length.
+/// What the poster is taken from.
+#[derive(Debug, Clone, Copy)]
+pub enum PosterSource<'a> {
+    /// A frame of the video, with the same colour conversion as the renditions.
+    Video(&'a VideoPlan),
+    /// The attached picture (album art) with this stream index.
+    Cover(usize),
+}
+
+/// The ffmpeg arguments that write `out` from `source`, seeking to `seek_s` in a video.
+fn poster_args(
+    input: &Path,
+    out: &Path,
+    source: PosterSource<'_>,
+    seek_s: Option<f64>,
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = ["-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
+        .map(OsString::from)
+        .to_vec();
+    args.extend(input_guard_args().map(OsString::from));
+    if let Some(seek) = seek_s {
+        args.extend(["-ss".into(), format!("{seek:.3}").into()]);
+    }
+    args.extend(["-i".into(), input.into()]);
+    let (index, mut filters) = match source {
+        PosterSource::Video(plan) => (plan.input, plan.colour_filters()),
+        PosterSource::Cover(index) => (index, Vec::new()),
+    };
+    filters.push("scale=-2:'min(720,ih)'".into());
+    args.extend(
+        [
+            "-map".into(),
+            format!("0:{index}"),
+            "-frames:v".into(),
+            "1".into(),
+            "-vf".into(),
+            filters.join(","),
+            "-q:v".into(),
+            "3".into(),
+            "-update".into(),
+            "1".into(),
+        ]
+        .map(OsString::from),
+    );
+    args.push(out.into());
+    args
+}
+
+/// Writes `out_dir/poster.jpg`, at most 720 high: a frame a few seconds into
+/// a video (seeking first makes this cost a fraction of a second whatever
+/// the length), or a music file's cover. Returns whether a poster was written.
+///
+/// A seek past the only frames (a one-frame or very short clip) makes ffmpeg
+/// exit 0 having written nothing; then the first frame is taken instead.
 pub async fn poster(
     ffmpeg: &Path,
     input: &Path,
     out_dir: &Path,
     duration_s: f64,
+    source: PosterSource<'_>,
     limit: Duration,
-) -> Result<(), FfmpegError> {
-    let mut cmd = Command::new(ffmpeg);
-    cmd.args(["-hide_banner", "-nostdin", "-y", "-loglevel", "error"])
-        .args(input_guard_args())
-        .args(["-ss", &format!("{:.3}", poster_time(duration_s))])
-        .arg("-i")
-        .arg(input)
-        .args([
-            "-frames:v",
-            "1",
-            "-vf",
-            "scale=-2:'min(720,ih)'",
-            "-q:v",
-            "3",
-            "-update",
-            "1",
-        ])
-        .arg(out_dir.join(POSTER));
-    let done = process::run(cmd, limit).await?;
-    if done.status.success() {
-        Ok(())
-    } else {
-        Err(FfmpegError::Failed {
-            status: done.status.to_string(),
-            stderr: done.stderr_tail,
-        })
+) -> Result<bool, FfmpegError> {
+    let out = out_dir.join(POSTER);
+    let seeks = match source {
+        PosterSource::Video(_) => vec![Some(poster_time(duration_s)), None],
+        PosterSource::Cover(_) => vec![None],
+    };
+    for seek in seeks {
+        let _ = tokio::fs::remove_file(&out).await;
+        let mut cmd = Command::new(ffmpeg);
+        cmd.args(poster_args(input, &out, source, seek));
+        let done = process::run(cmd, limit).await?;
+        if !done.status.success() {
+            return Err(FfmpegError::Failed {
+                status: done.status.to_string(),
+                stderr: done.stderr_tail,
+            });
+        }
+        if tokio::fs::metadata(&out).await.is_ok_and(|m| m.len() > 0) {
+            return Ok(true);
+        }
     }
+    Ok(false)
 }
 
 /// The wall-clock limit for encoding a source of `duration_s`.
@@ -336,23 +429,50 @@ pub fn rendition_files(out_dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ladder::{Source, plan};
+    use crate::{
+        ladder::{Source, plan},
+        normalize::DynamicRange,
+    };
+    use prostream::media::Rational;
 
-    fn args_for(ladder: &Ladder) -> String {
+    fn sdr(input: usize, fps: u32) -> VideoPlan {
+        VideoPlan {
+            input,
+            frame_rate: Rational::new(fps, 1),
+            range: DynamicRange::Sdr,
+            wide_gamut: false,
+            matrix: "bt709",
+            full_range: false,
+        }
+    }
+
+    fn args_with(ladder: &Ladder, video: Option<&VideoPlan>, audio: Option<AudioPlan>) -> String {
         let job = EncodeJob {
             input: Path::new("/m/uploads/x"),
             out_dir: Path::new("/m/work/j-1"),
             ladder,
             duration_s: 12.0,
-            frame_rate: 30.0,
+            video,
+            audio,
             preset: "veryfast",
             crf: 23,
         };
-        encode_args(&job)
-            .iter()
+        join(&encode_args(&job))
+    }
+
+    fn join(args: &[OsString]) -> String {
+        args.iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect::<Vec<_>>()
             .join(" ")
+    }
+
+    /// Video is stream 0 and audio stream 1, as in most files.
+    fn args_for(ladder: &Ladder) -> String {
+        let video = sdr(0, 30);
+        let audio = ladder.audio.then_some(AudioPlan { input: 1 });
+        let video = (!ladder.rungs.is_empty()).then_some(&video);
+        args_with(ladder, video, audio)
     }
 
     #[test]
@@ -363,8 +483,21 @@ mod tests {
             audio: true,
         });
         let args = args_for(&ladder);
-        assert!(args.contains("[0:v]split=4[s0][s1][s2][s3];"), "{args}");
-        assert!(args.contains("[s1]scale=854:480,setsar=1[v1]"));
+        assert!(
+            args.contains("[0:0]fps=30/1,split=4[s0][s1][s2][s3];"),
+            "{args}"
+        );
+        assert!(args.contains("[s1]scale=854:480:in_color_matrix=bt709:in_range=tv:out_color_matrix=bt709:out_range=tv,format=yuv420p,setsar=1[v1]"), "{args}");
+        assert!(args.contains("-map 0:1"), "{args}");
+        assert!(
+            args.contains("-c:a aac -b:a 128k -ac 2 -ar 48000"),
+            "{args}"
+        );
+        assert!(
+            args.contains(
+                "-colorspace bt709 -color_primaries bt709 -color_trc bt709 -color_range tv"
+            )
+        );
         assert!(args.contains("-var_stream_map v:0,a:0,name:720p v:1,a:1,name:480p v:2,a:2,name:360p v:3,a:3,name:240p"));
         assert!(args.contains("-g 60 -keyint_min 60 -force_key_frames expr:gte(t,n_forced*2)"));
         assert!(args.contains("-maxrate:v:0 2800k -bufsize:v:0 4200k"));
@@ -387,7 +520,7 @@ mod tests {
             audio: false,
         });
         let args = args_for(&ladder);
-        assert!(!args.contains("0:a:0"));
+        assert!(!args.contains("0:1"));
         assert!(!args.contains("-c:a"));
         assert!(args.contains("-var_stream_map v:0,name:360p v:1,name:240p"));
     }
@@ -399,13 +532,59 @@ mod tests {
             video_bit_rate: None,
             audio: true,
         });
-        let args = args_for(&ladder);
+        let args = args_with(&ladder, None, Some(AudioPlan { input: 0 }));
         assert!(!args.contains("-filter_complex"));
+        assert!(!args.contains("-c:v"));
+        assert!(args.contains("-map 0:0 -c:a aac"), "{args}");
         assert!(args.contains("-var_stream_map a:0,name:audio"));
         assert!(
             args.contains("-hls_fmp4_init_filename audio_init.mp4"),
             "{args}"
         );
+    }
+
+    #[test]
+    fn streams_are_chosen_by_index_and_the_frame_rate_sets_the_gop() {
+        let ladder = plan(&Source {
+            video: Some((640, 360)),
+            video_bit_rate: None,
+            audio: true,
+        });
+        // A cover at 0, the video at 1, a commentary track at 2, the default audio at 3.
+        let args = args_with(&ladder, Some(&sdr(1, 60)), Some(AudioPlan { input: 3 }));
+        assert!(args.contains("[0:1]fps=60/1,split=2"), "{args}");
+        assert!(
+            args.contains("-map [v0] -maxrate:v:0 800k -bufsize:v:0 1200k -map 0:3 -map [v1]"),
+            "{args}"
+        );
+        assert!(args.contains("-g 120 -keyint_min 120"), "{args}");
+        assert!(!args.contains("0:a:0") && !args.contains("[0:v]"), "{args}");
+    }
+
+    #[test]
+    fn posters_seek_into_videos_and_take_covers_whole() {
+        let input = Path::new("/m/in");
+        let out = Path::new("/m/poster.jpg");
+        let plan = sdr(1, 30);
+        let video = join(&poster_args(
+            input,
+            out,
+            PosterSource::Video(&plan),
+            Some(2.0),
+        ));
+        assert!(
+            video.contains("-ss 2.000 -i /m/in -map 0:1 -frames:v 1 -vf scale=-2:'min(720,ih)'"),
+            "{video}"
+        );
+        let cover = join(&poster_args(input, out, PosterSource::Cover(2), None));
+        assert!(!cover.contains("-ss"), "{cover}");
+        assert!(cover.contains("-map 0:2 -frames:v 1"), "{cover}");
+        let hdr = VideoPlan {
+            range: DynamicRange::Pq,
+            ..plan
+        };
+        let toned = join(&poster_args(input, out, PosterSource::Video(&hdr), None));
+        assert!(toned.contains("tonemap=tonemap=mobius"), "{toned}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod config;
 pub mod ffmpeg;
 pub mod ladder;
 pub mod maintenance;
+pub mod normalize;
 pub mod pipeline;
 pub mod playlist;
 pub mod runner;

@@ -26,10 +26,17 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
-    ffmpeg::{self, EncodeJob, FfmpegError},
+    ffmpeg::{self, EncodeJob, FfmpegError, PosterSource},
     ladder::{self, Ladder},
+    normalize::{self, VideoPlan},
     playlist::{self, PlaylistError, Variant},
 };
+
+/// What an attempt produced, to record.
+struct Produced {
+    renditions: Vec<RenditionRow>,
+    has_poster: bool,
+}
 
 /// How often a running job reports progress and renews its lease.
 const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -163,7 +170,7 @@ async fn run_claimed(ctx: &JobContext, job: &ClaimedJob) -> anyhow::Result<Outco
     let work = ctx.media.attempt_dir(job.video_id, &job.attempt_key);
     let result = attempt(ctx, job, &work).await;
     let outcome = match result {
-        Ok(renditions) => record_ready(ctx, job, renditions).await?,
+        Ok(produced) => record_ready(ctx, job, produced).await?,
         Err(err) => record_failure(ctx, job, err).await?,
     };
     if outcome != Outcome::Ready {
@@ -185,7 +192,7 @@ async fn attempt(
     ctx: &JobContext,
     job: &ClaimedJob,
     work: &std::path::Path,
-) -> Result<Vec<RenditionRow>, AttemptError> {
+) -> Result<Produced, AttemptError> {
     ctx.media
         .remove_other_attempts(job.video_id, Some(&job.attempt_key))
         .await
@@ -204,7 +211,10 @@ async fn attempt(
         video_bit_rate: info.video.as_ref().and_then(|v| v.bit_rate),
         audio: info.audio.is_some(),
     });
-    let frame_rate = info.video.as_ref().map_or(0.0, |v| v.frame_rate);
+    let video_plan = info.video.as_ref().map(normalize::plan_video);
+    let audio_plan = info.audio.as_ref().map(normalize::plan_audio);
+    // The master announces what we encode (120 fps comes out at 60), not what came in.
+    let frame_rate = video_plan.as_ref().map(|p| p.frame_rate.as_f64());
 
     let cancel = ctx.shutdown.child_token();
     let progress = Arc::new(AtomicU32::new(0f32.to_bits()));
@@ -229,7 +239,8 @@ async fn attempt(
         out_dir: work,
         ladder: &ladder,
         duration_s: info.duration_s,
-        frame_rate: if frame_rate > 0.0 { frame_rate } else { 30.0 },
+        video: video_plan.as_ref(),
+        audio: audio_plan,
         preset: &ctx.preset,
         crf: ctx.crf,
     };
@@ -259,18 +270,46 @@ async fn attempt(
     metrics::histogram!(telemetry::ENCODE_SPEED).record(speed);
 
     report(ctx, job, JobStage::Publishing, 100.0).await?;
-    if info.video.is_some() {
-        ffmpeg::poster(
-            &ctx.ffmpeg,
-            &source,
-            work,
-            info.duration_s,
-            ctx.probe_timeout,
-        )
-        .await?;
+    let has_poster = make_poster(ctx, &source, work, &info, video_plan.as_ref()).await?;
+    let renditions = describe(job.video_id, work, &ladder, frame_rate).await?;
+    Ok(Produced {
+        renditions,
+        has_poster,
+    })
+}
+
+/// The poster: a frame of the video, or the cover of an audio file. A
+/// cover that ffmpeg cannot read costs the poster, not the video; the
+/// machine failing (no ffmpeg, a timeout) is an error like any other.
+async fn make_poster(
+    ctx: &JobContext,
+    source: &std::path::Path,
+    work: &std::path::Path,
+    info: &ProbeInfo,
+    video: Option<&VideoPlan>,
+) -> Result<bool, AttemptError> {
+    let from = match (video, &info.cover) {
+        (Some(plan), _) => PosterSource::Video(plan),
+        (None, Some(cover)) => PosterSource::Cover(cover.index),
+        (None, None) => return Ok(false),
+    };
+    let made = ffmpeg::poster(
+        &ctx.ffmpeg,
+        source,
+        work,
+        info.duration_s,
+        from,
+        ctx.probe_timeout,
+    )
+    .await;
+    match made {
+        Ok(made) => Ok(made),
+        Err(err) if err.is_bad_input() => {
+            tracing::warn!(error = %err, "no poster: ffmpeg could not take one");
+            Ok(false)
+        }
+        Err(err) => Err(err.into()),
     }
-    let renditions = describe(job.video_id, work, &ladder, &info).await?;
-    Ok(renditions)
 }
 
 /// Reports progress every second and renews the lease while ffmpeg runs.
@@ -334,7 +373,7 @@ async fn announce_playable(
     job: ClaimedJob,
     work: PathBuf,
     ladder: Ladder,
-    frame_rate: f64,
+    frame_rate: Option<f64>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
@@ -364,7 +403,7 @@ async fn announce_playable(
 async fn early_master(
     work: &std::path::Path,
     ladder: &Ladder,
-    frame_rate: f64,
+    frame_rate: Option<f64>,
 ) -> anyhow::Result<bool> {
     let mut variants = Vec::new();
     for (name, rung) in rendition_sizes(ladder) {
@@ -398,7 +437,7 @@ async fn early_master(
             },
             codecs: ffmpeg::codecs_of(&init).await?,
             resolution: rung.map(|r| (r.width, r.height)),
-            frame_rate: (frame_rate > 0.0).then_some(frame_rate),
+            frame_rate,
         });
     }
     playlist::write_atomically(work, playlist::MASTER, &playlist::master(&variants)).await?;
@@ -424,15 +463,10 @@ async fn describe(
     video_id: Uuid,
     work: &std::path::Path,
     ladder: &Ladder,
-    info: &ProbeInfo,
+    frame_rate: Option<f64>,
 ) -> Result<Vec<RenditionRow>, AttemptError> {
     let mut variants = Vec::new();
     let mut rows = Vec::new();
-    let frame_rate = info
-        .video
-        .as_ref()
-        .map(|v| v.frame_rate)
-        .filter(|f| *f > 0.0);
     for (name, rung) in rendition_sizes(ladder) {
         let size = rung.map(|r| (r.width, r.height));
         let (playlist_path, init) = ffmpeg::rendition_files(work, &name);
@@ -473,7 +507,7 @@ async fn describe(
 async fn record_ready(
     ctx: &JobContext,
     job: &ClaimedJob,
-    renditions: Vec<RenditionRow>,
+    produced: Produced,
 ) -> anyhow::Result<Outcome> {
     let mut tx = ctx.pool.begin().await?;
     // Lock our job row first: if the attempt is no longer ours, record nothing.
@@ -490,10 +524,10 @@ async fn record_ready(
         return Ok(Outcome::Lost);
     }
     db::videos::delete_renditions(&mut tx, job.video_id).await?;
-    for r in &renditions {
+    for r in &produced.renditions {
         db::videos::insert_rendition(&mut tx, r).await?;
     }
-    db::jobs::mark_ready(&mut tx, job.job_id, job.attempt).await?;
+    db::jobs::mark_ready(&mut tx, job.job_id, job.attempt, produced.has_poster).await?;
     tx.commit().await?;
     if !ctx.keep_originals {
         let source = ctx.media.resolve(&job.source_path)?;
