@@ -33,6 +33,21 @@ ffmpeg -v error -f lavfi -i testsrc2=size=640x360:rate=30:duration=12 -f lavfi -
     -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac -shortest "$CLIP"
 head -c 50000 /dev/urandom >"$JUNK"
 
-log "node --test tests/web/page.test.mjs"
-(cd tests/web && node --test --test-reporter=spec page.test.mjs)
+# Media matrix cases a browser must play (tests/web/matrix.test.mjs), 3 s each.
+export MATRIX_DIR="$STACK_DIR/matrix"
+mkdir -p "$MATRIX_DIR"
+m() { ffmpeg -v error -y "$@"; }
+m -f lavfi -i "color=gray:size=640x360:rate=30:duration=3,drawbox=x=0:y=0:w=iw/2:h=ih/2:color=red:t=fill" \
+    -c:v libx264 -preset ultrafast -pix_fmt yuv420p "$MATRIX_DIR/portrait.mp4"
+python3 scripts/mp4-rotate.py "$MATRIX_DIR/portrait.mp4" 90
+m -f lavfi -i color=c=0x808080:size=320x180:rate=30:duration=3 -vf format=yuv420p10le -c:v libx265 \
+    -preset ultrafast -x265-params log-level=error -color_primaries bt2020 -colorspace bt2020nc \
+    -color_trc smpte2084 "$MATRIX_DIR/pq.mp4"
+m -f lavfi -i testsrc2=size=320x180:rate=120:duration=3 -c:v libx264 -preset ultrafast "$MATRIX_DIR/fast.mp4"
+m -f lavfi -i color=blue:size=300x300 -frames:v 1 "$MATRIX_DIR/cover.png"
+m -f lavfi -i sine=duration=3 -i "$MATRIX_DIR/cover.png" -map 0 -map 1 -c:a libmp3lame -c:v png \
+    -disposition:v attached_pic "$MATRIX_DIR/song.mp3"
+
+log "node --test tests/web/page.test.mjs tests/web/matrix.test.mjs"
+(cd tests/web && node --test --test-reporter=spec page.test.mjs matrix.test.mjs)
 log "screenshots in $ARTIFACTS"

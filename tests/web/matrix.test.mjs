@@ -1,0 +1,129 @@
+// The media matrix in a real browser: what the worker makes of a rotated phone clip, an HDR (PQ)
+// clip, a 120 fps clip and an MP3 with a cover plays in headless Chromium through hls.js (the
+// page's own copy), with the picture the right way up and tone mapped. The ffprobe-level checks of
+// every case are in worker/tests/media_matrix.rs; this proves a browser agrees. Run by
+// scripts/web-test.sh, which starts the stack and sets PROSTREAM_URL and MATRIX_DIR.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { chromium } from "playwright-core";
+
+const { PROSTREAM_URL, MATRIX_DIR } = process.env;
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+
+let browser;
+const videos = {};
+
+async function upload(name) {
+  const body = await readFile(`${MATRIX_DIR}/${name}`);
+  const res = await fetch(`${PROSTREAM_URL}/v1/videos?title=${name}`, {
+    method: "POST", headers: { "content-type": "application/octet-stream" }, body,
+  });
+  const text = await res.text();
+  assert.equal(res.status, 202, `${name}: ${text}`);
+  return JSON.parse(text).id;
+}
+
+async function ready(id) {
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    const video = await (await fetch(`${PROSTREAM_URL}/v1/videos/${id}`)).json();
+    if (video.status === "ready") return video;
+    assert.notEqual(video.status, "failed", JSON.stringify(video.error));
+    assert.ok(Date.now() < deadline, `${id} still ${video.status}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run",
+           "--autoplay-policy=no-user-gesture-required"],
+  });
+  const names = ["portrait.mp4", "pq.mp4", "fast.mp4", "song.mp3"];
+  const ids = await Promise.all(names.map(upload));
+  for (const [i, name] of names.entries()) videos[name] = await ready(ids[i]);
+});
+
+after(async () => browser && browser.close());
+
+// Plays the master through hls.js for a second and a half; reports what the element saw, and the
+// mean RGB of each quadrant of the picture then.
+async function play(video) {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(PROSTREAM_URL); // for the page's hls.js
+  const seen = await page.evaluate(async (src) => {
+    const el = document.createElement("video");
+    el.muted = true;
+    document.body.append(el);
+    const hls = new Hls();
+    const fatal = [];
+    hls.on(Hls.Events.ERROR, (_, d) => d.fatal && fatal.push(d.details));
+    hls.loadSource(src);
+    hls.attachMedia(el);
+    await new Promise((r) => hls.on(Hls.Events.MANIFEST_PARSED, r));
+    await el.play();
+    const deadline = Date.now() + 30_000;
+    while (el.currentTime < 1.5 && !el.error && !fatal.length && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    el.pause();
+    const [w, h] = [el.videoWidth, el.videoHeight];
+    const quadrants = [];
+    if (w && h) {
+      const canvas = document.createElement("canvas");
+      [canvas.width, canvas.height] = [w, h];
+      const ctx = canvas.getContext("2d");
+      ctx.drawImage(el, 0, 0);
+      for (const [x, y] of [[0, 0], [w / 2, 0], [0, h / 2], [w / 2, h / 2]]) {
+        const px = ctx.getImageData(x, y, w / 2, h / 2).data;
+        const sum = [0, 0, 0];
+        for (let i = 0; i < px.length; i += 4) for (let c = 0; c < 3; c++) sum[c] += px[i + c];
+        quadrants.push(sum.map((s) => Math.round(s / (px.length / 4))));
+      }
+    }
+    return { time: el.currentTime, error: el.error && el.error.message, fatal, w, h, quadrants };
+  }, PROSTREAM_URL + video.playback.hls);
+  await page.close();
+  assert.deepEqual(errors, []);
+  assert.deepEqual(seen.fatal, [], JSON.stringify(seen));
+  assert.equal(seen.error, null);
+  assert.ok(seen.time >= 1.5, `stalled at ${seen.time}`);
+  return seen;
+}
+
+const red = ([r, g, b]) => r > 180 && g < 80 && b < 80;
+
+test("a phone clip stored landscape with a 90° flag plays portrait, the right way round",
+  { timeout: 60_000 }, async () => {
+    const seen = await play(videos["portrait.mp4"]);
+    assert.ok(seen.h > seen.w, `${seen.w}x${seen.h}`);
+    // The stored top-left corner is red; turned 90° clockwise it is the top-right quadrant.
+    assert.deepEqual(seen.quadrants.map(red), [false, true, false, false],
+      JSON.stringify(seen.quadrants));
+  });
+
+test("an HDR (PQ) clip plays tone mapped, not washed out", { timeout: 60_000 }, async () => {
+  const seen = await play(videos["pq.mp4"]);
+  // A 90-nit PQ grey: reinterpreted as SDR it would show as RGB 128; tone mapped it is near white.
+  for (const q of seen.quadrants) for (const c of q) assert.ok(c > 190, JSON.stringify(seen.quadrants));
+});
+
+test("a 120 fps clip plays at 60", { timeout: 60_000 }, async () => {
+  const seen = await play(videos["fast.mp4"]);
+  assert.ok(seen.w > 0);
+  const master = await (await fetch(PROSTREAM_URL + videos["fast.mp4"].playback.hls)).text();
+  assert.match(master, /FRAME-RATE=60(\.0+)?\n/);
+});
+
+test("an MP3 with a cover plays as audio, with the cover as poster", { timeout: 60_000 }, async () => {
+  const video = videos["song.mp3"];
+  const seen = await play(video);
+  assert.equal(seen.w, 0, "no picture in an audio rendition");
+  const poster = await fetch(PROSTREAM_URL + video.playback.poster);
+  assert.equal(poster.headers.get("content-type"), "image/jpeg");
+});
