@@ -165,13 +165,15 @@ fn full_range(color: &Color, pix_fmt: Option<&str>) -> bool {
 /// timestamp: a variable-rate phone clip averaging 29.87 fps says 30, and
 /// frames are duplicated into its gaps rather than dropped from its bursts.
 /// As in ffmpeg's own guess, a base rate above 210 next to an average below
-/// 70 is a container's time base, not a frame rate: the average is used,
-/// rounded to a whole number. Above [`MAX_FRAME_RATE`] the rate is divided
+/// 70 is a container's time base, not a frame rate, and so is any base rate
+/// above 240: the average is used, rounded to a whole number. Above [`MAX_FRAME_RATE`] the rate is divided
 /// by the smallest whole number that brings it to 60 or below (120 → 60,
 /// 100 → 50, 90 → 45), so every kept frame is evenly spaced.
 pub fn output_frame_rate(avg: Option<Rational>, base: Option<Rational>) -> Rational {
     let rate = match (base, avg) {
-        (Some(b), Some(a)) if b.as_f64() > 210.0 && a.as_f64() < 70.0 => whole(a),
+        (Some(b), Some(a)) if b.as_f64() > 240.0 || (b.as_f64() > 210.0 && a.as_f64() < 70.0) => {
+            whole(a)
+        }
         (Some(b), _) => b,
         (None, Some(a)) => a,
         (None, None) => FALLBACK_FRAME_RATE,
@@ -269,6 +271,12 @@ mod tests {
     fn a_container_time_base_is_not_taken_for_a_frame_rate() {
         let rate = output_frame_rate(Some(Rational::new(2997, 100)), Some(Rational::new(1000, 1)));
         assert_eq!(rate, Rational::new(30, 1));
+        // A 120 fps variable-rate clip in a 1 ms time base: 120, capped to 60.
+        let rate = output_frame_rate(
+            Some(Rational::new(11_950, 100)),
+            Some(Rational::new(1000, 1)),
+        );
+        assert_eq!(rate, Rational::new(60, 1));
         assert_eq!(output_frame_rate(None, None), Rational::new(30, 1));
         assert_eq!(
             output_frame_rate(Some(Rational::new(25, 1)), None),
