@@ -279,8 +279,9 @@ async fn attempt(
 }
 
 /// The poster: a frame of the video, or the cover of an audio file. A
-/// cover that ffmpeg cannot read costs the poster, not the video; the
-/// machine failing (no ffmpeg, a timeout) is an error like any other.
+/// picture ffmpeg cannot decode (a cover with broken data) costs the poster,
+/// not the video; the machine failing (no ffmpeg, a timeout) is an error
+/// like any other.
 async fn make_poster(
     ctx: &JobContext,
     source: &std::path::Path,

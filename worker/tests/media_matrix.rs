@@ -481,6 +481,20 @@ async fn the_default_audio_track_is_kept_and_every_layout_becomes_stereo_48k(poo
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// Overwrites the compressed data of the PNG inside `file`; returns `file`.
+fn broken_cover(file: PathBuf) -> PathBuf {
+    let mut data = std::fs::read(&file).unwrap();
+    let idat = data
+        .windows(4)
+        .position(|w| w == b"IDAT")
+        .expect("a PNG inside");
+    for (i, b) in data[idat + 4..idat + 204].iter_mut().enumerate() {
+        *b = (i * 37 + 11) as u8;
+    }
+    std::fs::write(&file, data).unwrap();
+    file
+}
+
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn audio_only_files_become_one_aac_rendition_with_their_cover_as_poster(pool: PgPool) {
     let mut app = TestApp::spawn(pool).await;
@@ -542,6 +556,12 @@ async fn audio_only_files_become_one_aac_rendition_with_their_cover_as_poster(po
         (
             "Opus in Ogg",
             ffmpeg(&dir, "song.opus", &cat(&[&lavfi(&a), &["-c:a", "libopus"]])).await,
+            false,
+        ),
+        (
+            // A cover whose picture data is garbage: the song still plays, without a poster.
+            "MP3 with a broken cover",
+            broken_cover(ffmpeg(&dir, "broken.mp3", &with_cover(&png, "libmp3lame", "png")).await),
             false,
         ),
     ];
