@@ -4,6 +4,7 @@ pub mod error;
 mod extract;
 mod health;
 mod hls;
+mod ingest;
 mod lifecycle;
 mod upload;
 pub mod url_ingest;
