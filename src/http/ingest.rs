@@ -1,10 +1,10 @@
 //! The path every upload takes once its bytes are on disk: probe, then move
 //! the file to `uploads/{video_id}`, record the video and its job in one
 //! transaction, and push the job. `POST /v1/videos` and the last byte of a
-//! resumable upload will go through here; only where the file comes
+//! resumable (tus) upload both go through here; only where the file comes
 //! from and what else the transaction records differ.
 
-use std::path::Path;
+use std::{path::Path, time::Duration};
 
 use uuid::Uuid;
 
@@ -25,10 +25,17 @@ pub async fn probe(state: &AppState, file: &Path) -> Result<ProbeInfo, ApiError>
     Ok(media::probe(&state.ffprobe, file, &state.limits, state.probe_timeout).await?)
 }
 
-/// Where the accepted file came from.
+/// Where the accepted file came from, and what the recording transaction must also do.
 pub enum Origin {
     /// `POST /v1/videos`.
     Direct,
+    /// A tus upload: tie its row to the video, fenced by the request's lease.
+    Tus {
+        upload_id: Uuid,
+        lock_token: Uuid,
+        /// How long the upload's row stays as a receipt.
+        keep: Duration,
+    },
 }
 
 /// The probed file, already moved to `uploads/{video_id}`.
@@ -51,7 +58,18 @@ pub async fn record_and_enqueue(
     let mut tx = state.pool.begin().await?;
     db::videos::insert(&mut tx, &video).await?;
     db::jobs::insert(&mut tx, job_id, video_id, state.max_attempts).await?;
-    let Origin::Direct = origin;
+    if let Origin::Tus {
+        upload_id,
+        lock_token,
+        keep,
+    } = origin
+        && !db::uploads::mark_recorded(&mut tx, upload_id, lock_token, video_id, keep).await?
+    {
+        // Dropping the transaction rolls the video back: whoever holds the upload now finishes it.
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "lost the lease on upload {upload_id} while recording its video"
+        )));
+    }
     tx.commit().await?;
     // If Redis is down now, the job stays `queued` in Postgres and the reconciler pushes it.
     if let Err(err) = queue::push(&state.queue, job_id).await {
