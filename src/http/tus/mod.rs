@@ -63,18 +63,36 @@ pub fn router() -> OpenApiRouter<AppState> {
         ))
         // Only on matched routes: a wrong method still gets a plain 405 with `Allow`.
         .route_layer(middleware::from_fn(protocol));
-    // A creation without bytes and an empty PATCH (to finish) are valid: the bodies are optional.
-    for (path, item) in router.get_openapi_mut().paths.paths.iter_mut() {
-        let operation = match path.as_str() {
-            "/v1/uploads" => item.post.as_mut(),
-            "/v1/uploads/{id}" => item.patch.as_mut(),
-            _ => None,
-        };
-        if let Some(body) = operation.and_then(|o| o.request_body.as_mut()) {
-            body.required = Some(utoipa::openapi::Required::False);
+    optional_parts(&mut router.get_openapi_mut().paths);
+    router
+}
+
+/// Marks what the annotations cannot as optional (as a type, `Option<String>` would make a header
+/// nullable): the bodies (a creation without bytes and an empty PATCH to finish are valid) and the
+/// `Upload-Metadata` and `Upload-Checksum` headers.
+fn optional_parts(paths: &mut utoipa::openapi::Paths) {
+    use utoipa::openapi::Required;
+    for (path, item) in paths.paths.iter_mut() {
+        if !path.starts_with("/v1/uploads") {
+            continue;
+        }
+        for operation in [item.post.as_mut(), item.patch.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(body) = operation.request_body.as_mut() {
+                body.required = Some(Required::False);
+            }
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if matches!(
+                    parameter.name.as_str(),
+                    "Upload-Metadata" | "Upload-Checksum"
+                ) {
+                    parameter.required = Required::False;
+                }
+            }
         }
     }
-    router
 }
 
 /// Every tus response says `Tus-Resumable: 1.0.0`; every request but OPTIONS must say it too.
@@ -111,7 +129,7 @@ pub enum TusResumable {
             ("Tus-Version" = String, description = "`1.0.0`"),
             ("Tus-Extension" = String, description = "`creation,creation-with-upload,termination,expiration,checksum`"),
             ("Tus-Checksum-Algorithm" = String, description = "`sha1`"),
-            ("Tus-Max-Size" = u64, description = "MAX_UPLOAD_BYTES"),
+            ("Tus-Max-Size" = String, description = "MAX_UPLOAD_BYTES"),
         )),
     ))]
 pub async fn tus_options(State(state): State<AppState>) -> Response {
@@ -135,17 +153,18 @@ pub async fn tus_options(State(state): State<AppState>) -> Response {
 #[utoipa::path(post, path = "/v1/uploads", tag = "uploads",
     params(
         ("Tus-Resumable" = TusResumable, Header, description = "`1.0.0`; anything else gets 412"),
-        ("Upload-Length" = u64, Header, minimum = 1, description = "Size of the whole file in bytes, at most MAX_UPLOAD_BYTES"),
-        ("Upload-Metadata" = Option<String>, Header, description = "Comma-separated `key base64(value)` pairs; \
+        ("Upload-Length" = String, Header, pattern = "^[0-9]+$",
+         description = "Size of the whole file in bytes (digits), at most MAX_UPLOAD_BYTES"),
+        ("Upload-Metadata" = String, Header, description = "Comma-separated `key base64(value)` pairs; \
           `filename` and `title` (1-200 characters) are used, other keys are kept"),
-        ("Upload-Checksum" = Option<String>, Header, description = "`sha1 <base64 digest>` of the body, when it carries a chunk"),
+        ("Upload-Checksum" = String, Header, description = "`sha1 <base64 digest>` of the body, when it carries a chunk"),
     ),
     request_body(description = "Optionally, the first bytes of the file (creation-with-upload)",
         content((BinaryFile = "application/offset+octet-stream"))),
     responses(
         (status = 201, description = "Created; upload the rest with PATCH", headers(
             ("Location" = String, description = "The upload's URL, `/v1/uploads/{id}`"),
-            ("Upload-Offset" = u64, description = "Bytes stored so far, when the request carried some"),
+            ("Upload-Offset" = String, description = "Bytes stored so far, when the request carried some"),
             ("Upload-Expires" = String, description = "When the unfinished upload is deleted (RFC 9110 date)"),
             ("Tus-Resumable" = String, description = "`1.0.0`"),
             ("Prostream-Video-Id" = String, description = "When the body completed the upload: the new video's id"),
@@ -293,8 +312,8 @@ async fn create(
     ),
     responses(
         (status = 200, description = "The upload's state (no body)", headers(
-            ("Upload-Offset" = u64, description = "Bytes stored: resume here"),
-            ("Upload-Length" = u64, description = "Size of the whole file"),
+            ("Upload-Offset" = String, description = "Bytes stored: resume here"),
+            ("Upload-Length" = String, description = "Size of the whole file"),
             ("Upload-Metadata" = String, description = "As sent at creation, if any"),
             ("Upload-Expires" = String, description = "While unfinished: when it is deleted"),
             ("Cache-Control" = String, description = "`no-store`"),
@@ -370,15 +389,16 @@ async fn head(state: AppState, id: Uuid) -> Result<Response, ApiError> {
     params(
         ("id" = String, Path, description = "The upload's id, from `Location`"),
         ("Tus-Resumable" = TusResumable, Header, description = "`1.0.0`; anything else gets 412"),
-        ("Upload-Offset" = u64, Header, description = "The upload's current offset (from HEAD or the last PATCH)"),
-        ("Upload-Checksum" = Option<String>, Header, description = "`sha1 <base64 digest>` of this chunk; \
+        ("Upload-Offset" = String, Header, pattern = "^[0-9]+$",
+         description = "The upload's current offset (digits; from HEAD or the last PATCH)"),
+        ("Upload-Checksum" = String, Header, description = "`sha1 <base64 digest>` of this chunk; \
           a mismatch discards it (460)"),
     ),
     request_body(description = "The next bytes of the file",
         content((BinaryFile = "application/offset+octet-stream"))),
     responses(
         (status = 204, description = "Stored", headers(
-            ("Upload-Offset" = u64, description = "The new offset"),
+            ("Upload-Offset" = String, description = "The new offset"),
             ("Upload-Expires" = String, description = "While unfinished: when it is deleted"),
             ("Tus-Resumable" = String, description = "`1.0.0`"),
             ("Prostream-Video-Id" = String, description = "When this completed the upload: the video's id"),
