@@ -465,7 +465,7 @@ async fn patch(
                 row.upload_offset
             ),
         ))
-    } else if announced.is_some_and(|n| offset + n > length) {
+    } else if announced.is_some_and(|n| offset.saturating_add(n) > length) {
         Some(length_exceeded(length))
     } else {
         None
