@@ -23,7 +23,31 @@ ensure_redis
 python_venv .dev/venv-contract "$SCHEMATHESIS"
 start_stack debug 1
 
-# A real video, transcoded to the end, for the second pass.
+# tus bodies (application/offset+octet-stream) are serialised like application/octet-stream.
+export SCHEMATHESIS_HOOKS=tests/contract/hooks.py
+# 412 is what tus 1.0.0 prescribes for a request without `Tus-Resumable: 1.0.0` (missing or another
+# value); the other statuses are schemathesis' defaults.
+checks_config() {
+    cat <<'TOML'
+[checks.negative_data_rejection]
+expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "412", "415", "422", "428", "429", "5xx"]
+
+[checks.missing_required_header]
+expected-statuses = ["400", "401", "403", "406", "412", "415", "422"]
+TOML
+}
+
+# positive_data_acceptance is left out: a body the schema allows (any bytes) is not a video, and
+# the API rightly refuses it with 415/422 (both documented).
+checks_config >"$STACK_DIR/schemathesis-1.toml"
+st=(.dev/venv-contract/bin/st --config-file "$STACK_DIR/schemathesis-1.toml" run "$STACK_URL/openapi.json"
+    --checks all --exclude-checks positive_data_acceptance --workers 1 --max-examples 60)
+
+log "schemathesis, pass 1: generated input"
+"${st[@]}"
+
+# A real video, transcoded to the end, for the second pass; made after pass 1, whose DELETEs could
+# otherwise remove it.
 clip="$STACK_DIR/clip.mp4"
 ffmpeg -v error -f lavfi -i testsrc2=size=320x240:rate=25:duration=2 -f lavfi -i sine=duration=2 \
     -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac -shortest "$clip"
@@ -34,21 +58,26 @@ wait_until 120 is_ready || die "the seed video did not become ready; see $STACK_
 hls=$(curl -sf "$STACK_URL/v1/videos/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["playback"]["hls"])')
 attempt=$(basename "$(dirname "$hls")")
 
-# positive_data_acceptance is left out: a body the schema allows (any bytes) is not a video, and
-# the API rightly refuses it with 415/422 (both documented).
-st=(.dev/venv-contract/bin/st run "$STACK_URL/openapi.json" --checks all
-    --exclude-checks positive_data_acceptance --workers 1 --max-examples 60)
+# A real resumable upload, large enough that generated chunks never complete it, for pass 2.
+upload=$(curl -sf -D - -o /dev/null -X POST -H 'Tus-Resumable: 1.0.0' -H 'Upload-Length: 1000000000' \
+    "$STACK_URL/v1/uploads" | tr -d '\r' | sed -n 's|^[Ll]ocation: /v1/uploads/||p')
+[[ -n $upload ]] || die "could not create a resumable upload"
 
-log "schemathesis, pass 1: generated input"
-"${st[@]}"
+log "schemathesis, pass 2: the real video $id and upload $upload (DELETE left out so they stay)"
+{
+    checks_config
+    cat <<TOML
 
-log "schemathesis, pass 2: the real video $id (DELETE left out so it stays)"
-cat >"$STACK_DIR/schemathesis.toml" <<TOML
 [parameters]
 "path.id" = "$id"
 "path.attempt" = "$attempt"
 "path.file" = "master.m3u8"
+
+[[operations]]
+include-path = "/v1/uploads/{id}"
+parameters = { "path.id" = "$upload" }
 TOML
-.dev/venv-contract/bin/st --config-file "$STACK_DIR/schemathesis.toml" run "$STACK_URL/openapi.json" \
+} >"$STACK_DIR/schemathesis-2.toml"
+.dev/venv-contract/bin/st --config-file "$STACK_DIR/schemathesis-2.toml" run "$STACK_URL/openapi.json" \
     --checks all --exclude-checks positive_data_acceptance --workers 1 --max-examples 30 \
     --exclude-method DELETE

@@ -78,6 +78,19 @@ pub struct MediaLimits {
     /// Highest accepted source frame rate.
     #[arg(long, env = "MAX_FRAME_RATE", default_value_t = 240.0)]
     pub max_frame_rate: f64,
+
+    /// Seconds a resumable (tus) upload may take from its creation to its last byte; after that
+    /// it is refused (410) and the worker's sweeper deletes it. A completed upload's record (which
+    /// names its video) is kept as long again.
+    #[arg(long, env = "UPLOAD_EXPIRY_SECS", default_value_t = 24 * 3600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub upload_expiry_secs: u64,
+}
+
+impl MediaLimits {
+    pub fn upload_expiry(&self) -> Duration {
+        Duration::from_secs(self.upload_expiry_secs)
+    }
 }
 
 impl Default for MediaLimits {
@@ -89,6 +102,7 @@ impl Default for MediaLimits {
             max_pixels: 7680 * 4320,
             max_duration_secs: 4.0 * 3600.0,
             max_frame_rate: 240.0,
+            upload_expiry_secs: 24 * 3600,
         }
     }
 }

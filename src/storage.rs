@@ -3,6 +3,7 @@
 //! ```text
 //! MEDIA_ROOT/uploads/{video_id}                  accepted originals
 //! MEDIA_ROOT/uploads/.incoming-{uuid}            an upload still arriving or being probed
+//! MEDIA_ROOT/uploads/.tus/{upload_id}            a resumable (tus) upload's bytes so far
 //! MEDIA_ROOT/videos/{video_id}/{attempt_key}/    one encode attempt's HLS output
 //! ```
 //! An attempt's directory is served from the moment its master playlist is
@@ -57,6 +58,16 @@ impl MediaRoot {
     pub fn incoming_path(&self) -> PathBuf {
         self.uploads_dir()
             .join(format!(".incoming-{}", Uuid::now_v7()))
+    }
+
+    /// Where resumable (tus) uploads keep their bytes until the last one arrives.
+    pub fn tus_dir(&self) -> PathBuf {
+        self.uploads_dir().join(".tus")
+    }
+
+    /// The bytes of one resumable upload.
+    pub fn tus_path(&self, upload_id: Uuid) -> PathBuf {
+        self.tus_dir().join(upload_id.to_string())
     }
 
     /// The original's path relative to the root, as stored in `videos.source_path`.

@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{AppState, error, health, hls, lifecycle, videos};
+use super::{AppState, error, health, hls, lifecycle, tus, videos};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,10 +21,11 @@ use super::{AppState, error, health, hls, lifecycle, videos};
     ),
     tags(
         (name = "videos", description = "Upload, inspect, cancel, retry and delete videos"),
+        (name = "uploads", description = "Resumable uploads (tus 1.0.0): create, resume, terminate"),
         (name = "playback", description = "HLS playlists, segments and posters"),
         (name = "operations", description = "Health, readiness and metrics"),
     ),
-    components(schemas(error::ErrorCode, error::Problem)),
+    components(schemas(error::ErrorCode, error::Problem, tus::TusResumable)),
 )]
 struct ApiDoc;
 
@@ -32,6 +33,7 @@ struct ApiDoc;
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(videos::router())
+        .merge(tus::router())
         .merge(lifecycle::router())
         .merge(hls::router())
         .merge(health::router())
@@ -90,6 +92,8 @@ mod tests {
             "/v1/videos/{id}/cancel",
             "/v1/videos/{id}/retry",
             "/v1/videos/{id}/hls/{attempt}/{file}",
+            "/v1/uploads",
+            "/v1/uploads/{id}",
             "/healthz",
             "/readyz",
             "/metrics",

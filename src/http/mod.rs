@@ -4,7 +4,9 @@ pub mod error;
 mod extract;
 mod health;
 mod hls;
+mod ingest;
 mod lifecycle;
+mod tus;
 mod upload;
 pub mod url_ingest;
 pub mod videos;
@@ -17,8 +19,9 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use axum::{
     Router,
+    body::Body,
     extract::MatchedPath,
-    http::{HeaderValue, Method, Request, header},
+    http::{HeaderName, HeaderValue, Method, Request, header},
 };
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
@@ -50,12 +53,12 @@ pub fn api_router(state: AppState, cors_origin: &str) -> Router {
     // The recorder must exist before the first request counts anything.
     crate::telemetry::handle();
     let (router, openapi) = docs::routes().split_for_parts();
-    router
+    let app = router
         .merge(docs::ui(openapi))
         .merge(web::router())
-        .with_state(state)
-        .layer(cors(cors_origin))
-        .layer(
+        .with_state(state);
+    let traced = |app: Router| {
+        app.layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
                 let path = request
                     .extensions()
@@ -64,6 +67,47 @@ pub fn api_router(state: AppState, cors_origin: &str) -> Router {
                 tracing::info_span!("http", method = %request.method(), path)
             }),
         )
+    };
+    // tower-http's CORS layer answers every OPTIONS request itself, as a preflight. Only real
+    // preflights (with Access-Control-Request-Method) go to it; a plain OPTIONS reaches the
+    // routes (tus clients ask `OPTIONS /v1/uploads` for the server's configuration).
+    Router::new().fallback_service(PreflightToCors {
+        with_cors: traced(app.clone().layer(cors(cors_origin))),
+        plain: traced(app),
+    })
+}
+
+/// Sends every request but a plain OPTIONS (no Access-Control-Request-Method) through CORS.
+#[derive(Clone)]
+struct PreflightToCors {
+    with_cors: Router,
+    plain: Router,
+}
+
+impl tower::Service<Request<Body>> for PreflightToCors {
+    type Response = <Router as tower::Service<Request<Body>>>::Response;
+    type Error = std::convert::Infallible;
+    type Future = <Router as tower::Service<Request<Body>>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        // A Router is always ready.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let plain_options = request.method() == Method::OPTIONS
+            && !request
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+        if plain_options {
+            self.plain.call(request)
+        } else {
+            self.with_cors.call(request)
+        }
+    }
 }
 
 fn cors(origin: &str) -> CorsLayer {
@@ -76,14 +120,47 @@ fn cors(origin: &str) -> CorsLayer {
                 .filter_map(|o| HeaderValue::from_str(o.trim()).ok()),
         )
     };
+    use tus::headers as tus;
     CorsLayer::new()
         .allow_origin(allow_origin)
-        .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::DELETE])
-        .allow_headers([header::RANGE, header::CONTENT_TYPE, header::AUTHORIZATION])
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            header::RANGE,
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            // tus clients in the browser (tus-js-client)
+            tus::TUS_RESUMABLE,
+            tus::UPLOAD_LENGTH,
+            tus::UPLOAD_OFFSET,
+            tus::UPLOAD_METADATA,
+            tus::UPLOAD_CHECKSUM,
+            tus::UPLOAD_DEFER_LENGTH,
+            HeaderName::from_static("upload-concat"),
+            HeaderName::from_static("x-http-method-override"),
+            HeaderName::from_static("x-requested-with"),
+        ])
         .expose_headers([
             header::CONTENT_LENGTH,
             header::CONTENT_RANGE,
             header::ACCEPT_RANGES,
             header::LOCATION,
+            header::CONTENT_LOCATION,
+            tus::TUS_RESUMABLE,
+            tus::TUS_VERSION,
+            tus::TUS_EXTENSION,
+            tus::TUS_MAX_SIZE,
+            tus::TUS_CHECKSUM_ALGORITHM,
+            tus::UPLOAD_OFFSET,
+            tus::UPLOAD_LENGTH,
+            tus::UPLOAD_METADATA,
+            tus::UPLOAD_EXPIRES,
+            tus::VIDEO_ID,
         ])
 }

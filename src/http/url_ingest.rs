@@ -128,7 +128,7 @@ pub async fn create_from_url(
         .and_then(|mut s| s.next_back())
         .filter(|name| !name.is_empty())
         .map(str::to_owned);
-    let title = super::videos::choose_title(body.title.or(title_param), fallback)?;
+    let title = super::ingest::choose_title(body.title.or(title_param), fallback.as_deref())?;
 
     let video_id = Uuid::now_v7();
     let job_id = Uuid::now_v7();

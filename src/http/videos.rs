@@ -18,19 +18,17 @@ use super::{
     AppState,
     error::{ApiError, ErrorCode, Problem},
     extract::{Path, Query},
+    ingest,
     upload::{self, BodyKind},
 };
 use crate::{
-    db::{self, JobStage, JobState, videos::NewVideo},
-    media::{self, ProbeInfo},
-    queue,
+    db::{self, JobStage, JobState},
     storage::{MediaRoot, TempFile},
     telemetry,
 };
 
 const DEFAULT_PAGE: i64 = 20;
 const MAX_PAGE: i64 = 100;
-const MAX_TITLE_CHARS: usize = 200;
 
 pub fn router() -> OpenApiRouter<AppState> {
     // The cap is enforced while streaming; axum's 2 MB default would refuse real videos.
@@ -251,106 +249,43 @@ async fn accept_upload(
         BodyKind::Raw => upload::receive_raw(request.into_body(), file, cap).await?,
         BodyKind::Multipart => upload::receive_multipart(request, file, cap).await?,
     };
-    let title = choose_title(
-        params.title.or_else(|| received.title.clone()),
-        received.filename.clone(),
+    let title = ingest::choose_title(
+        params.title.or(received.title),
+        received.filename.as_deref(),
     )?;
-    let info = media::probe(
-        &state.ffprobe,
-        received.file.path(),
-        &state.limits,
-        state.probe_timeout,
-    )
-    .await?;
+    let info = ingest::probe(&state, received.file.path()).await?;
 
     let video_id = Uuid::now_v7();
-    let job_id = Uuid::now_v7();
-    let source_path = MediaRoot::source_relative(video_id);
     let dest = state
         .media
-        .resolve(&source_path)
+        .resolve(&MediaRoot::source_relative(video_id))
         .map_err(ApiError::internal)?;
-    let size = received.size;
     received
         .file
         .persist(&dest)
         .await
         .map_err(ApiError::internal)?;
     // From here the original is in place: if recording fails, take it away again.
-    let new_video = new_video(video_id, title, source_path, size, info);
-    if let Err(err) = record(&state, &new_video, job_id).await {
+    let accepted = ingest::Accepted {
+        video_id,
+        title,
+        size: received.size,
+        info,
+    };
+    if let Err(err) = ingest::record_and_enqueue(&state, accepted, ingest::Origin::Direct).await {
         let _ = crate::storage::remove_file_if_exists(&dest).await;
         return Err(err);
     }
-    // The row is committed before the push (invariant 1): if Redis is down
-    // now, the job stays `queued` in Postgres and is re-pushed later.
-    if let Err(err) = queue::push(&state.queue, job_id).await {
-        tracing::warn!(%job_id, error = %err, "job recorded but not pushed to Redis");
-    }
-    tracing::info!(%video_id, %job_id, size, "upload accepted");
 
     let video = load_video(&state, video_id).await?;
     let mut headers = HeaderMap::new();
-    let location = format!("/v1/videos/{video_id}");
-    headers.insert(
-        header::LOCATION,
-        HeaderValue::from_str(&location).map_err(ApiError::internal)?,
-    );
+    headers.insert(header::LOCATION, video_location(video_id));
     Ok((StatusCode::ACCEPTED, headers, Json(video)))
 }
 
-async fn record(state: &AppState, video: &NewVideo, job_id: Uuid) -> Result<(), ApiError> {
-    let mut tx = state.pool.begin().await?;
-    db::videos::insert(&mut tx, video).await?;
-    db::jobs::insert(&mut tx, job_id, video.id, state.max_attempts).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-/// The given title if any (validated), else the fallback (a file name), else `Untitled`.
-pub(super) fn choose_title(
-    given: Option<String>,
-    fallback: Option<String>,
-) -> Result<String, ApiError> {
-    if let Some(title) = given {
-        let title = title.trim().to_owned();
-        if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidTitle,
-                format!("a title must have 1 to {MAX_TITLE_CHARS} characters"),
-            ));
-        }
-        return Ok(title);
-    }
-    let from_name: String = fallback
-        .as_deref()
-        .map(|n| n.trim().chars().take(MAX_TITLE_CHARS).collect())
-        .unwrap_or_default();
-    Ok(if from_name.is_empty() {
-        "Untitled".to_owned()
-    } else {
-        from_name
-    })
-}
-
-fn new_video(id: Uuid, title: String, source_path: String, size: u64, info: ProbeInfo) -> NewVideo {
-    let dims = info
-        .video
-        .as_ref()
-        .map(|v| (v.width as i32, v.height as i32));
-    NewVideo {
-        id,
-        title,
-        source_path,
-        size_bytes: size as i64,
-        format_name: info.format_name,
-        duration_s: info.duration_s,
-        width: dims.map(|d| d.0),
-        height: dims.map(|d| d.1),
-        frame_rate: info.video.as_ref().map(|v| v.frame_rate),
-        video_codec: info.video.map(|v| v.codec),
-        audio_codec: info.audio.map(|a| a.codec),
-    }
+/// `/v1/videos/{id}` as a header value.
+pub(super) fn video_location(video_id: Uuid) -> HeaderValue {
+    HeaderValue::from_str(&format!("/v1/videos/{video_id}")).expect("a UUID path is a valid header")
 }
 
 /// One video: status, progress, source, renditions and playback URLs.

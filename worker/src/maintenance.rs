@@ -7,7 +7,10 @@
 //!   are pushed to Redis again (a flushed or restarted Redis, a failed push,
 //!   a retry whose backoff has passed);
 //! - **sweeper**: output directories of dead attempts (a killed worker's) and
-//!   half-received uploads are deleted; finished tasks are dropped from Redis.
+//!   half-received uploads are deleted; so are resumable (tus) uploads past
+//!   their expiry (unfinished: row and bytes; completed: only the row, the file
+//!   is the video's) and `.tus/` files whose row is gone; finished tasks are
+//!   dropped from Redis.
 //!
 //! Every replica runs it; `FOR UPDATE SKIP LOCKED` keeps them from handling
 //! the same job twice, and a double push is harmless (the claim decides).
@@ -34,6 +37,9 @@ const BATCH: i64 = 100;
 const SWEEP_MIN_AGE: Duration = Duration::from_secs(60);
 /// An upload that received no bytes for this long was abandoned by the API that took it.
 const INCOMING_MAX_IDLE: Duration = Duration::from_secs(3600);
+/// A `.tus/` file without a row this long after its last write is an orphan (its row was deleted
+/// between the two steps of a deletion, or its creation never committed).
+const TUS_ORPHAN_AGE: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
@@ -91,6 +97,8 @@ pub async fn tick(ctx: &JobContext, settings: Settings) -> anyhow::Result<Tick> 
         .await?
         .into_iter()
         .collect();
+    let expired = db::uploads::delete_expired(&mut conn, BATCH).await?;
+    report.swept += sweep_tus(&ctx.media, &mut conn, &expired).await?;
     drop(conn);
     report.swept += sweep_outputs(&ctx.media, &live).await?;
     report.swept += sweep_incoming(&ctx.media).await?;
@@ -148,6 +156,50 @@ async fn sweep_incoming(media: &MediaRoot) -> anyhow::Result<usize> {
             .starts_with(".incoming-");
         if incoming && older_than(&entry.path(), INCOMING_MAX_IDLE).await {
             storage::remove_file_if_exists(&entry.path()).await?;
+            swept += 1;
+        }
+    }
+    Ok(swept)
+}
+
+/// Removes the bytes of the expired uploads that never became videos (their rows are deleted
+/// already), then `.tus/` files that no row refers to.
+async fn sweep_tus(
+    media: &MediaRoot,
+    conn: &mut sqlx::PgConnection,
+    expired: &[db::uploads::Expired],
+) -> anyhow::Result<usize> {
+    let mut swept = 0;
+    for upload in expired {
+        if upload.video_id.is_some() {
+            continue; // a receipt: the file is the video's original now
+        }
+        storage::remove_file_if_exists(&media.tus_path(upload.id)).await?;
+        if let Some(reserved) = upload.reserved_video_id {
+            // Moved into place before a completion that never got recorded.
+            let moved = media.resolve(&MediaRoot::source_relative(reserved))?;
+            storage::remove_file_if_exists(&moved).await?;
+        }
+        tracing::info!(upload_id = %upload.id, "removed an expired resumable upload");
+        swept += 1;
+    }
+    let mut entries = match tokio::fs::read_dir(media.tus_dir()).await {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(swept),
+        Err(e) => return Err(e.into()),
+    };
+    while let Some(entry) = entries.next_entry().await? {
+        if !older_than(&entry.path(), TUS_ORPHAN_AGE).await {
+            continue;
+        }
+        let name = entry.file_name();
+        let owned = match name.to_string_lossy().parse::<Uuid>() {
+            Ok(id) => db::uploads::exists(conn, id).await?,
+            Err(_) => false,
+        };
+        if !owned {
+            storage::remove_file_if_exists(&entry.path()).await?;
+            tracing::info!(file = %entry.path().display(), "removed a resumable upload without a record");
             swept += 1;
         }
     }

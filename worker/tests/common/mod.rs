@@ -31,7 +31,9 @@ pub struct TestApp {
     pub queue: TranscodeQueue,
     pub redis: redis::aio::ConnectionManager,
     pub http: reqwest::Client,
+    api: AppState,
     server: CancellationToken,
+    server_task: tokio::task::JoinHandle<()>,
     workers: Vec<(
         CancellationToken,
         tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -93,19 +95,7 @@ impl TestApp {
             ),
         };
         let queue = state.queue.clone();
-        let downloader_state = state.clone();
-        let app = api_router(state, "*");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let server = CancellationToken::new();
-        url_ingest::spawn_downloader(downloader_state, server.clone());
-        let stop = server.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
-                .unwrap();
-        });
+        let (base, server, server_task) = serve(state.clone()).await;
         Self {
             base,
             pool,
@@ -114,9 +104,24 @@ impl TestApp {
             queue,
             redis,
             http: reqwest::Client::new(),
+            api: state,
             server,
+            server_task,
             workers: Vec::new(),
         }
+    }
+
+    /// Stops the API (gracefully) and starts a new one on the same database, Redis and media
+    /// directory, on a new port: what survives is what Postgres and the disk hold.
+    pub async fn restart_api(&mut self) {
+        self.server.cancel();
+        (&mut self.server_task).await.unwrap();
+        let state = AppState {
+            media: MediaRoot::open(&self.media_dir).await.unwrap(),
+            ..self.api.clone()
+        };
+        (self.base, self.server, self.server_task) = serve(state).await;
+        self.http = reqwest::Client::new();
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -298,6 +303,24 @@ impl TestApp {
         }
         let _ = std::fs::remove_dir_all(&self.media_dir);
     }
+}
+
+/// Serves the API (and its URL downloader) on a free port; returns its base URL and how to stop it.
+async fn serve(state: AppState) -> (String, CancellationToken, tokio::task::JoinHandle<()>) {
+    let downloader_state = state.clone();
+    let app = api_router(state, "*");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = CancellationToken::new();
+    url_ingest::spawn_downloader(downloader_state, server.clone());
+    let stop = server.clone();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+            .unwrap();
+    });
+    (base, server, task)
 }
 
 /// Generates a test clip (moving test pattern plus noise, optional tone) with ffmpeg.
