@@ -23,8 +23,6 @@ use uuid::Uuid;
 
 use super::{CliError, Client, ServerArgs, check, tus, videos};
 
-/// Bytes per PATCH: what a broken connection can cost at most.
-const PIECE: u64 = 32 * 1024 * 1024;
 const POLL: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Args)]
@@ -37,6 +35,10 @@ pub struct UploadArgs {
     /// Follow the job until the video is ready (or failed), then print its playback URL.
     #[arg(long)]
     pub wait: bool,
+    /// Bytes per request of a resumable upload: what a broken connection can cost at most.
+    #[arg(long, env = "PROSTREAM_UPLOAD_CHUNK_BYTES", default_value_t = 32 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(64 * 1024..))]
+    pub chunk_bytes: u64,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -66,7 +68,7 @@ pub async fn run(args: UploadArgs) -> Result<(), CliError> {
             )
         };
         tokio::select! {
-            result = upload_resumable(&client, &args.file, meta.len(), &name, &title, &key, &bar) => result?,
+            result = upload_resumable(&client, &args, meta.len(), &name, &title, &key, &bar) => result?,
             _ = tokio::signal::ctrl_c() => { bar.abandon(); return Err(interrupted()); }
         }
     } else {
@@ -95,7 +97,7 @@ pub async fn run(args: UploadArgs) -> Result<(), CliError> {
 
 async fn upload_resumable(
     client: &Client,
-    file: &Path,
+    args: &UploadArgs,
     length: u64,
     name: &str,
     title: &str,
@@ -109,7 +111,12 @@ async fn upload_resumable(
     };
     let (url, mut status) = match known {
         Some((url, status)) => {
-            bar.println(format!("resuming at byte {} of {length}", status.offset));
+            let note = format!("resuming at byte {} of {length}", status.offset);
+            if bar.is_hidden() {
+                eprintln!("{note}");
+            } else {
+                bar.println(note);
+            }
             (url, status)
         }
         None => {
@@ -133,8 +140,8 @@ async fn upload_resumable(
             })?;
             continue;
         }
-        let piece = PIECE.min(length - status.offset);
-        let body = file_body(file, status.offset, piece, bar).await?;
+        let piece = args.chunk_bytes.min(length - status.offset);
+        let body = file_body(&args.file, status.offset, piece, bar).await?;
         status = tus::patch(client, &url, status.offset, piece, body).await?;
         bar.set_position(status.offset);
     }

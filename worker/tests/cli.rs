@@ -7,7 +7,10 @@ mod common;
 use std::{
     path::PathBuf,
     process::{Command, Output},
-    sync::OnceLock,
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use common::{TestApp, make_clip, scratch};
@@ -174,6 +177,112 @@ async fn a_refused_file_and_an_unreachable_server_are_errors_with_codes(pool: Pg
         stderr(&down)
     );
 
+    let _ = std::fs::remove_dir_all(fixtures);
+    app.shutdown().await;
+}
+
+/// A TCP proxy to `upstream` that forwards client bytes to the server only
+/// while the returned budget lasts, then cuts the connection: a link that
+/// breaks mid-upload. Raise the budget to heal the link.
+async fn cutting_proxy(upstream: String, budget: u64) -> (String, Arc<AtomicU64>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let left = Arc::new(AtomicU64::new(budget));
+    let budget = left.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+            let left = left.clone();
+            tokio::spawn(async move {
+                let (mut client_rx, mut client_tx) = client.into_split();
+                let (mut server_rx, mut server_tx) = server.into_split();
+                let up = async {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = client_rx.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        let spent = left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| {
+                            l.checked_sub(n as u64)
+                        });
+                        if spent.is_err() {
+                            return; // budget spent: cut the link
+                        }
+                        if server_tx.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                let down = tokio::io::copy(&mut server_rx, &mut client_tx);
+                tokio::select! { () = up => {}, _ = down => {} }
+            });
+        }
+    });
+    (format!("http://{addr}"), budget)
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn an_upload_cut_off_midway_resumes_from_the_servers_offset_when_run_again(pool: PgPool) {
+    let mut app = TestApp::spawn(pool).await;
+    app.start_worker(1).await;
+    let fixtures = scratch();
+    // Large enough for several pieces: noise does not compress.
+    let clip = make_clip(&fixtures, "big.mp4", 8, 1280, 720, true).await;
+    let size = std::fs::metadata(&clip).unwrap().len();
+    assert!(size > 3 * 1024 * 1024, "{size}");
+    let upstream = app.base.trim_start_matches("http://").to_owned();
+    let clip_arg = clip.to_str().unwrap();
+    let run = |server: String| {
+        let state = fixtures.clone();
+        let clip_arg = clip_arg.to_owned();
+        async move {
+            tokio::process::Command::new(prostream_bin())
+                .args(["upload", &clip_arg, "--json", "--wait", "--server", &server])
+                .env("XDG_STATE_HOME", &state)
+                .env("PROSTREAM_UPLOAD_CHUNK_BYTES", "1048576")
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+
+    // The link breaks after about 40 % of the file.
+    let (server, budget) = cutting_proxy(upstream, size * 2 / 5).await;
+    let first = run(server.clone()).await;
+    assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
+    let kept: i64 = sqlx::query_scalar("SELECT upload_offset FROM uploads")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(kept > 0 && (kept as u64) < size, "offset {kept} of {size}");
+
+    // The link heals; the same command again continues where the server stands.
+    budget.store(u64::MAX, Ordering::SeqCst);
+    let second = run(server).await;
+    let video = json_of(&second);
+    assert!(
+        stderr(&second).contains(&format!("resuming at byte {kept} of {size}")),
+        "{}",
+        stderr(&second)
+    );
+    assert_eq!(video["status"], "ready", "{video}");
+    let id = video["id"].as_str().unwrap();
+    let stored = std::fs::read_dir(app.media_dir.join("uploads"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().starts_with(id))
+        .expect("the original is kept")
+        .path();
+    assert!(
+        std::fs::read(stored).unwrap() == std::fs::read(&clip).unwrap(),
+        "the original differs from the file"
+    );
+    // Finished uploads are forgotten by the client.
+    let state = std::fs::read_to_string(fixtures.join("prostream/uploads.json")).unwrap();
+    assert!(!state.contains("/v1/uploads/"), "{state}");
     let _ = std::fs::remove_dir_all(fixtures);
     app.shutdown().await;
 }
