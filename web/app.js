@@ -103,7 +103,8 @@ async function upload(file) {
 
 function describe(video) {
   switch (video.status) {
-    case "processing": return [`processing ${Math.round(video.progress * 100)}%`, video.progress * 100, video.stage || ""];
+    // `progress` is a percentage (0-100).
+    case "processing": return [`processing ${Math.round(video.progress)}%`, video.progress, video.stage || ""];
     case "ready": return ["ready", 100, `${video.renditions.map((r) => r.name).join(", ")}`];
     case "failed": return ["failed", 100, video.error ? `${video.error.message} (${video.error.code})` : ""];
     default: return [video.status, 0, ""];

@@ -207,7 +207,8 @@ async fn follow(client: &Client, id: Uuid, quiet: bool) -> Result<Value, CliErro
             .await?;
         let status = video["status"].as_str().unwrap_or("unknown").to_owned();
         bar.set_prefix(status.clone());
-        bar.set_position((video["progress"].as_f64().unwrap_or(0.0) * 100.0) as u64);
+        // `progress` is a percentage already.
+        bar.set_position(video["progress"].as_f64().unwrap_or(0.0).clamp(0.0, 100.0) as u64);
         let mut msg = video["stage"].as_str().unwrap_or("").to_owned();
         if video["playable"].as_bool() == Some(true) && status == "processing" {
             msg.push_str(" (playable now)");

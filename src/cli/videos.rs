@@ -93,7 +93,7 @@ pub fn print_video(client: &Client, video: &Value, json: bool) -> Result<(), Cli
     println!("title:      {}", text(&video["title"]));
     let mut status = text(&video["status"]);
     if status == "processing" {
-        let percent = video["progress"].as_f64().unwrap_or(0.0) * 100.0;
+        let percent = video["progress"].as_f64().unwrap_or(0.0);
         status.push_str(&format!(" {percent:.0}% {}", text(&video["stage"])));
     }
     println!("status:     {status}");

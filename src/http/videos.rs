@@ -63,6 +63,7 @@ pub struct VideoOut {
     /// True once the video can be watched: ready, or still processing with
     /// every rendition's first segments published.
     pub playable: bool,
+    /// Percent done, 0-100.
     pub progress: f32,
     pub stage: Option<JobStage>,
     pub error: Option<ErrorOut>,

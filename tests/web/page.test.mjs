@@ -34,11 +34,21 @@ test("an uploaded clip becomes ready and plays, switching rungs or loading sever
     const segments = [];
     page.on("request", (r) => { if (r.url().endsWith(".m4s")) segments.push(new URL(r.url()).pathname); });
 
+    // Every status the badge shows, to check the percentages it printed.
+    await page.evaluate(() => {
+      window.statusesSeen = [];
+      new MutationObserver(() => window.statusesSeen.push(document.getElementById("job-status").textContent))
+        .observe(document.getElementById("job-status"), { childList: true, characterData: true, subtree: true });
+    });
     await page.setInputFiles("#file", CLIP);
     // The bar follows the upload, then the job; the status badge ends at "ready".
     await page.waitForFunction(() => document.getElementById("job-status").textContent === "ready",
       null, { timeout: 180_000, polling: 250 });
     assert.equal(await page.locator("#bar").getAttribute("value"), "100");
+    for (const status of await page.evaluate(() => window.statusesSeen)) {
+      const percent = /processing (\d+)%/.exec(status);
+      assert.ok(!percent || Number(percent[1]) <= 100, `badge said "${status}"`);
+    }
 
     // Playback started by itself (muted autoplay) or by a click on the video.
     await page.waitForSelector("#player:not([hidden])");
