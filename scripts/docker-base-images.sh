@@ -8,8 +8,8 @@
 #   redis:7                    that + Debian's redis-server
 #
 # Tagged with exactly those names, so the Dockerfile and the Compose file run unchanged. An image is
-# rebuilt only when its definition (docker/standin/, this script, the host toolchain or CA
-# certificates) changed: each carries a label with the hash of what it was made from.
+# rebuilt only when its definition (docker/standin/, the recipe version below, the host toolchain
+# or CA certificates) changed: each carries a label with the hash of what it was made from.
 #
 #   DOCKER_HOST=unix:///run/prostream-docker/docker.sock bash scripts/docker-base-images.sh
 #
@@ -34,15 +34,18 @@ docker version >/dev/null || die "no Docker engine answers at ${DOCKER_HOST:-the
 # TLS-inspecting proxy's. They go into the stand-in base only, never into the Dockerfile.
 mapfile -t host_cas < <(find /usr/local/share/ca-certificates -type f -name '*.crt' 2>/dev/null | sort)
 
-hash_of() { cat "$@" | sha256sum | cut -c1-16; }
+# Bump when the way a stand-in is made here changes (the files under docker/standin/ are hashed
+# themselves). Every rebuilt base invalidates the image build cache, so this is not the script's hash.
+RECIPE_VERSION=1
+hash_of() { cat <(echo "$RECIPE_VERSION") "$@" | sha256sum | cut -c1-16; }
 
 # The label value of an existing image, or nothing.
 current_hash() { docker image inspect -f "{{index .Config.Labels \"$LABEL\"}}" "$1" 2>/dev/null || true; }
 
 up_to_date() {
-    local tag=$1 want=$2
-    if [[ $(current_hash "$tag") == "$want" ]]; then
-        log "$tag: stand-in up to date ($want)"
+    local tag=$1 digest=$2
+    if [[ $(current_hash "$tag") == "$digest" ]]; then
+        log "$tag: stand-in up to date ($digest)"
         return 0
     fi
     return 1
@@ -51,9 +54,9 @@ up_to_date() {
 # Build a stand-in from docker/standin/NAME with an extra context dir; the host network, because the
 # engine's containers reach the package archive through it.
 build_standin() {
-    local tag=$1 context=$2 want=$3
+    local tag=$1 context=$2 digest=$3
     log "$tag: building the stand-in"
-    DOCKER_BUILDKIT=0 docker build --quiet --network host --label "$LABEL=$want" -t "$tag" "$context" >/dev/null
+    DOCKER_BUILDKIT=0 docker build --quiet --network host --label "$LABEL=$digest" -t "$tag" "$context" >/dev/null
     drop_replaced "$tag"
 }
 
@@ -70,9 +73,9 @@ drop_replaced() {
 
 # --- debian:bookworm-slim ------------------------------------------------------------------------------
 debian_slim() {
-    local tag=debian:bookworm-slim want dir
-    want=$(hash_of "${BASH_SOURCE[0]}" "$STANDIN"/debian/* "${host_cas[@]}")
-    up_to_date "$tag" "$want" && return 0
+    local tag=debian:bookworm-slim digest dir
+    digest=$(hash_of "$STANDIN"/debian/* "${host_cas[@]}")
+    up_to_date "$tag" "$digest" && return 0
     remember_previous "$tag"
     log "$tag: debootstrap --variant=minbase bookworm (about a minute)"
     dir=$(mktemp -d "${TMPDIR:-/tmp}/prostream-rootfs.XXXXXX")
@@ -101,7 +104,7 @@ debian_slim() {
         install -m 0644 "${host_cas[@]}" "$r/usr/local/share/ca-certificates/"
     fi
     tar --numeric-owner -C "$r" -c . |
-        docker import --change "LABEL $LABEL=$want" --change 'CMD ["bash"]' \
+        docker import --change "LABEL $LABEL=$digest" --change 'CMD ["bash"]' \
             --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' - "$tag" >/dev/null
     drop_replaced "$tag"
     rm -rf "$dir"
@@ -110,15 +113,15 @@ debian_slim() {
 
 # --- rust:<version>-slim-bookworm ------------------------------------------------------------------------
 rust_slim() {
-    local tag="rust:$RUST_VERSION-slim-bookworm" toolchain rustup want dir
+    local tag="rust:$RUST_VERSION-slim-bookworm" toolchain rustup digest dir
     toolchain=$(rustup toolchain list -v 2>/dev/null | awk -v v="$RUST_VERSION" '$1 ~ "^"v"-" {print $NF; exit}')
     [[ -n $toolchain && -x $toolchain/bin/rustc ]] ||
         die "the host has no rustup toolchain $RUST_VERSION (rust-toolchain.toml); run cargo once in the repository"
     toolchain=$(readlink -f "$toolchain")
     rustup=$(command -v rustup)
-    want=$(hash_of "${BASH_SOURCE[0]}" "$STANDIN"/rust/* <(current_hash debian:bookworm-slim) \
+    digest=$(hash_of "$STANDIN"/rust/* <(current_hash debian:bookworm-slim) \
         <("$toolchain/bin/rustc" -vV) <("$toolchain/bin/cargo" -V) "$toolchain/lib/rustlib/components")
-    up_to_date "$tag" "$want" && return 0
+    up_to_date "$tag" "$digest" && return 0
     remember_previous "$tag"
     dir=$(mktemp -d "${TMPDIR:-/tmp}/prostream-rust.XXXXXX")
     services_at_exit "rm -rf '$dir'"
@@ -135,17 +138,17 @@ rust_slim() {
     for proxy in cargo cargo-clippy cargo-fmt clippy-driver rustc rustdoc rustfmt; do
         ln -s rustup "$dir/cargo/bin/$proxy"
     done
-    build_standin "$tag" "$dir" "$want"
+    build_standin "$tag" "$dir" "$digest"
     rm -rf "$dir"
 }
 
 # --- postgres:15 and redis:7 -------------------------------------------------------------------------------
 simple_standin() {
-    local tag=$1 name=$2 want
-    want=$(hash_of "${BASH_SOURCE[0]}" "$STANDIN/$name"/* <(current_hash debian:bookworm-slim))
-    up_to_date "$tag" "$want" && return 0
+    local tag=$1 name=$2 digest
+    digest=$(hash_of "$STANDIN/$name"/* <(current_hash debian:bookworm-slim))
+    up_to_date "$tag" "$digest" && return 0
     remember_previous "$tag"
-    build_standin "$tag" "$STANDIN/$name" "$want"
+    build_standin "$tag" "$STANDIN/$name" "$digest"
 }
 
 debian_slim
