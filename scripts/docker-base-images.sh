@@ -56,7 +56,11 @@ up_to_date() {
 build_standin() {
     local tag=$1 context=$2 digest=$3
     log "$tag: building the stand-in"
-    DOCKER_BUILDKIT=0 docker build --quiet --network host --label "$LABEL=$digest" -t "$tag" "$context" >/dev/null
+    local out
+    if ! out=$(DOCKER_BUILDKIT=0 docker build --quiet --network host --label "$LABEL=$digest" -t "$tag" "$context" 2>&1); then
+        printf '%s\n' "$out" | tail -n 30 >&2
+        die "building the $tag stand-in failed"
+    fi
     drop_replaced "$tag"
 }
 

@@ -58,6 +58,7 @@ ensure_docker_engine() {
 }
 
 _dockerd_pid=""
+_containerd_pid=""
 
 # dockerd_start: start the private daemon and wait until it answers. Exports DOCKER_HOST and a
 # DOCKER_CONFIG whose cli-plugins/ holds the Compose binary, so `docker compose` is Compose v2.
@@ -98,6 +99,8 @@ dockerd_start() {
     fi
     # The client on PATH may be newer than the daemon; it negotiates the API version.
     log "dockerd $(docker version -f '{{.Server.Version}}') up (pid $_dockerd_pid)"
+    # The containerd it started, to stop by PID too if dockerd itself has to be killed.
+    _containerd_pid=$(cat "$run/exec/containerd/containerd.pid" 2>/dev/null || true)
 
     DOCKER_CONFIG=$(mktemp -d "${TMPDIR:-/tmp}/prostream-docker-config.XXXXXX")
     export DOCKER_CONFIG
@@ -115,9 +118,15 @@ _dockerd_answers() {
     docker version -f '{{.Server.Version}}' >/dev/null 2>&1
 }
 
-# Stop the daemon we started, by its PID (it stops its containerd and any container left).
+# Stop the daemon we started, by its PID: it stops the containers left and its containerd. Should
+# dockerd need SIGKILL, its containerd is stopped by PID as well.
 dockerd_stop() {
     [[ -n $_dockerd_pid ]] || return 0
     stop_pid "$_dockerd_pid" dockerd 60
     _dockerd_pid=""
+    if [[ -n $_containerd_pid ]] && kill -0 "$_containerd_pid" 2>/dev/null; then
+        sleep 2
+        stop_pid "$_containerd_pid" "containerd of our dockerd" 20
+    fi
+    _containerd_pid=""
 }
