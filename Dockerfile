@@ -16,8 +16,8 @@
 FROM rust:1.95.0-slim-bookworm AS chef
 RUN cargo install cargo-chef --locked --version 0.1.78
 WORKDIR /app
-# What the build reads, and nothing else, so edits to docs, scripts or tests never rebuild it.
-# (Strip and the SQLX_OFFLINE switch are set here so the dependency and final builds share them.)
+# The stages below copy what the build reads and nothing else, so edits to docs, scripts or tests
+# never rebuild it. (Strip and SQLX_OFFLINE are set here, so the dependency and final builds share them.)
 ENV SQLX_OFFLINE=true \
     CARGO_PROFILE_RELEASE_STRIP=symbols
 
@@ -39,6 +39,8 @@ COPY .sqlx .sqlx
 COPY migrations migrations
 COPY src src
 COPY worker worker
+# The web page the API serves, compiled in with include_str!.
+COPY web web
 RUN cargo build --release --locked --workspace --bins \
  && cp target/release/prostream target/release/prostream-worker /usr/local/bin/
 

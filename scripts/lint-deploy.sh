@@ -169,6 +169,22 @@ grep -q "^FROM rust:$toolchain-slim-bookworm " Dockerfile ||
     fail "the Dockerfile's builder is not rust:$toolchain-slim-bookworm (rust-toolchain.toml)"
 grep -qE '^RUN[[:space:]]+--mount' Dockerfile && fail "RUN --mount needs BuildKit; the image must build with the classic builder"
 grep -q -- '--locked' Dockerfile || fail "the release build is not --locked"
+# Files compiled in (include_str!, include_bytes!, sqlx::migrate!) must be copied into the builder.
+copied=$(sed -n '/^FROM .* AS builder$/,/^FROM /s/^COPY \([^-][^ ]*\) .*/\1/p' Dockerfile)
+while IFS= read -r dir; do
+    grep -qxF "$dir" <<<"$copied" || fail "the build reads $dir/ (include_str!/migrate!), but the builder stage does not COPY it"
+done < <(python3 - <<'PY'
+import os, pathlib, re
+dirs = set()
+for path in list(pathlib.Path("src").rglob("*.rs")) + list(pathlib.Path("worker/src").rglob("*.rs")):
+    for m in re.finditer(r'include_(?:str|bytes)!\(\s*"([^"]+)"', path.read_text()):
+        target = os.path.normpath(os.path.join(path.parent, m.group(1)))
+        dirs.add(target.split(os.sep)[0])
+    for m in re.finditer(r'migrate!\(\s*"([^"]+)"', path.read_text()):
+        dirs.add(os.path.normpath(m.group(1)).split(os.sep)[0])
+print("\n".join(sorted(dirs)))
+PY
+)
 grep -q '^USER 1001:1001$' Dockerfile || fail "the runtime does not run as UID 1001"
 grep -q '^HEALTHCHECK .*prostream", "healthcheck"' Dockerfile || fail "no HEALTHCHECK through the binary"
 grep -q '^ENTRYPOINT \["tini", "--"\]' Dockerfile || fail "tini is not PID 1"
