@@ -73,12 +73,14 @@ timeout 1800 bash scripts/docker-base-images.sh
 mark "base-image stand-ins"
 
 # Build cache kept between runs, but not forever: dangling images (cache of older builds, replaced
-# images) go after three days, or all of them when the disk runs short.
+# images) go after three days, or all of them when the disk runs short. A cold build needs ~4 GB.
+free_gb() { df -Pk "$PROSTREAM_DOCKER_ROOT" | awk 'NR == 2 {print int($4 / 1024 / 1024)}'; }
 docker image prune -f --filter until=72h >/dev/null
-if (($(df -Pk "$PROSTREAM_DOCKER_ROOT" | awk 'NR==2 {print $4}') < 15 * 1024 * 1024)); then
-    log "less than 15 GB free under $PROSTREAM_DOCKER_ROOT: dropping the whole build cache"
+if (($(free_gb) < 6)); then
+    log "only $(free_gb) GB free under $PROSTREAM_DOCKER_ROOT: dropping the whole build cache"
     docker image prune -f >/dev/null
 fi
+(($(free_gb) >= 4)) || die "only $(free_gb) GB free under $PROSTREAM_DOCKER_ROOT; the image build needs about 4 GB"
 
 build_args=(--network host -t "$IMAGE")
 [[ ${COMPOSE_SMOKE_NO_CACHE:-} == 1 ]] && build_args+=(--no-cache)
