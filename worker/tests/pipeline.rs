@@ -22,7 +22,11 @@ async fn a_720p_clip_with_audio_ends_ready_and_plays_over_http(pool: PgPool) {
 
     let (status, video) = app.upload(&clip, "video/mp4").await;
     assert_eq!(status, 202, "{video}");
-    assert_eq!(video["status"], "queued");
+    // The answer is read after the push: an idle worker may have claimed it already.
+    assert!(
+        video["status"] == "queued" || video["status"] == "processing",
+        "{video}"
+    );
     let id = video["id"].as_str().unwrap().to_owned();
 
     let video = app
