@@ -43,7 +43,7 @@ error_codes! {
     InvalidQuery = "invalid_query": "The query string cannot be read (e.g. a parameter given twice).",
     InvalidPath = "invalid_path": "The path is not valid UTF-8 once percent-decoded.",
     InvalidJson = "invalid_json": "The JSON body cannot be read (URL ingest).",
-    InvalidUrl = "invalid_url": "Not an http(s) URL without credentials (URL ingest).",
+    InvalidUrl = "invalid_url": "Not an http URL without credentials (URL ingest; https is not supported yet).",
     UrlForbidden = "url_forbidden": "The URL names an internal address (loopback, private, link-local…) not in URL_INGEST_ALLOW_HOSTS.",
     InvalidFileName = "invalid_file_name": "An HLS path that is not a plain file name.",
     InvalidMultipart = "invalid_multipart": "The multipart body cannot be parsed.",

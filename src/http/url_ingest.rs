@@ -94,11 +94,11 @@ impl Downloads {
     }
 }
 
-/// `{"url": "https://…", "title": "…"}`
+/// `{"url": "http://…", "title": "…"}`
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UrlIngest {
-    /// An http(s) URL of a video or audio file.
-    #[schema(example = "https://example.com/clip.mp4")]
+    /// An http URL of a video or audio file (https is not supported yet).
+    #[schema(example = "http://example.com/clip.mp4")]
     pub url: String,
     /// 1-200 characters; default: the URL's file name.
     pub title: Option<String>,
