@@ -11,18 +11,11 @@ use super::{JobStage, JobState};
 pub struct NewVideo {
     pub id: Uuid,
     pub title: String,
-    pub source_path: String,
-    pub size_bytes: i64,
-    pub format_name: String,
-    pub duration_s: f64,
-    pub width: Option<i32>,
-    pub height: Option<i32>,
-    pub frame_rate: Option<f64>,
-    pub video_codec: Option<String>,
-    pub audio_codec: Option<String>,
+    pub source: Source,
 }
 
-/// A probed source, recorded on a video created from a URL once it is downloaded.
+/// A probed source: recorded with a new upload, or on a video created from a
+/// URL once it is downloaded.
 #[derive(Debug, Clone)]
 pub struct Source {
     pub source_path: String,
@@ -86,15 +79,15 @@ pub async fn insert(conn: &mut PgConnection, v: &NewVideo) -> sqlx::Result<()> {
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         v.id,
         v.title,
-        v.source_path,
-        v.size_bytes,
-        v.format_name,
-        v.duration_s,
-        v.width,
-        v.height,
-        v.frame_rate,
-        v.video_codec,
-        v.audio_codec,
+        v.source.source_path,
+        v.source.size_bytes,
+        v.source.format_name,
+        v.source.duration_s,
+        v.source.width,
+        v.source.height,
+        v.source.frame_rate,
+        v.source.video_codec,
+        v.source.audio_codec,
     )
     .execute(conn)
     .await?;

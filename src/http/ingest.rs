@@ -75,7 +75,7 @@ pub async fn record_and_enqueue(
     if let Err(err) = queue::push(&state.queue, job_id).await {
         tracing::warn!(%job_id, error = %err, "job recorded but not pushed to Redis");
     }
-    tracing::info!(%video_id, %job_id, size = video.size_bytes, "upload accepted");
+    tracing::info!(%video_id, %job_id, size = video.source.size_bytes, "upload accepted");
     Ok(())
 }
 
@@ -108,19 +108,22 @@ fn new_video(accepted: Accepted) -> NewVideo {
         size,
         info,
     } = accepted;
-    let dims = info
-        .video
-        .as_ref()
-        .map(|v| (v.width as i32, v.height as i32));
     NewVideo {
         id: video_id,
         title,
+        source: source_of(video_id, size, info),
+    }
+}
+
+/// What a probed original at the video's usual source path records.
+pub(super) fn source_of(video_id: Uuid, size: u64, info: ProbeInfo) -> db::videos::Source {
+    db::videos::Source {
         source_path: crate::storage::MediaRoot::source_relative(video_id),
-        size_bytes: size as i64,
+        size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
         format_name: info.format_name,
         duration_s: info.duration_s,
-        width: dims.map(|d| d.0),
-        height: dims.map(|d| d.1),
+        width: info.video.as_ref().map(|v| v.width as i32),
+        height: info.video.as_ref().map(|v| v.height as i32),
         frame_rate: info.video.as_ref().map(|v| v.frame_rate),
         video_codec: info.video.map(|v| v.codec),
         audio_codec: info.audio.map(|a| a.codec),

@@ -31,7 +31,7 @@ use crate::{
     db,
     fetch::{self, FetchError, Policy},
     media, queue,
-    storage::{MediaRoot, TempFile},
+    storage::TempFile,
 };
 
 /// A download's lease; renewed every third of it while the transfer runs.
@@ -286,20 +286,9 @@ async fn record(
 ) -> anyhow::Result<()> {
     let video_id = download.video_id;
     let size = tokio::fs::metadata(file.path()).await?.len();
-    let source_path = MediaRoot::source_relative(video_id);
-    let dest = state.media.resolve(&source_path)?;
+    let source = super::ingest::source_of(video_id, size, info);
+    let dest = state.media.resolve(&source.source_path)?;
     file.persist(&dest).await?;
-    let source = db::videos::Source {
-        source_path,
-        size_bytes: i64::try_from(size)?,
-        format_name: info.format_name,
-        duration_s: info.duration_s,
-        width: info.video.as_ref().map(|v| v.width as i32),
-        height: info.video.as_ref().map(|v| v.height as i32),
-        frame_rate: info.video.as_ref().map(|v| v.frame_rate),
-        video_codec: info.video.map(|v| v.codec),
-        audio_codec: info.audio.map(|a| a.codec),
-    };
     let queued = async {
         let mut tx = state.pool.begin().await?;
         db::videos::set_source(&mut tx, video_id, &source).await?;
