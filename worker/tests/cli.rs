@@ -253,10 +253,24 @@ async fn an_upload_cut_off_midway_resumes_from_the_servers_offset_when_run_again
     let (server, budget) = cutting_proxy(upstream, size * 2 / 5).await;
     let first = run(server.clone()).await;
     assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
-    let kept: i64 = sqlx::query_scalar("SELECT upload_offset FROM uploads")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    // The server records what arrived once it notices the broken body and
+    // releases its lease; read the offset after that.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let kept: i64 = loop {
+        let (offset, locked): (i64, bool) =
+            sqlx::query_as("SELECT upload_offset, lock_token IS NOT NULL FROM uploads")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        if !locked {
+            break offset;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload stayed locked"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     assert!(kept > 0 && (kept as u64) < size, "offset {kept} of {size}");
 
     // The link heals; the same command again continues where the server stands.
