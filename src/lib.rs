@@ -4,6 +4,7 @@
 //! (`prostream-worker`) share. Only [`http`] depends on axum; the worker builds
 //! this crate without the `http` feature.
 
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod media;

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use prostream::{
     config::{CommonConfig, LogConfig, MediaLimits},
     db,
-    http::{AppState, api_router},
+    http::{AppState, api_router, auth::AuthMode},
     queue,
     storage::MediaRoot,
 };
@@ -34,6 +34,8 @@ enum Command {
         #[command(flatten)]
         common: CommonConfig,
     },
+    /// Create, list or revoke API keys (talks to Postgres directly).
+    Keys(cli::keys::KeysArgs),
     /// Upload a file (resumable: run the same command again after an interruption).
     Upload(cli::upload::UploadArgs),
     /// List, inspect, cancel, retry or delete videos.
@@ -68,6 +70,10 @@ struct ServeArgs {
     #[arg(long, env = "MAX_ATTEMPTS", default_value_t = 3,
           value_parser = clap::value_parser!(i32).range(1..=100))]
     max_attempts: i32,
+    /// `required`: every /v1 request needs an API key. `open`: requests without a key act as an
+    /// admin (a local demo only; never expose it).
+    #[arg(long, env = "AUTH_MODE", value_enum, default_value = "required")]
+    auth_mode: AuthMode,
     /// Seconds in-flight requests (uploads included) get to finish after SIGTERM.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     shutdown_grace_secs: u64,
@@ -79,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Upload(args) => exit_on_client_error(cli::upload::run(args).await),
         Command::Videos(args) => exit_on_client_error(cli::videos::run(args).await),
         Command::Serve(args) => serve(args).await,
+        Command::Keys(args) => cli::keys::run(args).await,
         Command::Migrate { common } => {
             LogConfig {
                 log_format: "text".into(),
@@ -129,7 +136,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             &args.ingest,
             args.limits.max_upload_bytes,
         )?),
+        auth: args.auth_mode,
     };
+    if args.auth_mode == AuthMode::Open {
+        tracing::warn!(
+            "AUTH_MODE=open: requests without an API key act as an ADMIN and see every video. \
+             Use this for a local demo only, never on a reachable address."
+        );
+    }
     let stop_downloads = tokio_util::sync::CancellationToken::new();
     prostream::http::url_ingest::spawn_downloader(state.clone(), stop_downloads.clone());
     let app = api_router(state, &args.cors_origin);

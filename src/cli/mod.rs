@@ -1,6 +1,7 @@
 //! The client commands of `prostream`: upload a file and follow it, list and
 //! manage videos. They talk to a running API over HTTP like any other client.
 
+pub mod keys;
 mod tus;
 pub mod upload;
 pub mod videos;

@@ -4,6 +4,7 @@
 //! `sqlx::query!` against the schema (offline data in `.sqlx/`).
 
 pub mod jobs;
+pub mod keys;
 pub mod uploads;
 pub mod videos;
 

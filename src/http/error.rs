@@ -4,7 +4,7 @@
 //! exactly the codes the handlers can send.
 
 use axum::{
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
@@ -77,6 +77,9 @@ error_codes! {
     NotCancelable = "not_cancelable": "Only queued or processing videos can be canceled.",
     NotRetryable = "not_retryable": "Only failed or canceled videos can be retried.",
     NotReady = "not_ready": "Postgres or Redis does not answer (`/readyz`).",
+    ApiKeyRequired = "api_key_required": "No `Authorization: Bearer KEY` header (401). Create a key with `prostream keys create`.",
+    ApiKeyInvalid = "api_key_invalid": "The key is malformed, unknown or revoked (401).",
+    Forbidden = "forbidden": "The key is valid but may not do this (403), e.g. an admin-only action.",
     InternalError = "internal_error": "A failure on our side; the log has the cause.",
 }
 
@@ -85,6 +88,8 @@ pub struct ApiError {
     status: StatusCode,
     code: ErrorCode,
     detail: String,
+    /// Sent with the problem: `WWW-Authenticate` on a 401, `Retry-After` on a 429, …
+    headers: HeaderMap,
     /// Logged, never sent: the cause of a 5xx.
     source: Option<anyhow::Error>,
 }
@@ -110,8 +115,15 @@ impl ApiError {
             status,
             code,
             detail: detail.into(),
+            headers: HeaderMap::new(),
             source: None,
         }
+    }
+
+    /// Adds a header to the response.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.insert(name, value);
+        self
     }
 
     pub fn not_found(what: &str) -> Self {
@@ -216,7 +228,7 @@ impl IntoResponse for ApiError {
             detail: self.detail,
             code: self.code,
         };
-        let mut response = (self.status, axum::Json(body)).into_response();
+        let mut response = (self.status, self.headers, axum::Json(body)).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),

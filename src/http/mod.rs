@@ -1,5 +1,6 @@
 //! The HTTP API (axum): one module per feature, merged in [`api_router`].
 
+pub mod auth;
 pub mod error;
 mod extract;
 mod health;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub max_attempts: i32,
     /// URL ingest: the download policy, its HTTP client and the downloader's wake-up.
     pub downloads: Arc<url_ingest::Downloads>,
+    /// Whether `/v1` requests need an API key.
+    pub auth: auth::AuthMode,
 }
 
 /// The whole API. `cors_origin` is `*` or a comma-separated list of origins.

@@ -93,6 +93,7 @@ impl TestApp {
                 url_ingest::Downloads::new(&ingest_config, limits_max_upload)
                     .expect("the download client builds"),
             ),
+            auth: prostream::http::auth::AuthMode::Required,
         };
         let queue = state.queue.clone();
         let (base, server, server_task) = serve(state.clone()).await;
