@@ -39,14 +39,25 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=True, **kw)
 
 
-def timed(cmd):
-    """Wall seconds and CPU seconds (user + system of the children) of a command."""
+def timed(cmd, first_listed=None):
+    """Wall seconds and CPU seconds (user + system of the children) of a command.
+
+    With `first_listed` (a list of playlist paths) it also returns the seconds until every one of
+    them lists a segment: when a player could start on the bare command's output."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, shell=isinstance(cmd, str))
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, shell=isinstance(cmd, str))
+    listed_after = None
+    while first_listed and listed_after is None and proc.poll() is None:
+        if all(p.exists() and ".m4s" in p.read_text() for p in first_listed):
+            listed_after = time.perf_counter() - start
+        time.sleep(0.02)
+    if proc.wait() != 0:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return (wall, cpu, listed_after) if first_listed else (wall, cpu)
 
 
 def http_json(method, path, body=None, headers=None):
@@ -133,16 +144,18 @@ def bench_pipeline(clip, duration):
     start = time.perf_counter()
     video_id, playable_after, video = upload_and_time_playable(clip, until_ready=True)
     pipeline_wall = time.perf_counter() - start
-    add(f"3. Time to first playable ({duration} s clip)", f"{playable_after:.2f} s after the upload's response",
-        "~5.5 s for a bare ffmpeg ladder to list its first segment (FFMPEG.md)", f"{playable_after / 5.5:.2f}×",
-        "≤ 3 s", playable_after <= 3, "poll GET /v1/videos/{id} every 50 ms for playable: true")
     assert video["status"] == "ready", video
     cmd = worker_command(video_id)
     bare_out = SCRATCH / "bare"
     bare_out.mkdir(exist_ok=True)
     attempt_dir = str(MEDIA / "videos" / video_id / video["playback"]["hls"].split("/")[-2]) + "/"
     bare_cmd = [a.replace(attempt_dir, str(bare_out) + "/") for a in cmd]
-    bare_wall, bare_cpu = timed(bare_cmd)
+    playlists = [bare_out / f"{r['name']}.m3u8" for r in video["renditions"]]
+    bare_wall, bare_cpu, bare_listed = timed(bare_cmd, first_listed=playlists)
+    add(f"3. Time to first playable ({duration} s clip)", f"{playable_after:.2f} s after the upload's response",
+        f"{bare_listed:.2f} s for the same ffmpeg command, run bare, to list a segment in every rung",
+        f"{playable_after / bare_listed:.2f}×", "≤ 3 s", playable_after <= 3,
+        "poll GET /v1/videos/{id} every 50 ms for playable: true; the bare command's playlists every 20 ms")
     ratio = pipeline_wall / bare_wall
     add("1. Pipeline overhead: upload → ready (wall)", f"{pipeline_wall:.1f} s", f"{bare_wall:.1f} s bare ffmpeg",
         f"{ratio:.2f}×", "≤ 1.10×", ratio <= 1.10,

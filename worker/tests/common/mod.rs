@@ -30,7 +30,10 @@ pub struct TestApp {
     pub queue_name: String,
     pub queue: TranscodeQueue,
     pub redis: redis::aio::ConnectionManager,
+    /// Sends every request with [`TestApp::key`] (a non-admin key of owner `test-owner`).
     pub http: reqwest::Client,
+    /// The API key `http` sends.
+    pub key: String,
     api: AppState,
     server: CancellationToken,
     server_task: tokio::task::JoinHandle<()>,
@@ -97,6 +100,7 @@ impl TestApp {
         };
         let queue = state.queue.clone();
         let (base, server, server_task) = serve(state.clone()).await;
+        let key = create_key(&pool, "test-owner", false).await;
         Self {
             base,
             pool,
@@ -104,7 +108,8 @@ impl TestApp {
             queue_name,
             queue,
             redis,
-            http: reqwest::Client::new(),
+            http: client_with_key(&key),
+            key,
             api: state,
             server,
             server_task,
@@ -122,7 +127,12 @@ impl TestApp {
             ..self.api.clone()
         };
         (self.base, self.server, self.server_task) = serve(state).await;
-        self.http = reqwest::Client::new();
+        self.http = client_with_key(&self.key);
+    }
+
+    /// A new API key of `owner` (created on first use), as `prostream keys create` makes one.
+    pub async fn new_key(&self, owner: &str, admin: bool) -> String {
+        create_key(&self.pool, owner, admin).await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -304,6 +314,31 @@ impl TestApp {
         }
         let _ = std::fs::remove_dir_all(&self.media_dir);
     }
+}
+
+/// Creates a key of `owner` straight in the database, as `prostream keys create` does.
+pub async fn create_key(pool: &PgPool, owner: &str, admin: bool) -> String {
+    let key = prostream::auth::generate();
+    let mut conn = pool.acquire().await.unwrap();
+    let owner_id = prostream::db::keys::ensure_owner(&mut conn, owner)
+        .await
+        .unwrap();
+    prostream::db::keys::insert_key(&mut conn, owner_id, "test", &key.prefix, &key.sha256, admin)
+        .await
+        .unwrap();
+    key.secret
+}
+
+/// An HTTP client that sends `Authorization: Bearer {key}` with every request.
+pub fn client_with_key(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut value: reqwest::header::HeaderValue = format!("Bearer {key}").parse().unwrap();
+    value.set_sensitive(true);
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 /// Serves the API (and its URL downloader) on a free port; returns its base URL and how to stop it.
