@@ -9,6 +9,8 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::Args;
 
+use crate::db::Visibility;
+
 /// Settings both binaries need: where the truth lives and where media goes.
 #[derive(Debug, Clone, Args)]
 pub struct CommonConfig {
@@ -103,6 +105,39 @@ impl Default for MediaLimits {
             max_duration_secs: 4.0 * 3600.0,
             max_frame_rate: 240.0,
             upload_expiry_secs: 24 * 3600,
+        }
+    }
+}
+
+/// What owners may do by default: the visibility of new videos and the quotas. An owner's own
+/// quotas (`prostream keys quota`) override these.
+#[derive(Debug, Clone, Args)]
+pub struct OwnerPolicy {
+    /// Visibility of a new video whose upload does not say: `private` (played through signed
+    /// URLs only) or `public` (its HLS URLs work for anyone).
+    #[arg(
+        long,
+        env = "DEFAULT_VISIBILITY",
+        value_enum,
+        default_value = "private"
+    )]
+    pub default_visibility: Visibility,
+
+    /// Bytes of originals (and unfinished resumable uploads) one owner may hold; 0 = no limit.
+    #[arg(long, env = "QUOTA_MAX_BYTES", default_value_t = 0)]
+    pub quota_max_bytes: u64,
+
+    /// Uploads (of any kind, refused ones included) one owner may start per UTC day; 0 = no limit.
+    #[arg(long, env = "QUOTA_UPLOADS_PER_DAY", default_value_t = 0)]
+    pub quota_uploads_per_day: u32,
+}
+
+impl Default for OwnerPolicy {
+    fn default() -> Self {
+        Self {
+            default_visibility: Visibility::Private,
+            quota_max_bytes: 0,
+            quota_uploads_per_day: 0,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use prostream::{
-    config::{CommonConfig, LogConfig, MediaLimits},
+    config::{CommonConfig, LogConfig, MediaLimits, OwnerPolicy},
     db,
     http::{AppState, api_router, auth::AuthMode},
     queue,
@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply the database migrations and exit.
     Migrate {
         #[command(flatten)]
@@ -60,6 +60,8 @@ struct ServeArgs {
     log: LogConfig,
     #[command(flatten)]
     ingest: prostream::http::url_ingest::IngestConfig,
+    #[command(flatten)]
+    policy: OwnerPolicy,
     /// Address the API listens on.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
     bind_addr: SocketAddr,
@@ -84,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Upload(args) => exit_on_client_error(cli::upload::run(args).await),
         Command::Videos(args) => exit_on_client_error(cli::videos::run(args).await),
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Keys(args) => cli::keys::run(args).await,
         Command::Migrate { common } => {
             LogConfig {
@@ -137,6 +139,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.limits.max_upload_bytes,
         )?),
         auth: args.auth_mode,
+        policy: Arc::new(args.policy.clone()),
     };
     if args.auth_mode == AuthMode::Open {
         tracing::warn!(

@@ -56,6 +56,15 @@ async fn sigterm_lets_an_upload_in_flight_finish_and_refuses_new_connections(poo
         .unwrap();
     assert!(made.success());
     let body = std::fs::read(&clip).unwrap();
+    let key = prostream::auth::generate();
+    let mut conn = pool.acquire().await.unwrap();
+    let owner = prostream::db::keys::ensure_owner(&mut conn, "shutdown-test")
+        .await
+        .unwrap();
+    prostream::db::keys::insert_key(&mut conn, owner, "test", &key.prefix, &key.sha256, false)
+        .await
+        .unwrap();
+    drop(conn);
 
     let mut server = Command::new(env!("CARGO_BIN_EXE_prostream"))
         .arg("serve")
@@ -89,6 +98,7 @@ async fn sigterm_lets_an_upload_in_flight_finish_and_refuses_new_connections(poo
         .collect();
     let upload = tokio::spawn({
         let (client, url) = (client.clone(), format!("http://{addr}/v1/videos"));
+        let key = key.secret.clone();
         async move {
             let stream = futures_util::stream::unfold(rx, |mut rx| async move {
                 rx.recv().await.map(|c| (c, rx))
@@ -96,6 +106,7 @@ async fn sigterm_lets_an_upload_in_flight_finish_and_refuses_new_connections(poo
             client
                 .post(url)
                 .header("content-type", "video/mp4")
+                .bearer_auth(&key)
                 .body(reqwest::Body::wrap_stream(stream))
                 .send()
                 .await

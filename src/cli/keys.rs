@@ -1,4 +1,4 @@
-//! `prostream keys`: create, list and revoke API keys. An operator command: it talks to Postgres
+//! `prostream keys`: create, list and revoke API keys, and set owners' quotas. An operator command: it talks to Postgres
 //! (`DATABASE_URL`) directly, like `migrate`, because no key exists yet to ask the API with.
 
 use anyhow::Context;
@@ -41,6 +41,18 @@ enum KeysCommand {
     List,
     /// Revoke a key by its prefix (the first 11 characters, as `keys list` shows them).
     Revoke { prefix: String },
+    /// Set an owner's quotas. A limit left out falls back to the API's default
+    /// (QUOTA_MAX_BYTES, QUOTA_UPLOADS_PER_DAY); 0 means no limit.
+    Quota {
+        /// The owner's name (as `keys list` shows it).
+        owner: String,
+        /// Bytes of originals the owner may store.
+        #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
+        max_bytes: Option<i64>,
+        /// Uploads the owner may start per UTC day.
+        #[arg(long, value_parser = clap::value_parser!(i32).range(0..))]
+        uploads_per_day: Option<i32>,
+    },
 }
 
 pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
@@ -103,6 +115,26 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
                 "no live key has the prefix {prefix:?} (see `prostream keys list`)"
             );
             println!("revoked {prefix}");
+        }
+        KeysCommand::Quota {
+            owner,
+            max_bytes,
+            uploads_per_day,
+        } => {
+            let overrides = db::owners::Overrides {
+                max_bytes,
+                max_uploads_per_day: uploads_per_day,
+            };
+            anyhow::ensure!(
+                db::owners::set_overrides(&mut *pool.acquire().await?, &owner, overrides).await?,
+                "there is no owner {owner:?} (see `prostream keys list`)"
+            );
+            let shown = |v: Option<String>| v.unwrap_or_else(|| "the default".into());
+            println!(
+                "owner {owner:?}: max bytes {}, uploads per day {}",
+                shown(max_bytes.map(|n| n.to_string())),
+                shown(uploads_per_day.map(|n| n.to_string()))
+            );
         }
     }
     Ok(())

@@ -5,6 +5,7 @@
 
 pub mod jobs;
 pub mod keys;
+pub mod owners;
 pub mod uploads;
 pub mod videos;
 
@@ -55,6 +56,49 @@ impl std::str::FromStr for JobState {
             "canceled" => Ok(Self::Canceled),
             other => Err(format!(
                 "unknown status {other:?}; expected downloading, queued, processing, ready, failed or canceled"
+            )),
+        }
+    }
+}
+
+/// Who may play a video's HLS output: anyone (`public`), or whoever holds a signed playback URL
+/// the API issued (`private`). Stored as text (a CHECK keeps it to these two).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    sqlx::Type,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    Public,
+    Private,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Private => "private",
+        }
+    }
+}
+
+impl std::str::FromStr for Visibility {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "public" => Ok(Self::Public),
+            "private" => Ok(Self::Private),
+            other => Err(format!(
+                "unknown visibility {other:?}; expected public or private"
             )),
         }
     }

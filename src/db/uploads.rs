@@ -10,6 +10,8 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::Visibility;
+
 /// An upload as the handlers see it.
 #[derive(Debug, Clone)]
 pub struct UploadRow {
@@ -22,6 +24,10 @@ pub struct UploadRow {
     pub expires_at: OffsetDateTime,
     pub reserved_video_id: Option<Uuid>,
     pub video_id: Option<Uuid>,
+    /// Whose it is (`None`: made without a key in `AUTH_MODE=open`).
+    pub owner_id: Option<Uuid>,
+    /// What its video will be (`None`: the API's default).
+    pub visibility: Option<Visibility>,
     /// Whether some request holds a lease on it right now.
     pub locked: bool,
 }
@@ -44,6 +50,8 @@ pub struct NewUpload {
     pub metadata: Option<String>,
     pub filename: Option<String>,
     pub title: Option<String>,
+    pub owner_id: Option<Uuid>,
+    pub visibility: Visibility,
     pub expiry: Duration,
 }
 
@@ -56,9 +64,9 @@ pub async fn insert(
 ) -> sqlx::Result<OffsetDateTime> {
     sqlx::query_scalar!(
         "INSERT INTO uploads (id, upload_length, metadata, filename, title, expires_at,
-                              lock_token, locked_until)
+                              lock_token, locked_until, owner_id, visibility)
          VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6),
-                 $7, now() + make_interval(secs => $8))
+                 $7, now() + make_interval(secs => $8), $9, $10)
          RETURNING expires_at",
         upload.id,
         upload.length,
@@ -68,6 +76,8 @@ pub async fn insert(
         upload.expiry.as_secs_f64(),
         token,
         lease.as_secs_f64(),
+        upload.owner_id,
+        upload.visibility.as_str(),
     )
     .fetch_one(conn)
     .await
@@ -77,7 +87,8 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Uploa
     sqlx::query_as!(
         UploadRow,
         r#"SELECT id, upload_length, upload_offset, metadata, filename, title, expires_at,
-                  reserved_video_id, video_id,
+                  reserved_video_id, video_id, owner_id,
+                  visibility AS "visibility: Visibility",
                   coalesce(locked_until > now(), false) AS "locked!"
            FROM uploads WHERE id = $1"#,
         id
@@ -98,7 +109,8 @@ pub async fn acquire(
         r#"UPDATE uploads SET lock_token = $2, locked_until = now() + make_interval(secs => $3)
            WHERE id = $1 AND (locked_until IS NULL OR locked_until <= now())
            RETURNING id, upload_length, upload_offset, metadata, filename, title, expires_at,
-                     reserved_video_id, video_id, true AS "locked!""#,
+                     reserved_video_id, video_id, owner_id,
+                     visibility AS "visibility: Visibility", true AS "locked!""#,
         id,
         token,
         lease.as_secs_f64()

@@ -4,13 +4,16 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{JobStage, JobState};
+use super::{JobStage, JobState, Visibility};
 
 /// A probed, accepted upload about to be recorded.
 #[derive(Debug, Clone)]
 pub struct NewVideo {
     pub id: Uuid,
     pub title: String,
+    /// Whose it is: the uploading key's owner (`None` in `AUTH_MODE=open` without a key).
+    pub owner_id: Option<Uuid>,
+    pub visibility: Visibility,
     pub source: Source,
 }
 
@@ -35,6 +38,7 @@ pub struct Source {
 pub struct VideoRow {
     pub id: Uuid,
     pub title: String,
+    pub visibility: Visibility,
     pub source_url: Option<String>,
     pub size_bytes: Option<i64>,
     pub duration_s: Option<f64>,
@@ -75,8 +79,8 @@ pub struct RenditionRow {
 pub async fn insert(conn: &mut PgConnection, v: &NewVideo) -> sqlx::Result<()> {
     sqlx::query!(
         "INSERT INTO videos (id, title, source_path, size_bytes, format_name, duration_s,
-                             width, height, frame_rate, video_codec, audio_codec)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                             width, height, frame_rate, video_codec, audio_codec, owner_id, visibility)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         v.id,
         v.title,
         v.source.source_path,
@@ -88,6 +92,8 @@ pub async fn insert(conn: &mut PgConnection, v: &NewVideo) -> sqlx::Result<()> {
         v.source.frame_rate,
         v.source.video_codec,
         v.source.audio_codec,
+        v.owner_id,
+        v.visibility.as_str(),
     )
     .execute(conn)
     .await?;
@@ -100,12 +106,17 @@ pub async fn insert_from_url(
     id: Uuid,
     title: &str,
     url: &str,
+    owner_id: Option<Uuid>,
+    visibility: Visibility,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        "INSERT INTO videos (id, title, source_url) VALUES ($1, $2, $3)",
+        "INSERT INTO videos (id, title, source_url, owner_id, visibility)
+         VALUES ($1, $2, $3, $4, $5)",
         id,
         title,
-        url
+        url,
+        owner_id,
+        visibility.as_str()
     )
     .execute(conn)
     .await?;
@@ -135,17 +146,24 @@ pub async fn set_source(conn: &mut PgConnection, id: Uuid, s: &Source) -> sqlx::
     Ok(())
 }
 
-pub async fn get(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<VideoRow>> {
+/// The video `id`, if `scope` may see it: `scope` is the caller's owner, or `None` for an admin
+/// (see `Caller::scope`). Another owner's video is `None`, exactly like a missing one.
+pub async fn get(
+    conn: &mut PgConnection,
+    id: Uuid,
+    scope: Option<Uuid>,
+) -> sqlx::Result<Option<VideoRow>> {
     sqlx::query_as!(
         VideoRow,
-        r#"SELECT v.id, v.title, v.source_url, v.size_bytes, v.duration_s, v.width, v.height, v.frame_rate,
+        r#"SELECT v.id, v.title, v.visibility AS "visibility: Visibility", v.source_url, v.size_bytes, v.duration_s, v.width, v.height, v.frame_rate,
                   v.video_codec, v.audio_codec, v.created_at,
                   j.state AS "state: JobState", j.stage AS "stage: JobStage", j.progress,
                   j.attempts, j.error_code, j.error_message, j.started_at, j.finished_at,
                   j.attempt_key, j.playable_at, j.has_poster
            FROM videos v JOIN jobs j ON j.video_id = v.id
-           WHERE v.id = $1"#,
-        id
+           WHERE v.id = $1 AND ($2::uuid IS NULL OR v.owner_id = $2)"#,
+        id,
+        scope
     )
     .fetch_optional(conn)
     .await
@@ -156,13 +174,14 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Video
 /// while new videos arrive.
 pub async fn list(
     conn: &mut PgConnection,
+    scope: Option<Uuid>,
     status: Option<JobState>,
     before: Option<Uuid>,
     limit: i64,
 ) -> sqlx::Result<Vec<VideoRow>> {
     sqlx::query_as!(
         VideoRow,
-        r#"SELECT v.id, v.title, v.source_url, v.size_bytes, v.duration_s, v.width, v.height, v.frame_rate,
+        r#"SELECT v.id, v.title, v.visibility AS "visibility: Visibility", v.source_url, v.size_bytes, v.duration_s, v.width, v.height, v.frame_rate,
                   v.video_codec, v.audio_codec, v.created_at,
                   j.state AS "state: JobState", j.stage AS "stage: JobStage", j.progress,
                   j.attempts, j.error_code, j.error_message, j.started_at, j.finished_at,
@@ -170,11 +189,13 @@ pub async fn list(
            FROM videos v JOIN jobs j ON j.video_id = v.id
            WHERE ($1::job_state IS NULL OR j.state = $1)
              AND ($2::uuid IS NULL OR v.id < $2)
+             AND ($4::uuid IS NULL OR v.owner_id = $4)
            ORDER BY v.id DESC
            LIMIT $3"#,
         status as Option<JobState>,
         before,
-        limit
+        limit,
+        scope
     )
     .fetch_all(conn)
     .await
@@ -230,8 +251,63 @@ pub async fn delete_renditions(conn: &mut PgConnection, video_id: Uuid) -> sqlx:
 /// (`Some(None)` for a URL ingest that has none yet) so the caller can remove
 /// the files. Waits for a worker that is publishing it (the worker holds the
 /// job row), so files are removed after, not during.
-pub async fn delete(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Option<String>>> {
-    sqlx::query_scalar!("DELETE FROM videos WHERE id = $1 RETURNING source_path", id)
+pub async fn delete(
+    conn: &mut PgConnection,
+    id: Uuid,
+    scope: Option<Uuid>,
+) -> sqlx::Result<Option<Option<String>>> {
+    sqlx::query_scalar!(
+        "DELETE FROM videos WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)
+         RETURNING source_path",
+        id,
+        scope
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// The owner of video `id` (`None`: no such video, or it has no owner).
+pub async fn owner_of(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Uuid>> {
+    let owner = sqlx::query_scalar!("SELECT owner_id FROM videos WHERE id = $1", id)
         .fetch_optional(conn)
-        .await
+        .await?;
+    Ok(owner.flatten())
+}
+
+/// Whether `scope` (an owner, or `None` for an admin) may see video `id`.
+pub async fn visible_to(
+    conn: &mut PgConnection,
+    id: Uuid,
+    scope: Option<Uuid>,
+) -> sqlx::Result<bool> {
+    let found = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM videos
+                          WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)) AS "found!""#,
+        id,
+        scope
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(found)
+}
+
+/// Changes the title and/or visibility of a video `scope` may see; false if it may not.
+pub async fn update(
+    conn: &mut PgConnection,
+    id: Uuid,
+    scope: Option<Uuid>,
+    title: Option<&str>,
+    visibility: Option<Visibility>,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE videos SET title = coalesce($3, title), visibility = coalesce($4, visibility)
+         WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)",
+        id,
+        scope,
+        title,
+        visibility.map(Visibility::as_str)
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

@@ -39,6 +39,11 @@ impl Caller {
         if self.admin { None } else { self.owner_id }
     }
 
+    /// Whether this caller may see a resource of `owner` (an admin sees every one).
+    pub fn may_see(&self, owner: Option<Uuid>) -> bool {
+        self.admin || (owner.is_some() && owner == self.owner_id)
+    }
+
     /// Refuses a non-admin caller with 403.
     pub fn require_admin(&self) -> Result<(), ApiError> {
         if self.admin {

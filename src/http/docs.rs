@@ -26,8 +26,29 @@ use super::{AppState, error, health, hls, lifecycle, tus, videos};
         (name = "operations", description = "Health, readiness and metrics"),
     ),
     components(schemas(error::ErrorCode, error::Problem, tus::TusResumable)),
+    modifiers(&ApiKeyScheme),
 )]
 struct ApiDoc;
+
+/// Declares the `api_key` scheme the `/v1` operations name in their `security`.
+struct ApiKeyScheme;
+
+impl utoipa::Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some(
+                "An API key (`ps_…`) made with `prostream keys create`, sent as \
+                 `Authorization: Bearer KEY`.",
+            ))
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("api_key", SecurityScheme::Http(scheme));
+    }
+}
 
 /// Every route of the API with its description.
 pub(super) fn routes() -> OpenApiRouter<AppState> {

@@ -4,7 +4,7 @@
 //! exactly the codes the handlers can send.
 
 use axum::{
-    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
+    http::{HeaderName, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
@@ -80,6 +80,9 @@ error_codes! {
     ApiKeyRequired = "api_key_required": "No `Authorization: Bearer KEY` header (401). Create a key with `prostream keys create`.",
     ApiKeyInvalid = "api_key_invalid": "The key is malformed, unknown or revoked (401).",
     Forbidden = "forbidden": "The key is valid but may not do this (403), e.g. an admin-only action.",
+    InvalidVisibility = "invalid_visibility": "`visibility` is not `public` or `private`.",
+    StorageQuotaExceeded = "storage_quota_exceeded": "The upload would take the owner past its stored-bytes quota (413); delete videos or ask an operator to raise it.",
+    UploadQuotaExceeded = "upload_quota_exceeded": "The owner has used its uploads for today (UTC) (429); `Retry-After` says when the next day starts.",
     InternalError = "internal_error": "A failure on our side; the log has the cause.",
 }
 
@@ -89,7 +92,8 @@ pub struct ApiError {
     code: ErrorCode,
     detail: String,
     /// Sent with the problem: `WWW-Authenticate` on a 401, `Retry-After` on a 429, …
-    headers: HeaderMap,
+    /// (A list rather than a `HeaderMap`: it keeps `ApiError`, which every handler returns, small.)
+    headers: Vec<(HeaderName, HeaderValue)>,
     /// Logged, never sent: the cause of a 5xx.
     source: Option<anyhow::Error>,
 }
@@ -115,14 +119,14 @@ impl ApiError {
             status,
             code,
             detail: detail.into(),
-            headers: HeaderMap::new(),
+            headers: Vec::new(),
             source: None,
         }
     }
 
     /// Adds a header to the response.
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.insert(name, value);
+        self.headers.push((name, value));
         self
     }
 
@@ -160,6 +164,10 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         self.code.as_str()
+    }
+
+    pub fn detail(&self) -> &str {
+        &self.detail
     }
 }
 
@@ -228,7 +236,8 @@ impl IntoResponse for ApiError {
             detail: self.detail,
             code: self.code,
         };
-        let mut response = (self.status, self.headers, axum::Json(body)).into_response();
+        let mut response = (self.status, axum::Json(body)).into_response();
+        response.headers_mut().extend(self.headers);
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),

@@ -13,7 +13,7 @@ use super::{
     error::{ApiError, ErrorCode},
 };
 use crate::{
-    db::{self, videos::NewVideo},
+    db::{self, Visibility, videos::NewVideo},
     media::{self, ProbeInfo},
     queue,
 };
@@ -42,6 +42,8 @@ pub enum Origin {
 pub struct Accepted {
     pub video_id: Uuid,
     pub title: String,
+    pub owner_id: Option<Uuid>,
+    pub visibility: Visibility,
     pub size: u64,
     pub info: ProbeInfo,
 }
@@ -56,6 +58,12 @@ pub async fn record_and_enqueue(
     let job_id = Uuid::now_v7();
     let video = new_video(accepted);
     let mut tx = state.pool.begin().await?;
+    // A resumable upload's bytes were checked against the quota when it was created, and have
+    // counted as stored since.
+    if let (Some(owner_id), Origin::Direct) = (video.owner_id, &origin) {
+        let bytes = video.source.size_bytes.max(0) as u64;
+        super::quotas::reserve_storage(&mut tx, &state.policy, owner_id, bytes).await?;
+    }
     db::videos::insert(&mut tx, &video).await?;
     db::jobs::insert(&mut tx, job_id, video_id, state.max_attempts).await?;
     if let Origin::Tus {
@@ -105,12 +113,16 @@ fn new_video(accepted: Accepted) -> NewVideo {
     let Accepted {
         video_id,
         title,
+        owner_id,
+        visibility,
         size,
         info,
     } = accepted;
     NewVideo {
         id: video_id,
         title,
+        owner_id,
+        visibility,
         source: source_of(video_id, size, info),
     }
 }
@@ -127,6 +139,16 @@ pub(super) fn source_of(video_id: Uuid, size: u64, info: ProbeInfo) -> db::video
         frame_rate: info.video.as_ref().map(|v| v.frame_rate),
         video_codec: info.video.map(|v| v.codec),
         audio_codec: info.audio.map(|a| a.codec),
+    }
+}
+
+/// The visibility asked for (`public` or `private`), else the API's default.
+pub fn choose_visibility(given: Option<&str>, state: &AppState) -> Result<Visibility, ApiError> {
+    match given.map(str::trim) {
+        None | Some("") => Ok(state.policy.default_visibility),
+        Some(text) => text
+            .parse()
+            .map_err(|e: String| ApiError::bad_request(ErrorCode::InvalidVisibility, e)),
     }
 }
 

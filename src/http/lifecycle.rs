@@ -10,6 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
+    auth::Caller,
     error::{ApiError, ErrorCode, Problem},
     extract::Path,
     videos::{VideoOut, load_video, parse_id},
@@ -32,16 +33,20 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(("id" = String, Path, description = "The video's id (a UUID)")),
     responses(
         (status = 200, description = "Canceled", body = VideoOut),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 404, description = "`not_found` (also another owner's video)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`not_cancelable`: ready or failed already", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
-    ))]
+    ),
+    security(("api_key" = [])))]
 pub async fn cancel_video(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<VideoOut>, ApiError> {
     let id = parse_id(&id)?;
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = visible(&state, &caller, id).await?;
     if !db::jobs::cancel(&mut conn, id).await? {
         match db::jobs::state_of(&mut conn, id).await? {
             None => return Err(ApiError::not_found("this video")),
@@ -61,7 +66,7 @@ pub async fn cancel_video(
         tracing::info!(video_id = %id, "canceled");
     }
     drop(conn);
-    Ok(Json(load_video(&state, id).await?))
+    Ok(Json(load_video(&state, id, caller.scope()).await?))
 }
 
 /// Retry: a failed or canceled video goes back to the queue with a fresh
@@ -70,16 +75,20 @@ pub async fn cancel_video(
     params(("id" = String, Path, description = "The video's id (a UUID)")),
     responses(
         (status = 202, description = "Queued again", body = VideoOut),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 404, description = "`not_found` (also another owner's video)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`not_retryable`: queued, processing or ready", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
-    ))]
+    ),
+    security(("api_key" = [])))]
 pub async fn retry_video(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<VideoOut>), ApiError> {
     let id = parse_id(&id)?;
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = visible(&state, &caller, id).await?;
     let Some((job_id, new_state)) = db::jobs::retry(&mut conn, id).await? else {
         return Err(match db::jobs::state_of(&mut conn, id).await? {
             None => ApiError::not_found("this video"),
@@ -102,7 +111,24 @@ pub async fn retry_video(
         tracing::warn!(%job_id, error = %err, "retry recorded but not pushed to Redis");
     }
     tracing::info!(video_id = %id, %job_id, "queued again by request");
-    Ok((StatusCode::ACCEPTED, Json(load_video(&state, id).await?)))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(load_video(&state, id, caller.scope()).await?),
+    ))
+}
+
+/// A connection, once `caller` is known to see video `id` (404 otherwise, exactly as for a
+/// video that does not exist). Ownership never changes, so the check holds for the request.
+async fn visible(
+    state: &AppState,
+    caller: &Caller,
+    id: uuid::Uuid,
+) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    if !db::videos::visible_to(&mut conn, id, caller.scope()).await? {
+        return Err(ApiError::not_found("this video"));
+    }
+    Ok(conn)
 }
 
 /// Delete the video: its rows, its original and its published output.
@@ -110,16 +136,20 @@ pub async fn retry_video(
     params(("id" = String, Path, description = "The video's id (a UUID)")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 404, description = "`not_found` (also another owner's video)", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
-    ))]
+    ),
+    security(("api_key" = [])))]
 pub async fn delete_video(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
     let mut conn = state.pool.acquire().await?;
-    let source = db::videos::delete(&mut conn, id)
+    let source = db::videos::delete(&mut conn, id, caller.scope())
         .await?
         .ok_or_else(|| ApiError::not_found("this video"))?;
     drop(conn);

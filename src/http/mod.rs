@@ -7,6 +7,7 @@ mod health;
 mod hls;
 mod ingest;
 mod lifecycle;
+pub mod quotas;
 mod tus;
 mod upload;
 pub mod url_ingest;
@@ -31,7 +32,11 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{config::MediaLimits, queue::TranscodeQueue, storage::MediaRoot};
+use crate::{
+    config::{MediaLimits, OwnerPolicy},
+    queue::TranscodeQueue,
+    storage::MediaRoot,
+};
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
@@ -49,6 +54,8 @@ pub struct AppState {
     pub downloads: Arc<url_ingest::Downloads>,
     /// Whether `/v1` requests need an API key.
     pub auth: auth::AuthMode,
+    /// Default visibility of new videos and the owners' default quotas.
+    pub policy: Arc<OwnerPolicy>,
 }
 
 /// The whole API. `cors_origin` is `*` or a comma-separated list of origins.

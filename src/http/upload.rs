@@ -60,14 +60,18 @@ pub fn body_kind(request: &Request) -> Result<BodyKind, ApiError> {
 
 /// Refuses early when the client announces more than the cap, before reading a byte.
 pub fn check_announced_length(request: &Request, cap: u64) -> Result<(), ApiError> {
-    let announced = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    match announced {
+    match announced_length(request) {
         Some(len) if len > cap => Err(too_large(cap)),
         _ => Ok(()),
     }
+}
+
+/// The body's `Content-Length`, when the client announced one.
+pub fn announced_length(request: &Request) -> Option<u64> {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
 }
 
 pub fn too_large(cap: u64) -> ApiError {

@@ -24,11 +24,12 @@ use uuid::Uuid;
 
 use super::{
     AppState,
+    auth::Caller,
     error::{ApiError, ErrorCode},
     videos::{VideoOut, load_video},
 };
 use crate::{
-    db,
+    db::{self, Visibility},
     fetch::{self, FetchError, Policy},
     media, queue,
     storage::TempFile,
@@ -102,12 +103,23 @@ pub struct UrlIngest {
     pub url: String,
     /// 1-200 characters; default: the URL's file name.
     pub title: Option<String>,
+    /// `public` or `private`; default: `?visibility=`, else the server's `DEFAULT_VISIBILITY`.
+    pub visibility: Option<Visibility>,
+}
+
+/// What the upload request asked for besides the URL.
+pub struct Asked {
+    /// The `?title=` parameter (the JSON's `title` wins).
+    pub title: Option<String>,
+    /// From `?visibility=`, else the default; the JSON's `visibility` wins.
+    pub visibility: Visibility,
+    pub caller: Caller,
 }
 
 /// Records the video and its download; the downloader does the rest.
 pub async fn create_from_url(
     state: AppState,
-    title_param: Option<String>,
+    asked: Asked,
     request: Request,
 ) -> Result<(StatusCode, HeaderMap, Json<VideoOut>), ApiError> {
     let Json(body) = Json::<UrlIngest>::from_request(request, &())
@@ -128,18 +140,28 @@ pub async fn create_from_url(
         .and_then(|mut s| s.next_back())
         .filter(|name| !name.is_empty())
         .map(str::to_owned);
-    let title = super::ingest::choose_title(body.title.or(title_param), fallback.as_deref())?;
+    let title = super::ingest::choose_title(body.title.or(asked.title), fallback.as_deref())?;
+    let visibility = body.visibility.unwrap_or(asked.visibility);
+    let caller = asked.caller;
 
     let video_id = Uuid::now_v7();
     let job_id = Uuid::now_v7();
     let mut tx = state.pool.begin().await?;
-    db::videos::insert_from_url(&mut tx, video_id, &title, url.as_str()).await?;
+    db::videos::insert_from_url(
+        &mut tx,
+        video_id,
+        &title,
+        url.as_str(),
+        caller.owner_id,
+        visibility,
+    )
+    .await?;
     db::jobs::insert_downloading(&mut tx, job_id, video_id, state.max_attempts).await?;
     tx.commit().await?;
     state.downloads.wake.notify_one();
     tracing::info!(%video_id, %url, "URL ingest accepted");
 
-    let video = load_video(&state, video_id).await?;
+    let video = load_video(&state, video_id, caller.scope()).await?;
     let mut headers = HeaderMap::new();
     headers.insert(
         header::LOCATION,
@@ -288,9 +310,28 @@ async fn record(
     let size = tokio::fs::metadata(file.path()).await?.len();
     let source = super::ingest::source_of(video_id, size, info);
     let dest = state.media.resolve(&source.source_path)?;
+    let mut tx = state.pool.begin().await?;
+    // Only now is the size known: the owner's storage quota is checked with its row locked.
+    if let Some(owner_id) = db::videos::owner_of(&mut tx, video_id).await?
+        && let Err(refusal) =
+            super::quotas::reserve_storage(&mut tx, &state.policy, owner_id, size).await
+    {
+        drop(tx);
+        if refusal.status() != StatusCode::PAYLOAD_TOO_LARGE {
+            anyhow::bail!("could not check the storage quota: {}", refusal.detail());
+        }
+        tracing::info!(%video_id, size, "download refused: {}", refusal.detail());
+        return fail(
+            state,
+            holder,
+            download.job_id,
+            refusal.code(),
+            refusal.detail(),
+        )
+        .await;
+    }
     file.persist(&dest).await?;
     let queued = async {
-        let mut tx = state.pool.begin().await?;
         db::videos::set_source(&mut tx, video_id, &source).await?;
         let ours = db::jobs::finish_download(&mut tx, download.job_id, holder).await?;
         if ours {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use axum::{
     Json,
-    extract::{DefaultBodyLimit, Request, State},
+    extract::{DefaultBodyLimit, Request, State, rejection::JsonRejection},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::IntoResponse,
 };
@@ -16,13 +16,14 @@ use uuid::Uuid;
 
 use super::{
     AppState,
+    auth::Caller,
     error::{ApiError, ErrorCode, Problem},
     extract::{Path, Query},
-    ingest,
+    ingest, quotas,
     upload::{self, BodyKind},
 };
 use crate::{
-    db::{self, JobStage, JobState},
+    db::{self, JobStage, JobState, Visibility},
     storage::{MediaRoot, TempFile},
     telemetry,
 };
@@ -36,7 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes((schemas, paths, upload.layer(DefaultBodyLimit::disable())))
         .routes(routes!(list_videos))
-        .routes(routes!(get_video))
+        .routes(routes!(get_video, update_video))
 }
 
 /// A file's bytes as the request or response body.
@@ -59,6 +60,8 @@ pub struct UploadForm {
 pub struct VideoOut {
     pub id: Uuid,
     pub title: String,
+    /// `public`: the HLS URLs work for anyone; `private`: `playback` holds signed, expiring URLs.
+    pub visibility: Visibility,
     pub status: JobState,
     /// True once the video can be watched: ready, or still processing with
     /// every rendition's first segments published.
@@ -144,6 +147,7 @@ impl VideoOut {
         Self {
             id: row.id,
             title: row.title,
+            visibility: row.visibility,
             status: row.state,
             playable,
             progress: row.progress,
@@ -185,6 +189,9 @@ impl VideoOut {
 pub struct UploadParams {
     /// 1-200 characters; default: the multipart `title` field, else the file name, else `Untitled`.
     title: Option<String>,
+    /// `public` or `private`; default: the server's `DEFAULT_VISIBILITY`.
+    #[param(value_type = Option<Visibility>)]
+    visibility: Option<String>,
 }
 
 /// Upload a video (or audio) file. It is streamed to disk, probed, recorded
@@ -202,30 +209,57 @@ pub struct UploadParams {
     responses(
         (status = 202, description = "Accepted and queued", body = VideoOut,
          headers(("location" = String, description = "The video's URL"))),
-        (status = 400, description = "`invalid_title`, `invalid_multipart`, `missing_file`, `upload_incomplete`, \
-         `invalid_json`, `invalid_url`",
+        (status = 400, description = "`invalid_title`, `invalid_visibility`, `invalid_multipart`, `missing_file`, \
+         `upload_incomplete`, `invalid_json`, `invalid_url`",
          body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`upload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 413, description = "`upload_too_large`, `storage_quota_exceeded`", body = Problem,
+         content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_content_type`, `unsupported_media`", body = Problem,
          content_type = "application/problem+json"),
         (status = 422, description = "`url_forbidden`, `empty_upload`, `truncated_media`, `corrupt_media`, `no_media_streams`, \
          `dimensions_exceeded`, `duration_exceeded`, `frame_rate_exceeded`, `probe_timeout`", body = Problem,
          content_type = "application/problem+json"),
+        (status = 429, description = "`upload_quota_exceeded`", body = Problem,
+         content_type = "application/problem+json",
+         headers(("Retry-After" = String, description = "Seconds until the next UTC day"))),
         (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
-    ))]
+    ),
+    security(("api_key" = [])))]
 pub async fn create_video(
     State(state): State<AppState>,
+    caller: Caller,
     Query(params): Query<UploadParams>,
     request: Request,
 ) -> Result<impl IntoResponse, ApiError> {
-    let result = if is_json(&request) {
-        super::url_ingest::create_from_url(state, params.title, request).await
-    } else {
-        accept_upload(state, params, request).await
-    };
+    let result = create(state, caller, params, request).await;
     let label = result.as_ref().map_or_else(ApiError::code, |_| "accepted");
     metrics::counter!(telemetry::UPLOADS, "result" => label).increment(1);
     result
+}
+
+async fn create(
+    state: AppState,
+    caller: Caller,
+    params: UploadParams,
+    request: Request,
+) -> Result<(StatusCode, HeaderMap, Json<VideoOut>), ApiError> {
+    let visibility = ingest::choose_visibility(params.visibility.as_deref(), &state)?;
+    // A JSON body is a URL ingest: its length says nothing of the file's.
+    let json = is_json(&request);
+    let announced = upload::announced_length(&request).filter(|_| !json);
+    quotas::admit_upload(&state, &caller, announced).await?;
+    if json {
+        let asked = super::url_ingest::Asked {
+            title: params.title,
+            visibility,
+            caller,
+        };
+        super::url_ingest::create_from_url(state, asked, request).await
+    } else {
+        accept_upload(state, caller, params.title, visibility, request).await
+    }
 }
 
 fn is_json(request: &Request) -> bool {
@@ -239,7 +273,9 @@ fn is_json(request: &Request) -> bool {
 
 async fn accept_upload(
     state: AppState,
-    params: UploadParams,
+    caller: Caller,
+    title: Option<String>,
+    visibility: Visibility,
     request: Request,
 ) -> Result<(StatusCode, HeaderMap, Json<VideoOut>), ApiError> {
     let cap = state.limits.max_upload_bytes;
@@ -250,10 +286,7 @@ async fn accept_upload(
         BodyKind::Raw => upload::receive_raw(request.into_body(), file, cap).await?,
         BodyKind::Multipart => upload::receive_multipart(request, file, cap).await?,
     };
-    let title = ingest::choose_title(
-        params.title.or(received.title),
-        received.filename.as_deref(),
-    )?;
+    let title = ingest::choose_title(title.or(received.title), received.filename.as_deref())?;
     let info = ingest::probe(&state, received.file.path()).await?;
 
     let video_id = Uuid::now_v7();
@@ -270,6 +303,8 @@ async fn accept_upload(
     let accepted = ingest::Accepted {
         video_id,
         title,
+        owner_id: caller.owner_id,
+        visibility,
         size: received.size,
         info,
     };
@@ -278,7 +313,7 @@ async fn accept_upload(
         return Err(err);
     }
 
-    let video = load_video(&state, video_id).await?;
+    let video = load_video(&state, video_id, caller.scope()).await?;
     let mut headers = HeaderMap::new();
     headers.insert(header::LOCATION, video_location(video_id));
     Ok((StatusCode::ACCEPTED, headers, Json(video)))
@@ -294,20 +329,92 @@ pub(super) fn video_location(video_id: Uuid) -> HeaderValue {
     params(("id" = String, Path, description = "The video's id (a UUID)")),
     responses(
         (status = 200, description = "The video", body = VideoOut),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 404, description = "`not_found` (also another owner's video)", body = Problem,
+         content_type = "application/problem+json"),
         (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
-    ))]
+    ),
+    security(("api_key" = [])))]
 pub async fn get_video(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<VideoOut>, ApiError> {
     let id = parse_id(&id)?;
-    Ok(Json(load_video(&state, id).await?))
+    Ok(Json(load_video(&state, id, caller.scope()).await?))
 }
 
-pub(super) async fn load_video(state: &AppState, id: Uuid) -> Result<VideoOut, ApiError> {
+/// What `PATCH /v1/videos/{id}` may change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VideoPatch {
+    /// 1-200 characters.
+    pub title: Option<String>,
+    /// `public` or `private`. Signed URLs issued while private keep working until they expire.
+    pub visibility: Option<Visibility>,
+}
+
+/// Change a video's title or visibility.
+#[utoipa::path(patch, path = "/v1/videos/{id}", tag = "videos",
+    params(("id" = String, Path, description = "The video's id (a UUID)")),
+    request_body(content = VideoPatch, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The video as it is now", body = VideoOut),
+        (status = 400, description = "`invalid_json`, `invalid_title`", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 404, description = "`not_found` (also another owner's video)", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_content_type`: send application/json", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])))]
+pub async fn update_video(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<Json<VideoPatch>, JsonRejection>,
+) -> Result<Json<VideoOut>, ApiError> {
+    let id = parse_id(&id)?;
+    let Json(patch) = body.map_err(|rejection| match rejection {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::UnsupportedContentType,
+            "send the changes as application/json, e.g. {\"visibility\": \"public\"}",
+        ),
+        other => ApiError::bad_request(ErrorCode::InvalidJson, other.body_text()),
+    })?;
+    let title = patch
+        .title
+        .map(|t| ingest::choose_title(Some(t), None))
+        .transpose()?;
     let mut conn = state.pool.acquire().await?;
-    let row = db::videos::get(&mut conn, id)
+    if !db::videos::update(
+        &mut conn,
+        id,
+        caller.scope(),
+        title.as_deref(),
+        patch.visibility,
+    )
+    .await?
+    {
+        return Err(ApiError::not_found("this video"));
+    }
+    drop(conn);
+    Ok(Json(load_video(&state, id, caller.scope()).await?))
+}
+
+/// The video as `scope` (an owner, or `None` for an admin) may see it; 404 otherwise.
+pub(super) async fn load_video(
+    state: &AppState,
+    id: Uuid,
+    scope: Option<Uuid>,
+) -> Result<VideoOut, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let row = db::videos::get(&mut conn, id, scope)
         .await?
         .ok_or_else(|| ApiError::not_found("this video"))?;
     let renditions = db::videos::renditions(&mut conn, &[id]).await?;
@@ -333,16 +440,20 @@ pub struct ListParams {
     cursor: Option<String>,
 }
 
-/// Videos, newest first, a page at a time.
+/// Videos, newest first, a page at a time: the caller's own (an admin key sees every owner's).
 #[utoipa::path(get, path = "/v1/videos", tag = "videos", params(ListParams),
     responses(
         (status = 200, description = "A page of videos", body = VideoPage),
         (status = 400, description = "`invalid_status`, `invalid_limit`, `invalid_cursor`", body = Problem,
          content_type = "application/problem+json"),
+        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
+         content_type = "application/problem+json"),
         (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
-    ))]
+    ),
+    security(("api_key" = [])))]
 pub async fn list_videos(
     State(state): State<AppState>,
+    caller: Caller,
     Query(params): Query<ListParams>,
 ) -> Result<Json<VideoPage>, ApiError> {
     let status = params
@@ -375,7 +486,7 @@ pub async fn list_videos(
 
     let mut conn = state.pool.acquire().await?;
     // One extra row tells whether another page follows.
-    let mut rows = db::videos::list(&mut conn, status, cursor, limit + 1).await?;
+    let mut rows = db::videos::list(&mut conn, caller.scope(), status, cursor, limit + 1).await?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();

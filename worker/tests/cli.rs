@@ -50,6 +50,7 @@ async fn prostream(app: &TestApp, state: &std::path::Path, args: &[&str]) -> Out
     tokio::process::Command::new(prostream_bin())
         .args(args)
         .env("PROSTREAM_URL", &app.base)
+        .env("PROSTREAM_API_KEY", &app.key)
         .env("XDG_STATE_HOME", state)
         .output()
         .await
@@ -238,10 +239,12 @@ async fn an_upload_cut_off_midway_resumes_from_the_servers_offset_when_run_again
     let run = |server: String| {
         let state = fixtures.clone();
         let clip_arg = clip_arg.to_owned();
+        let key = app.key.clone();
         async move {
             tokio::process::Command::new(prostream_bin())
                 .args(["upload", &clip_arg, "--json", "--wait", "--server", &server])
                 .env("XDG_STATE_HOME", &state)
+                .env("PROSTREAM_API_KEY", &key)
                 .env("PROSTREAM_UPLOAD_CHUNK_BYTES", "1048576")
                 .output()
                 .await

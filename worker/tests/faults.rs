@@ -534,6 +534,7 @@ async fn redis_restart_during_uploads(stack: &mut Stack, clip: &Path) {
     let body = std::fs::read(clip).unwrap();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
+        .default_headers(stack.app.http_headers())
         .build()
         .unwrap();
     let uploads = (0..6).map(|i| {

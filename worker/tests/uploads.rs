@@ -191,7 +191,9 @@ async fn a_body_that_breaks_off_mid_stream_is_not_queued(pool: PgPool) {
     let addr = app.base.trim_start_matches("http://").to_owned();
     let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let head = format!(
-        "POST /v1/videos HTTP/1.1\r\nHost: {addr}\r\nContent-Type: video/mp4\r\nContent-Length: 1000000\r\n\r\n"
+        "POST /v1/videos HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: video/mp4\r\nContent-Length: 1000000\r\n\r\n",
+        app.key
     );
     socket.write_all(head.as_bytes()).await.unwrap();
     socket.write_all(&[0u8; 50_000]).await.unwrap();

@@ -90,6 +90,8 @@ async fn accept(state: &AppState, lease: &Lease, row: &UploadRow) -> Result<Uuid
     let accepted = ingest::Accepted {
         video_id,
         title,
+        owner_id: row.owner_id,
+        visibility: row.visibility.unwrap_or(state.policy.default_visibility),
         size: row.upload_length as u64,
         info,
     };

@@ -117,12 +117,14 @@ pub fn not_offset_octet_stream() -> ApiError {
     )
 }
 
-/// `filename` and `title` of `Upload-Metadata`; the raw header is kept to answer HEAD with.
+/// `filename`, `title` and `visibility` of `Upload-Metadata`; the raw header is kept to answer HEAD with.
 #[derive(Debug, Default, PartialEq)]
 pub struct Metadata {
     pub raw: Option<String>,
     pub filename: Option<String>,
     pub title: Option<String>,
+    /// `public` or `private` (checked by the caller).
+    pub visibility: Option<String>,
 }
 
 /// Parses `Upload-Metadata`: comma-separated `key base64value` pairs (the value may be left out),
@@ -170,6 +172,7 @@ pub fn metadata(headers: &HeaderMap) -> Result<Metadata, ApiError> {
         match key {
             "filename" => parsed.filename = Some(text()?),
             "title" => parsed.title = Some(text()?),
+            "visibility" => parsed.visibility = Some(text()?),
             _ => {}
         }
     }

@@ -40,9 +40,10 @@ use self::{
 };
 use super::{
     AppState,
+    auth::Caller,
     error::{ApiError, ErrorCode, Problem},
     extract::Path,
-    ingest, upload,
+    ingest, quotas, upload,
     videos::BinaryFile,
 };
 use crate::db::{
@@ -131,8 +132,11 @@ pub enum TusResumable {
             ("Tus-Checksum-Algorithm" = String, description = "`sha1`"),
             ("Tus-Max-Size" = String, description = "MAX_UPLOAD_BYTES"),
         )),
-    ))]
-pub async fn tus_options(State(state): State<AppState>) -> Response {
+        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
+         content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])))]
+pub async fn tus_options(State(state): State<AppState>, _caller: Caller) -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
     let out = response.headers_mut();
     out.insert(TUS_VERSION, HeaderValue::from_static(headers::VERSION));
@@ -173,20 +177,28 @@ pub async fn tus_options(State(state): State<AppState>) -> Response {
         (status = 400, description = "`upload_length_required`, `invalid_upload_metadata`, `invalid_title`, \
           `invalid_upload_checksum`, `unsupported_checksum_algorithm`, `upload_incomplete`",
          body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
+         content_type = "application/problem+json"),
         (status = 412, description = "`tus_version_unsupported`", body = Problem, content_type = "application/problem+json",
          headers(("Tus-Version" = String, description = "`1.0.0`"))),
         (status = 413, description = "`upload_too_large` (Upload-Length over MAX_UPLOAD_BYTES), \
-          `upload_length_exceeded` (a body longer than Upload-Length)", body = Problem, content_type = "application/problem+json"),
+          `upload_length_exceeded` (a body longer than Upload-Length), `storage_quota_exceeded`", body = Problem,
+          content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media` (the whole file came and is not media)",
          body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`empty_upload` (Upload-Length 0) and the other refusals of POST /v1/videos",
          body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`upload_quota_exceeded`", body = Problem,
+         content_type = "application/problem+json",
+         headers(("Retry-After" = String, description = "Seconds until the next UTC day"))),
         (status = 460, description = "`checksum_mismatch`: nothing was created", body = Problem,
          content_type = "application/problem+json"),
         (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
-    ))]
+    ),
+    security(("api_key" = [])))]
 pub async fn create_upload(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -206,6 +218,7 @@ pub async fn create_upload(
     if let Some(title) = &meta.title {
         ingest::choose_title(Some(title.clone()), None)?;
     }
+    let visibility = ingest::choose_visibility(meta.visibility.as_deref(), &state)?;
     let with_upload = headers::is_offset_octet_stream(&headers);
     let digest = if with_upload {
         headers::checksum(&headers)?.map(ChunkDigest::new)
@@ -215,12 +228,16 @@ pub async fn create_upload(
     if with_upload && headers::content_length(&headers).is_some_and(|n| n > length) {
         return Err(length_exceeded(length));
     }
+    // The whole length counts against the storage quota from now on.
+    quotas::admit_upload(&state, &caller, Some(length)).await?;
     let new = NewUpload {
         id: Uuid::now_v7(),
         length: length as i64,
         metadata: meta.raw,
         filename: meta.filename,
         title: meta.title,
+        owner_id: caller.owner_id,
+        visibility,
         expiry: state.limits.upload_expiry(),
     };
     detached(create(state, new, with_upload.then_some((digest, body)))).await
@@ -294,6 +311,8 @@ async fn create(
         expires_at,
         reserved_video_id: None,
         video_id: None,
+        owner_id: new.owner_id,
+        visibility: Some(new.visibility),
         locked: true,
     };
     let video_id = complete::finish(&state, lease, &row).await?;
@@ -321,26 +340,30 @@ async fn create(
             ("Prostream-Video-Id" = String, description = "Once complete: the video's id"),
             ("Content-Location" = String, description = "Once complete: `/v1/videos/{id}`"),
         )),
-        (status = 404, description = "`not_found` (no body)"),
+        (status = 401, description = "`api_key_required`, `api_key_invalid` (no body)"),
+        (status = 404, description = "`not_found`, also another owner's upload (no body)"),
         (status = 410, description = "`upload_expired`: unfinished past `Upload-Expires` (no body)"),
         (status = 412, description = "`tus_version_unsupported` (no body)",
          headers(("Tus-Version" = String, description = "`1.0.0`"))),
         (status = 415, description = "`unsupported_media`: the completed file was refused and deleted (no body)"),
         (status = 422, description = "The completed file was refused and deleted, as by POST /v1/videos (no body)"),
         (status = 500, description = "`internal_error` (no body)"),
-    ))]
+    ),
+    security(("api_key" = [])))]
 pub async fn head_upload(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_upload_id(&id)?;
-    detached(head(state, id)).await
+    detached(head(state, caller, id)).await
 }
 
-async fn head(state: AppState, id: Uuid) -> Result<Response, ApiError> {
+async fn head(state: AppState, caller: Caller, id: Uuid) -> Result<Response, ApiError> {
     let mut conn = state.pool.acquire().await?;
     let mut row = db::uploads::get(&mut conn, id)
         .await?
+        .filter(|row| caller.may_see(row.owner_id))
         .ok_or_else(not_found)?;
     drop(conn);
     if row.is_expired() {
@@ -427,9 +450,11 @@ async fn head(state: AppState, id: Uuid) -> Result<Response, ApiError> {
         (status = 460, description = "`checksum_mismatch`: the chunk was discarded", body = Problem,
          content_type = "application/problem+json"),
         (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
-    ))]
+    ),
+    security(("api_key" = [])))]
 pub async fn patch_upload(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -441,18 +466,19 @@ pub async fn patch_upload(
     let digest = headers::checksum(&headers)?.map(ChunkDigest::new);
     let id = parse_upload_id(&id)?;
     let announced = headers::content_length(&headers);
-    detached(patch(state, id, offset, announced, digest, body)).await
+    detached(patch(state, caller, id, offset, announced, digest, body)).await
 }
 
 async fn patch(
     state: AppState,
+    caller: Caller,
     id: Uuid,
     offset: u64,
     announced: Option<u64>,
     digest: Option<ChunkDigest>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (lease, mut row) = lease_or_refusal(&state, id).await?;
+    let (lease, mut row) = lease_or_refusal(&state, &caller, id).await?;
     let length = row.upload_length as u64;
     let refusal = if row.is_expired() {
         Some(expired())
@@ -537,20 +563,25 @@ async fn patch(
     ),
     responses(
         (status = 204, description = "Deleted", headers(("Tus-Resumable" = String, description = "`1.0.0`"))),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`, also another owner's upload", body = Problem,
+         content_type = "application/problem+json"),
         (status = 412, description = "`tus_version_unsupported`", body = Problem, content_type = "application/problem+json",
          headers(("Tus-Version" = String, description = "`1.0.0`"))),
         (status = 423, description = "`upload_locked`: a PATCH is writing to it", body = Problem,
          content_type = "application/problem+json"),
         (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
-    ))]
+    ),
+    security(("api_key" = [])))]
 pub async fn delete_upload(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_upload_id(&id)?;
     detached(async move {
-        let (lease, row) = lease_or_refusal(&state, id).await?;
+        let (lease, row) = lease_or_refusal(&state, &caller, id).await?;
         if row.video_id.is_some() {
             // The file belongs to the video now: only the receipt goes.
             let mut conn = state.pool.acquire().await?;
@@ -572,8 +603,22 @@ async fn detached<T: Send + 'static>(
     tokio::spawn(work).await.map_err(ApiError::internal)?
 }
 
-/// The upload's lease, or why not: 404 (no such upload), 410 (expired), 423 (another request has it).
-async fn lease_or_refusal(state: &AppState, id: Uuid) -> Result<(Lease, UploadRow), ApiError> {
+/// The upload's lease, or why not: 404 (no such upload, or another owner's), 410 (expired), 423
+/// (another request has it). Ownership is checked first, so nobody can hold a lease on another
+/// owner's upload even for a moment.
+async fn lease_or_refusal(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<(Lease, UploadRow), ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let owner = db::uploads::get(&mut conn, id)
+        .await?
+        .map(|row| row.owner_id);
+    if !owner.is_some_and(|owner| caller.may_see(owner)) {
+        return Err(not_found());
+    }
+    drop(conn);
     if let Some(held) = Lease::acquire(&state.pool, id).await? {
         return Ok(held);
     }

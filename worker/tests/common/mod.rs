@@ -12,8 +12,8 @@ use std::{
 };
 
 use prostream::{
-    config::MediaLimits,
-    http::{AppState, api_router, url_ingest},
+    config::{MediaLimits, OwnerPolicy},
+    http::{AppState, api_router, auth::AuthMode, url_ingest},
     queue::{self, TranscodeQueue},
     storage::MediaRoot,
 };
@@ -78,6 +78,47 @@ impl TestApp {
         redis_url: &str,
         ingest_config: url_ingest::IngestConfig,
     ) -> Self {
+        let policy = OwnerPolicy::default();
+        Self::spawn_custom(
+            pool,
+            limits,
+            redis_url,
+            ingest_config,
+            policy,
+            AuthMode::Required,
+        )
+        .await
+    }
+
+    /// The API with the owners' defaults (visibility, quotas) of the caller's choosing.
+    pub async fn spawn_with_policy(pool: PgPool, policy: OwnerPolicy) -> Self {
+        let (limits, ingest) = (MediaLimits::default(), test_ingest_config());
+        Self::spawn_custom(
+            pool,
+            limits,
+            &redis_url(),
+            ingest,
+            policy,
+            AuthMode::Required,
+        )
+        .await
+    }
+
+    /// The API in `AUTH_MODE=open`: requests without a key act as an admin.
+    pub async fn spawn_open(pool: PgPool) -> Self {
+        let (limits, ingest) = (MediaLimits::default(), test_ingest_config());
+        let policy = OwnerPolicy::default();
+        Self::spawn_custom(pool, limits, &redis_url(), ingest, policy, AuthMode::Open).await
+    }
+
+    pub async fn spawn_custom(
+        pool: PgPool,
+        limits: MediaLimits,
+        redis_url: &str,
+        ingest_config: url_ingest::IngestConfig,
+        policy: OwnerPolicy,
+        auth: AuthMode,
+    ) -> Self {
         let id = Uuid::now_v7().simple().to_string();
         let limits_max_upload = limits.max_upload_bytes;
         let media_dir = std::env::temp_dir().join(format!("prostream-test-{id}"));
@@ -96,7 +137,8 @@ impl TestApp {
                 url_ingest::Downloads::new(&ingest_config, limits_max_upload)
                     .expect("the download client builds"),
             ),
-            auth: prostream::http::auth::AuthMode::Required,
+            auth,
+            policy: Arc::new(policy),
         };
         let queue = state.queue.clone();
         let (base, server, server_task) = serve(state.clone()).await;
@@ -128,6 +170,11 @@ impl TestApp {
         };
         (self.base, self.server, self.server_task) = serve(state).await;
         self.http = client_with_key(&self.key);
+    }
+
+    /// The headers `http` sends: `Authorization: Bearer {key}`.
+    pub fn http_headers(&self) -> reqwest::header::HeaderMap {
+        auth_headers(&self.key)
     }
 
     /// A new API key of `owner` (created on first use), as `prostream keys create` makes one.
@@ -331,14 +378,19 @@ pub async fn create_key(pool: &PgPool, owner: &str, admin: bool) -> String {
 
 /// An HTTP client that sends `Authorization: Bearer {key}` with every request.
 pub fn client_with_key(key: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .default_headers(auth_headers(key))
+        .build()
+        .unwrap()
+}
+
+/// `Authorization: Bearer {key}` as default headers for a client of one's own.
+pub fn auth_headers(key: &str) -> reqwest::header::HeaderMap {
     let mut headers = reqwest::header::HeaderMap::new();
     let mut value: reqwest::header::HeaderValue = format!("Bearer {key}").parse().unwrap();
     value.set_sensitive(true);
     headers.insert(reqwest::header::AUTHORIZATION, value);
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .unwrap()
+    headers
 }
 
 /// Serves the API (and its URL downloader) on a free port; returns its base URL and how to stop it.

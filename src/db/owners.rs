@@ -1,0 +1,99 @@
+//! Queries on what an owner may still do: stored bytes and uploads per day.
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// An owner's quota overrides (`None`: the API's default applies).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub max_bytes: Option<i64>,
+    pub max_uploads_per_day: Option<i32>,
+}
+
+/// The owner's row, locked until the transaction ends so that two uploads of one owner check
+/// and record their bytes one after the other (nobody slips past the quota together).
+pub async fn lock(conn: &mut PgConnection, owner_id: Uuid) -> sqlx::Result<Overrides> {
+    sqlx::query_as!(
+        Overrides,
+        "SELECT max_bytes, max_uploads_per_day FROM owners WHERE id = $1 FOR UPDATE",
+        owner_id
+    )
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn overrides(conn: &mut PgConnection, owner_id: Uuid) -> sqlx::Result<Overrides> {
+    sqlx::query_as!(
+        Overrides,
+        "SELECT max_bytes, max_uploads_per_day FROM owners WHERE id = $1",
+        owner_id
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Bytes the owner holds: the originals of its videos plus the announced lengths of its
+/// resumable uploads still in progress (their bytes are promised, and a client could otherwise
+/// open many uploads at once and overshoot).
+pub async fn stored_bytes(conn: &mut PgConnection, owner_id: Uuid) -> sqlx::Result<i64> {
+    let total = sqlx::query_scalar!(
+        r#"SELECT (coalesce((SELECT sum(size_bytes) FROM videos WHERE owner_id = $1), 0)
+                 + coalesce((SELECT sum(upload_length) FROM uploads
+                             WHERE owner_id = $1 AND video_id IS NULL), 0))::bigint AS "total!""#,
+        owner_id
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(total)
+}
+
+/// Counts one more upload today (UTC) unless `limit` are counted already; returns whether it
+/// was counted. One statement, so concurrent uploads cannot both take the last place.
+pub async fn count_upload(
+    conn: &mut PgConnection,
+    owner_id: Uuid,
+    limit: i32,
+) -> sqlx::Result<bool> {
+    let counted = sqlx::query_scalar!(
+        "INSERT INTO upload_counts (owner_id, day, count)
+         SELECT $1, (now() AT TIME ZONE 'UTC')::date, 1 WHERE $2 > 0
+         ON CONFLICT (owner_id, day) DO UPDATE SET count = upload_counts.count + 1
+         WHERE upload_counts.count < $2
+         RETURNING count",
+        owner_id,
+        limit
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(counted.is_some())
+}
+
+/// Uploads counted today (UTC).
+pub async fn uploads_today(conn: &mut PgConnection, owner_id: Uuid) -> sqlx::Result<i32> {
+    let count = sqlx::query_scalar!(
+        "SELECT count FROM upload_counts
+         WHERE owner_id = $1 AND day = (now() AT TIME ZONE 'UTC')::date",
+        owner_id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(count.unwrap_or(0))
+}
+
+/// Sets (or, with `None`, clears back to the default) an owner's overrides; false if there is
+/// no owner of that name.
+pub async fn set_overrides(
+    conn: &mut PgConnection,
+    name: &str,
+    overrides: Overrides,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE owners SET max_bytes = $2, max_uploads_per_day = $3 WHERE name = $1",
+        name,
+        overrides.max_bytes,
+        overrides.max_uploads_per_day
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
