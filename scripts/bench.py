@@ -20,6 +20,9 @@ import urllib.request
 from pathlib import Path
 
 API = os.environ["STACK_URL"]
+# The stack's API key (scripts/lib/stack.sh); every /v1 request but public playback carries it.
+AUTH_HEADER = "Authorization: Bearer " + os.environ["STACK_KEY"]
+AUTH = dict([AUTH_HEADER.split(": ", 1)])
 SCRATCH = Path(os.environ["STACK_DIR"])
 MEDIA = Path(os.environ["MEDIA_ROOT"])
 API_PID = int(os.environ["STACK_API_PID"])
@@ -61,14 +64,15 @@ def timed(cmd, first_listed=None):
 
 
 def http_json(method, path, body=None, headers=None):
-    req = urllib.request.Request(API + path, data=body, method=method, headers=headers or {})
+    req = urllib.request.Request(API + path, data=body, method=method, headers={**AUTH, **(headers or {})})
     with urllib.request.urlopen(req, timeout=600) as resp:
         return resp.status, json.loads(resp.read() or b"null")
 
 
 def upload(path):
     with open(path, "rb") as f:
-        status, video = http_json("POST", "/v1/videos", f.read(), {"Content-Type": "video/mp4"})
+        # Public: its HLS is served as players and nginx get it, without a signed URL.
+        status, video = http_json("POST", "/v1/videos?visibility=public", f.read(), {"Content-Type": "video/mp4"})
     assert status == 202, video
     return video["id"]
 
@@ -198,7 +202,7 @@ def bench_first_playable_long(width, height):
     """A 10-minute source: playable as fast as a short one, then deleted (its encode is not needed)."""
     long_clip = make_clip("long.mp4", 600, width, height)
     video_id, playable_after, _ = upload_and_time_playable(long_clip, until_ready=False)
-    req = urllib.request.Request(f"{API}/v1/videos/{video_id}", method="DELETE")
+    req = urllib.request.Request(f"{API}/v1/videos/{video_id}", method="DELETE", headers=AUTH)
     urllib.request.urlopen(req, timeout=60).read()
     add("3. Time to first playable (600 s clip)", f"{playable_after:.2f} s after the upload's response", "—", "—",
         "≤ 3 s, whatever the length", playable_after <= 3, "as above, with a 10-minute clip; then DELETE")
@@ -249,8 +253,9 @@ def bench_queue_latency(tiny):
 
 # --- 5: API and HLS serving against nginx ------------------------------------------------------------
 
-def wrk(url, seconds=8):
-    out = run(["wrk", "-t2", "-c64", f"-d{seconds}s", "--latency", url], capture_output=True, text=True).stdout
+def wrk(url, seconds=8, headers=()):
+    extra = [a for h in headers for a in ("-H", h)]
+    out = run(["wrk", "-t2", "-c64", f"-d{seconds}s", "--latency", *extra, url], capture_output=True, text=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
@@ -259,9 +264,9 @@ def wrk(url, seconds=8):
 
 def bench_serving(video):
     video_id = video["id"]
-    rps, p99 = wrk(f"{API}/v1/videos/{video_id}")
+    rps, p99 = wrk(f"{API}/v1/videos/{video_id}", headers=[AUTH_HEADER])
     add("5a. GET /v1/videos/{id} at 64 connections", f"{rps:.0f} req/s, p99 {p99:.1f} ms", "—", "—",
-        "informative", None, f"wrk -t2 -c64 -d8s --latency {API}/v1/videos/ID")
+        "informative", None, f"wrk -t2 -c64 -d8s --latency -H 'Authorization: Bearer KEY' {API}/v1/videos/ID")
     key = video["playback"]["hls"].split("/")[-2]
     out = MEDIA / "videos" / video_id / key
     # The top rung's segment (bytes dominate) and the bottom rung's (per-request cost dominates).
@@ -322,7 +327,7 @@ def wait_http(url, limit=10):
 
 def curl_upload(path):
     return ["curl", "-sS", "-o", "/dev/null", "-X", "POST", "-T", str(path),
-            "-H", "Content-Type: application/octet-stream", f"{API}/v1/videos"]
+            "-H", "Content-Type: application/octet-stream", "-H", AUTH_HEADER, f"{API}/v1/videos"]
 
 
 def vm_hwm_kib(pid):

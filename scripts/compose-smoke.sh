@@ -180,6 +180,11 @@ check_uids() {
 }
 check_uids
 curl -fsS --max-time 10 "$API/readyz" >/dev/null || die "GET /readyz failed"
+# An API key, made the way an operator makes one: the CLI inside the api container.
+KEY=$(dc 60 exec -T api prostream keys create --name smoke --quiet) || die "prostream keys create failed in the api container"
+[[ $KEY == ps_* ]] || die "prostream keys create printed no key: $KEY"
+[[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$API/v1/videos") == 401 ]] ||
+    die "GET /v1/videos without a key was not refused with 401"
 
 # --- upload → ready → HLS ----------------------------------------------------------------------------
 json_field() { python3 -c 'import json, sys
@@ -196,12 +201,13 @@ make_clip() { # FILE SECONDS SIZE
 
 upload() { # FILE → prints the video id
     local body
-    body=$(curl -sS --fail-with-body --max-time 120 -X POST -T "$1" -H 'content-type: video/mp4' "$API/v1/videos") ||
+    body=$(curl -sS --fail-with-body --max-time 120 -X POST -T "$1" -H 'content-type: video/mp4' \
+        -H "Authorization: Bearer $KEY" "$API/v1/videos") ||
         die "upload of $1 failed: $body"
     json_field id <<<"$body"
 }
 
-video() { curl -fsS --max-time 10 "$API/v1/videos/$1"; }
+video() { curl -fsS --max-time 10 -H "Authorization: Bearer $KEY" "$API/v1/videos/$1"; }
 
 # wait_ready ID SECONDS: poll until ready; fail fast on failed/canceled.
 wait_ready() {

@@ -47,8 +47,10 @@ TOML
 # positive_data_acceptance is left out: a body the schema allows (any bytes) is not a video, and
 # the API rightly refuses it with 415/422 (both documented).
 checks_config >"$STACK_DIR/schemathesis-1.toml"
+# Every request carries the stack's key; the ignored_auth check also sends them without it.
+auth=(-H "Authorization: Bearer $STACK_KEY")
 st=(.dev/venv-contract/bin/st --config-file "$STACK_DIR/schemathesis-1.toml" run "$STACK_URL/openapi.json"
-    --checks all --exclude-checks positive_data_acceptance --workers 1 --max-examples 60)
+    "${auth[@]}" --checks all --exclude-checks positive_data_acceptance --workers 1 --max-examples 60)
 
 log "schemathesis, pass 1: generated input"
 "${st[@]}"
@@ -58,15 +60,18 @@ log "schemathesis, pass 1: generated input"
 clip="$STACK_DIR/clip.mp4"
 ffmpeg -v error -f lavfi -i testsrc2=size=320x240:rate=25:duration=2 -f lavfi -i sine=duration=2 \
     -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac -shortest "$clip"
-video=$(curl -sf -X POST -T "$clip" -H 'content-type: video/mp4' "$STACK_URL/v1/videos")
+# Public, so that its HLS files are served without a signed URL.
+video=$(curl -sf -X POST -T "$clip" -H 'content-type: video/mp4' -H "Authorization: Bearer $STACK_KEY" \
+    "$STACK_URL/v1/videos?visibility=public")
 id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$video")
-is_ready() { curl -sf "$STACK_URL/v1/videos/$id" | grep -q '"status":"ready"'; }
+is_ready() { curl -sf -H "Authorization: Bearer $STACK_KEY" "$STACK_URL/v1/videos/$id" | grep -q '"status":"ready"'; }
 wait_until 120 is_ready || die "the seed video did not become ready; see $STACK_DIR/worker-1.log"
-hls=$(curl -sf "$STACK_URL/v1/videos/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["playback"]["hls"])')
+hls=$(curl -sf -H "Authorization: Bearer $STACK_KEY" "$STACK_URL/v1/videos/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["playback"]["hls"])')
 attempt=$(basename "$(dirname "$hls")")
 
 # A real resumable upload, large enough that generated chunks never complete it, for pass 2.
 upload=$(curl -sf -D - -o /dev/null -X POST -H 'Tus-Resumable: 1.0.0' -H 'Upload-Length: 1000000000' \
+    -H "Authorization: Bearer $STACK_KEY" \
     "$STACK_URL/v1/uploads" | tr -d '\r' | sed -n 's|^[Ll]ocation: /v1/uploads/||p')
 [[ -n $upload ]] || die "could not create a resumable upload"
 
@@ -86,5 +91,5 @@ parameters = { "path.id" = "$upload" }
 TOML
 } >"$STACK_DIR/schemathesis-2.toml"
 .dev/venv-contract/bin/st --config-file "$STACK_DIR/schemathesis-2.toml" run "$STACK_URL/openapi.json" \
-    --checks all --exclude-checks positive_data_acceptance --workers 1 --max-examples 30 \
+    "${auth[@]}" --checks all --exclude-checks positive_data_acceptance --workers 1 --max-examples 30 \
     --exclude-method DELETE

@@ -89,14 +89,26 @@ wait_until 60 api_ready || {
     die "the API was not ready within 60s (log: .dev/logs/api.log)"
 }
 
+# An API key for the person at the terminal: kept in .dev/api-key and reused while the database still
+# knows it, otherwise a new one (owner `dev`).
+key_file=$DEV_DIR/api-key
+key=$(cat "$key_file" 2>/dev/null || true)
+if [[ -z $key || $(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $key" \
+    "$API_URL/v1/videos?limit=1") != 200 ]]; then
+    key=$("$TARGET_DIR/debug/prostream" keys create --name dev --owner dev --quiet)
+    (umask 077 && echo "$key" >"$key_file")
+fi
+
 cat <<EOF
 
 ProStream is running at $API_URL  (Ctrl-C stops it)
+  API key:  $key   (also in .dev/api-key; the web page asks for it once)
+            export PROSTREAM_API_KEY=$key   # for the prostream CLI
   logs:     $LOG_DIR/{api,worker-1,worker-2}.log
   media:    $MEDIA_ROOT
   database: $(redact_url "$DATABASE_URL")
   redis:    $(redact_url "$REDIS_URL")
-  upload:   curl -sS -F file=@video.mp4 -F title=demo $API_URL/v1/videos
+  upload:   curl -sS -H "Authorization: Bearer $key" -F file=@video.mp4 -F title=demo $API_URL/v1/videos
   (no video at hand? ffmpeg -f lavfi -i testsrc2=duration=10:size=1280x720:rate=30 -f lavfi -i sine=duration=10 -c:v libx264 -c:a aac -shortest video.mp4)
 
 EOF

@@ -7,7 +7,8 @@
 # start_stack PROFILE WORKERS
 #   PROFILE: debug or release (built here); WORKERS: how many worker processes.
 #   Exports STACK_URL (the API's base URL), STACK_DIR (logs and scratch), STACK_API_PID,
-#   STACK_WORKER_LOGS (colon-separated), DATABASE_URL (the stack's database), MEDIA_ROOT.
+#   STACK_WORKER_LOGS (colon-separated), DATABASE_URL (the stack's database), MEDIA_ROOT, and
+#   STACK_KEY: an API key of owner `stack` (PROSTREAM_API_KEY too, for the CLI).
 start_stack() {
     local profile=$1 workers=$2 db port i
     local build=(cargo build --workspace --quiet)
@@ -31,6 +32,8 @@ start_stack() {
     export BIND_ADDR="127.0.0.1:$port" STACK_URL="http://127.0.0.1:$port"
 
     "target/$profile/prostream" migrate
+    STACK_KEY=$("target/$profile/prostream" keys create --name stack --quiet)
+    export STACK_KEY PROSTREAM_API_KEY=$STACK_KEY
     "target/$profile/prostream" serve >"$STACK_DIR/api.log" 2>&1 &
     STACK_API_PID=$!
     export STACK_API_PID

@@ -26,6 +26,8 @@ import urllib.request
 
 CHUNK = 256 * 1024
 TITLE = "tus interop"
+# The API key of the stack (scripts/lib/stack.sh exports it); sent by the tus client and by us.
+AUTH = {"Authorization": "Bearer " + os.environ["PROSTREAM_API_KEY"]}
 
 
 def client(args):
@@ -33,7 +35,7 @@ def client(args):
     from tusclient.storage.filestorage import FileStorage
 
     storage = FileStorage(args.storage)
-    uploader = tus_client.TusClient(args.api + "/v1/uploads").uploader(
+    uploader = tus_client.TusClient(args.api + "/v1/uploads", headers=AUTH).uploader(
         file_path=args.file,
         chunk_size=CHUNK,
         metadata={"filename": os.path.basename(args.file), "title": TITLE},
@@ -76,13 +78,13 @@ def next_event(process, want):
 
 
 def server_offset(url):
-    request = urllib.request.Request(url, method="HEAD", headers={"Tus-Resumable": "1.0.0"})
+    request = urllib.request.Request(url, method="HEAD", headers={"Tus-Resumable": "1.0.0", **AUTH})
     with urllib.request.urlopen(request, timeout=10) as response:
         return int(response.headers["Upload-Offset"])
 
 
 def get_json(url):
-    with urllib.request.urlopen(url, timeout=10) as response:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=AUTH), timeout=10) as response:
         return json.load(response)
 
 

@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { chromium } from "playwright-core";
 
-const { PROSTREAM_URL, MATRIX_DIR } = process.env;
+const { PROSTREAM_URL, PROSTREAM_API_KEY, MATRIX_DIR } = process.env;
+const AUTH = { authorization: `Bearer ${PROSTREAM_API_KEY}` };
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 
 let browser;
@@ -17,7 +18,7 @@ const videos = {};
 async function upload(name) {
   const body = await readFile(`${MATRIX_DIR}/${name}`);
   const res = await fetch(`${PROSTREAM_URL}/v1/videos?title=${name}`, {
-    method: "POST", headers: { "content-type": "application/octet-stream" }, body,
+    method: "POST", headers: { "content-type": "application/octet-stream", ...AUTH }, body,
   });
   const text = await res.text();
   assert.equal(res.status, 202, `${name}: ${text}`);
@@ -27,7 +28,7 @@ async function upload(name) {
 async function ready(id) {
   const deadline = Date.now() + 180_000;
   for (;;) {
-    const video = await (await fetch(`${PROSTREAM_URL}/v1/videos/${id}`)).json();
+    const video = await (await fetch(`${PROSTREAM_URL}/v1/videos/${id}`, { headers: AUTH })).json();
     if (video.status === "ready") return video;
     assert.notEqual(video.status, "failed", JSON.stringify(video.error));
     assert.ok(Date.now() < deadline, `${id} still ${video.status}`);

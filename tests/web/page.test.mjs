@@ -1,11 +1,11 @@
 // The page at `/`, driven in headless Chromium: upload a clip, watch it become ready, play it;
 // refuse a junk file with the API's problem detail. Run by scripts/web-test.sh, which starts the
-// stack and sets PROSTREAM_URL, CLIP, JUNK and ARTIFACTS.
+// stack and sets PROSTREAM_URL, PROSTREAM_API_KEY, CLIP, JUNK and ARTIFACTS.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 
-const { PROSTREAM_URL, CLIP, JUNK, ARTIFACTS } = process.env;
+const { PROSTREAM_URL, PROSTREAM_API_KEY, CLIP, JUNK, ARTIFACTS } = process.env;
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 
 let browser;
@@ -24,7 +24,16 @@ async function openPage() {
   const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } });
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
+  // The API answers 401 to a browser without a key: the page asks for one, once, as a person would
+  // be asked, and keeps it.
+  const prompts = [];
+  page.on("dialog", (dialog) => {
+    prompts.push(dialog.message());
+    dialog.accept(PROSTREAM_API_KEY);
+  });
   await page.goto(PROSTREAM_URL);
+  await page.waitForFunction(() => localStorage.getItem("prostream.apiKey"));
+  assert.equal(prompts.length, 1, `asked ${prompts.length} times: ${prompts}`);
   return { page, errors };
 }
 
