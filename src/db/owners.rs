@@ -97,3 +97,35 @@ pub async fn set_overrides(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// An owner with what it holds and may hold, for `GET /v1/owners` and `GET /v1/usage`.
+#[derive(Debug, Clone)]
+pub struct UsageRow {
+    pub id: Uuid,
+    pub name: String,
+    pub stored_bytes: i64,
+    pub uploads_today: i32,
+    pub max_bytes: Option<i64>,
+    pub max_uploads_per_day: Option<i32>,
+}
+
+/// Every owner's usage (`only`: just that owner's), by name.
+pub async fn usage(conn: &mut PgConnection, only: Option<Uuid>) -> sqlx::Result<Vec<UsageRow>> {
+    sqlx::query_as!(
+        UsageRow,
+        r#"SELECT o.id, o.name, o.max_bytes, o.max_uploads_per_day,
+                  (coalesce((SELECT sum(v.size_bytes) FROM videos v WHERE v.owner_id = o.id), 0)
+                   + coalesce((SELECT sum(u.upload_length) FROM uploads u
+                               WHERE u.owner_id = o.id AND u.video_id IS NULL), 0))::bigint
+                      AS "stored_bytes!",
+                  coalesce((SELECT c.count FROM upload_counts c
+                            WHERE c.owner_id = o.id
+                              AND c.day = (now() AT TIME ZONE 'UTC')::date), 0) AS "uploads_today!"
+           FROM owners o
+           WHERE $1::uuid IS NULL OR o.id = $1
+           ORDER BY o.name"#,
+        only
+    )
+    .fetch_all(conn)
+    .await
+}

@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{AppState, error, health, hls, lifecycle, tus, videos};
+use super::{AppState, error, health, hls, lifecycle, owners, tus, videos};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +23,7 @@ use super::{AppState, error, health, hls, lifecycle, tus, videos};
         (name = "videos", description = "Upload, inspect, cancel, retry and delete videos"),
         (name = "uploads", description = "Resumable uploads (tus 1.0.0): create, resume, terminate"),
         (name = "playback", description = "HLS playlists, segments and posters"),
+        (name = "owners", description = "Usage against quotas; every owner's for admin keys"),
         (name = "operations", description = "Health, readiness and metrics"),
     ),
     components(schemas(error::ErrorCode, error::Problem, tus::TusResumable)),
@@ -56,6 +57,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .merge(videos::router())
         .merge(tus::router())
         .merge(lifecycle::router())
+        .merge(owners::router())
         .merge(hls::router())
         .merge(health::router())
 }
@@ -115,6 +117,8 @@ mod tests {
             "/v1/videos/{id}/hls/{attempt}/{file}",
             "/v1/uploads",
             "/v1/uploads/{id}",
+            "/v1/usage",
+            "/v1/owners",
             "/healthz",
             "/readyz",
             "/metrics",

@@ -7,6 +7,7 @@ mod health;
 mod hls;
 mod ingest;
 mod lifecycle;
+mod owners;
 pub mod quotas;
 mod tus;
 mod upload;

@@ -532,3 +532,49 @@ async fn in_open_mode_a_request_without_a_key_acts_as_an_admin(pool: PgPool) {
     let _ = std::fs::remove_dir_all(&fixtures);
     app.shutdown().await;
 }
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn an_owner_reads_its_usage_and_only_an_admin_key_lists_every_owner(pool: PgPool) {
+    let policy = OwnerPolicy {
+        quota_max_bytes: 1 << 30,
+        quota_uploads_per_day: 10,
+        ..OwnerPolicy::default()
+    };
+    let app = TestApp::spawn_with_policy(pool, policy).await;
+    let fixtures = scratch();
+    let clip = make_clip(&fixtures, "a.mp4", 1, 160, 120, false).await;
+    let size = std::fs::metadata(&clip).unwrap().len();
+    app.upload_ok(&clip).await;
+
+    let usage = app.get_json("/v1/usage").await;
+    assert_eq!(usage["owner"], "test-owner", "{usage}");
+    assert_eq!(usage["stored_bytes"], size);
+    assert_eq!(usage["max_bytes"], 1u64 << 30);
+    assert_eq!(usage["uploads_today"], 1);
+    assert_eq!(usage["uploads_per_day"], 10);
+
+    let refused = app.http.get(app.url("/v1/owners")).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(code_of(refused).await.as_deref(), Some("forbidden"));
+
+    let admin = client_with_key(&app.new_key("operator", true).await);
+    let owners: Value = admin
+        .get(app.url("/v1/owners"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = owners["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["owner"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["operator", "test-owner"], "{owners}");
+    assert_eq!(owners["items"][1]["stored_bytes"], size);
+
+    let _ = std::fs::remove_dir_all(&fixtures);
+    app.shutdown().await;
+}
