@@ -145,7 +145,7 @@ pub(super) fn source_of(video_id: Uuid, size: u64, info: ProbeInfo) -> db::video
 /// The visibility asked for (`public` or `private`), else the API's default.
 pub fn choose_visibility(given: Option<&str>, state: &AppState) -> Result<Visibility, ApiError> {
     match given.map(str::trim) {
-        None | Some("") => Ok(state.policy.default_visibility),
+        None => Ok(state.policy.default_visibility),
         Some(text) => text
             .parse()
             .map_err(|e: String| ApiError::bad_request(ErrorCode::InvalidVisibility, e)),

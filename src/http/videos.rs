@@ -376,10 +376,11 @@ pub async fn update_video(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Result<Json<VideoPatch>, JsonRejection>,
+    body: Result<Json<serde_json::Map<String, serde_json::Value>>, JsonRejection>,
 ) -> Result<Json<VideoOut>, ApiError> {
     let id = parse_id(&id)?;
-    let Json(patch) = body.map_err(|rejection| match rejection {
+    // Read as a JSON object first: serde would also build the struct from an array.
+    let Json(object) = body.map_err(|rejection| match rejection {
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::UnsupportedContentType,
@@ -387,6 +388,8 @@ pub async fn update_video(
         ),
         other => ApiError::bad_request(ErrorCode::InvalidJson, other.body_text()),
     })?;
+    let patch: VideoPatch = serde_json::from_value(serde_json::Value::Object(object))
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, e.to_string()))?;
     let title = patch
         .title
         .map(|t| ingest::choose_title(Some(t), None))

@@ -65,6 +65,10 @@ async fn every_v1_operation_but_playback_refuses_a_missing_malformed_unknown_or_
                 .as_array()
                 .is_some_and(|s| s.iter().any(|r| r.get("api_key").is_some()));
             assert!(secured, "{method} {path} does not require an API key");
+            assert!(
+                operation["responses"].get("401").is_some(),
+                "{method} {path} does not document its 401"
+            );
         }
     }
     let operations = secured_operations(&uuid::Uuid::now_v7().to_string());
@@ -416,16 +420,18 @@ async fn a_video_is_private_by_default_public_on_request_and_its_visibility_can_
     assert_eq!(public["visibility"], "public");
     assert_eq!(public["title"], "Open");
 
-    let bad = app
-        .http
-        .post(app.url("/v1/videos?visibility=secret"))
-        .header("content-type", "video/mp4")
-        .body(std::fs::read(&clip).unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(code_of(bad).await.as_deref(), Some("invalid_visibility"));
+    for asked in ["secret", ""] {
+        let bad = app
+            .http
+            .post(app.url(&format!("/v1/videos?visibility={asked}")))
+            .header("content-type", "video/mp4")
+            .body(std::fs::read(&clip).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST, "{asked:?}");
+        assert_eq!(code_of(bad).await.as_deref(), Some("invalid_visibility"));
+    }
 
     let patched: Value = app
         .http
@@ -443,6 +449,7 @@ async fn a_video_is_private_by_default_public_on_request_and_its_visibility_can_
         (json!({"visibility": "secret"}), "invalid_json"),
         (json!({"owner": "me"}), "invalid_json"),
         (json!({"title": ""}), "invalid_title"),
+        (json!([null, null]), "invalid_json"),
     ] {
         let response = app
             .http

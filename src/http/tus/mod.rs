@@ -430,7 +430,10 @@ async fn head(state: AppState, caller: Caller, id: Uuid) -> Result<Response, Api
         (status = 400, description = "`invalid_upload_offset`, `invalid_upload_checksum`, \
           `unsupported_checksum_algorithm`, `upload_incomplete`", body = Problem,
          content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`, also another owner's upload", body = Problem,
+         content_type = "application/problem+json"),
         (status = 408, description = "`upload_timeout`: the body stalled; what arrived is kept", body = Problem,
          content_type = "application/problem+json"),
         (status = 409, description = "`upload_offset_mismatch`: Upload-Offset is not the upload's offset",
