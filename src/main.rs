@@ -129,6 +129,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .playback
         .signer()
         .context("PLAYBACK_SIGNING_KEYS is required to sign private videos' playback URLs")?;
+    if args
+        .playback
+        .playback_signing_keys
+        .as_deref()
+        .is_some_and(|keys| keys.contains("INSECURE"))
+    {
+        tracing::warn!(
+            "PLAYBACK_SIGNING_KEYS holds the public demo key of docker-compose.yml / .env.example: \
+             anyone can sign playback URLs for your private videos. Set your own key."
+        );
+    }
     tracing::info!(
         signing_key = playback.signing_key_id(),
         ttl_secs = playback.ttl().as_secs(),
