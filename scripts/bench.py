@@ -268,6 +268,8 @@ def bench_serving(video):
     add("5a. GET /v1/videos/{id} at 64 connections", f"{rps:.0f} req/s, p99 {p99:.1f} ms", "—", "—",
         "informative", None, f"wrk -t2 -c64 -d8s --latency -H 'Authorization: Bearer KEY' {API}/v1/videos/ID")
     key = video["playback"]["hls"].split("/")[-2]
+    # The attempt's directory URL as playback.hls names it (signed for a private video).
+    hls_dir = video["playback"]["hls"].rsplit("/", 1)[0]
     out = MEDIA / "videos" / video_id / key
     # The top rung's segment (bytes dominate) and the bottom rung's (per-request cost dominates).
     names = [r["name"] for r in video["renditions"]]
@@ -293,7 +295,7 @@ http {{
         wait_http(f"http://127.0.0.1:{port}/{video_id}/{key}/{segments[0]}")
         for segment in segments:
             size_kb = (out / segment).stat().st_size / 1000
-            ours, ours_p99 = wrk(f"{API}/v1/videos/{video_id}/hls/{key}/{segment}")
+            ours, ours_p99 = wrk(f"{API}{hls_dir}/{segment}")
             theirs, theirs_p99 = wrk(f"http://127.0.0.1:{port}/{video_id}/{key}/{segment}")
             ratio = ours / theirs
             add(f"5b. HLS segment serving, {segment} ({size_kb:.0f} kB)", f"{ours:.0f} req/s (p99 {ours_p99:.1f} ms)",

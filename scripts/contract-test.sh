@@ -41,6 +41,10 @@ expected-statuses = ["400", "401", "403", "406", "412", "415", "422"]
 [[operations]]
 include-path = "/v1/videos/{id}/hls/{attempt}/{file}"
 checks.ensure_resource_availability.enabled = false
+
+[[operations]]
+include-path = "/v1/videos/{id}/signed/{token}/{attempt}/{file}"
+checks.ensure_resource_availability.enabled = false
 TOML
 }
 
@@ -68,6 +72,10 @@ is_ready() { curl -sf -H "Authorization: Bearer $STACK_KEY" "$STACK_URL/v1/video
 wait_until 120 is_ready || die "the seed video did not become ready; see $STACK_DIR/worker-1.log"
 hls=$(curl -sf -H "Authorization: Bearer $STACK_KEY" "$STACK_URL/v1/videos/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["playback"]["hls"])')
 attempt=$(basename "$(dirname "$hls")")
+# A private seed's playback.hls is /v1/videos/{id}/signed/{token}/{attempt}/master.m3u8; a public
+# one's has no token (the signed route then answers its documented 403 playback_token_invalid).
+token=none
+[[ $hls == */signed/* ]] && token=$(basename "$(dirname "$(dirname "$hls")")")
 
 # A real resumable upload, large enough that generated chunks never complete it, for pass 2.
 upload=$(curl -sf -D - -o /dev/null -X POST -H 'Tus-Resumable: 1.0.0' -H 'Upload-Length: 1000000000' \
@@ -83,6 +91,7 @@ log "schemathesis, pass 2: the real video $id and upload $upload (DELETE left ou
 [parameters]
 "path.id" = "$id"
 "path.attempt" = "$attempt"
+"path.token" = "$token"
 "path.file" = "master.m3u8"
 
 [[operations]]

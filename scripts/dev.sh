@@ -26,6 +26,19 @@ LOG_DIR=$DEV_DIR/logs
 TARGET_DIR=${CARGO_TARGET_DIR:-$PROSTREAM_REPO/target}
 WORKERS=2
 
+# Private videos' playback URLs are signed, and the API refuses to start without a key. Without
+# PLAYBACK_SIGNING_KEYS one is made once and kept in .dev/, so URLs handed out survive a restart.
+if [[ -z ${PLAYBACK_SIGNING_KEYS:-} ]]; then
+    key_file=$DEV_DIR/playback-signing-key
+    if [[ ! -s $key_file ]]; then
+        mkdir -p "$DEV_DIR"
+        (umask 077 && printf 'dev:%s\n' "$(head -c 32 /dev/urandom | base64 | tr -d '\n')" >"$key_file")
+        log "made a playback signing key in .dev/playback-signing-key"
+    fi
+    PLAYBACK_SIGNING_KEYS=$(<"$key_file")
+    export PLAYBACK_SIGNING_KEYS
+fi
+
 # BIND_ADDR as a URL base: 0.0.0.0 and [::] listen everywhere, but are reached through loopback.
 api_host=${BIND_ADDR%:*}
 api_port=${BIND_ADDR##*:}

@@ -164,3 +164,30 @@ impl LogConfig {
         }
     }
 }
+
+/// Signed playback URLs for private videos (the API only).
+#[derive(Clone, Args)]
+pub struct PlaybackConfig {
+    /// Keys that sign private videos' playback URLs: `kid:secret`, comma-separated. The first
+    /// signs, every one verifies; rotate by putting a new key first and removing the old one after
+    /// the longest URL TTL. Secrets are at least 32 bytes (`openssl rand -base64 32`). Required:
+    /// the API refuses to start without one.
+    #[arg(long, env = "PLAYBACK_SIGNING_KEYS", hide_env_values = true)]
+    pub playback_signing_keys: Option<String>,
+
+    /// Seconds a signed playback URL stays valid (at least; the expiry is rounded up by up to a
+    /// tenth of this, at most 15 min, so repeated reads of a video give the same URL).
+    #[arg(long, env = "PLAYBACK_URL_TTL_SECS", default_value_t = 6 * 3600,
+          value_parser = clap::value_parser!(u64).range(1..=30 * 24 * 3600))]
+    pub playback_url_ttl_secs: u64,
+}
+
+impl PlaybackConfig {
+    /// The signer, or why the configuration cannot make one.
+    pub fn signer(&self) -> Result<crate::playback::Signer, crate::playback::KeyError> {
+        crate::playback::Signer::from_spec(
+            self.playback_signing_keys.as_deref().unwrap_or_default(),
+            Duration::from_secs(self.playback_url_ttl_secs),
+        )
+    }
+}

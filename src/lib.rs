@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod media;
+pub mod playback;
 pub mod process;
 pub mod queue;
 pub mod storage;

@@ -7,7 +7,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use prostream::{
-    config::{CommonConfig, LogConfig, MediaLimits, OwnerPolicy},
+    config::{CommonConfig, LogConfig, MediaLimits, OwnerPolicy, PlaybackConfig},
     db,
     http::{AppState, api_router, auth::AuthMode},
     queue,
@@ -62,6 +62,8 @@ struct ServeArgs {
     ingest: prostream::http::url_ingest::IngestConfig,
     #[command(flatten)]
     policy: OwnerPolicy,
+    #[command(flatten)]
+    playback: PlaybackConfig,
     /// Address the API listens on.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
     bind_addr: SocketAddr,
@@ -121,6 +123,28 @@ fn exit_on_client_error(result: Result<(), cli::CliError>) -> anyhow::Result<()>
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     args.log.init();
+    // Without a key private videos could not be played at all (or, with a key made up here,
+    // only until a restart and only on this replica): refuse to start instead.
+    let playback = args
+        .playback
+        .signer()
+        .context("PLAYBACK_SIGNING_KEYS is required to sign private videos' playback URLs")?;
+    if args
+        .playback
+        .playback_signing_keys
+        .as_deref()
+        .is_some_and(|keys| keys.contains("INSECURE"))
+    {
+        tracing::warn!(
+            "PLAYBACK_SIGNING_KEYS holds the public demo key of docker-compose.yml / .env.example: \
+             anyone can sign playback URLs for your private videos. Set your own key."
+        );
+    }
+    tracing::info!(
+        signing_key = playback.signing_key_id(),
+        ttl_secs = playback.ttl().as_secs(),
+        "private videos' playback URLs are signed"
+    );
     let common = &args.common;
     let pool = db::connect(&common.database_url, common.database_max_connections).await?;
     let redis = queue::connect(&common.redis_url).await?;
@@ -140,6 +164,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )?),
         auth: args.auth_mode,
         policy: Arc::new(args.policy.clone()),
+        playback,
     };
     if args.auth_mode == AuthMode::Open {
         tracing::warn!(

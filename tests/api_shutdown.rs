@@ -74,6 +74,10 @@ async fn sigterm_lets_an_upload_in_flight_finish_and_refuses_new_connections(poo
         .env("QUEUE_NAME", format!("prostream-test:{id}"))
         .env("MEDIA_ROOT", media.join("root"))
         .env("SHUTDOWN_GRACE_SECS", "20")
+        .env(
+            "PLAYBACK_SIGNING_KEYS",
+            prostream::playback::SigningKey::generate("test").to_spec(),
+        )
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()

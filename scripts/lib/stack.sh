@@ -31,6 +31,9 @@ start_stack() {
     port=$(free_port)
     export BIND_ADDR="127.0.0.1:$port" STACK_URL="http://127.0.0.1:$port"
 
+    # The API refuses to start without a key that signs private videos' playback URLs.
+    PLAYBACK_SIGNING_KEYS=${PLAYBACK_SIGNING_KEYS:-stack:$(head -c 32 /dev/urandom | base64 | tr -d '\n')}
+    export PLAYBACK_SIGNING_KEYS
     "target/$profile/prostream" migrate
     STACK_KEY=$("target/$profile/prostream" keys create --name stack --quiet)
     export STACK_KEY PROSTREAM_API_KEY=$STACK_KEY

@@ -169,6 +169,16 @@ pub async fn get(
     .await
 }
 
+/// The video's visibility; `None` if there is no such video.
+pub async fn visibility(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Visibility>> {
+    sqlx::query_scalar!(
+        r#"SELECT visibility AS "visibility: Visibility" FROM videos WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
 /// Newest first. `before` is the id of the last video of the previous page:
 /// ids are UUIDv7, so id order is creation order and the cursor is stable
 /// while new videos arrive.

@@ -115,6 +115,7 @@ mod tests {
             "/v1/videos/{id}/cancel",
             "/v1/videos/{id}/retry",
             "/v1/videos/{id}/hls/{attempt}/{file}",
+            "/v1/videos/{id}/signed/{token}/{attempt}/{file}",
             "/v1/uploads",
             "/v1/uploads/{id}",
             "/v1/usage",

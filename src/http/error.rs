@@ -83,6 +83,9 @@ error_codes! {
     InvalidVisibility = "invalid_visibility": "`visibility` is not `public` or `private`.",
     StorageQuotaExceeded = "storage_quota_exceeded": "The upload would take the owner past its stored-bytes quota (413); delete videos or ask an operator to raise it.",
     UploadQuotaExceeded = "upload_quota_exceeded": "The owner has used its uploads for today (UTC) (429); `Retry-After` says when the next day starts.",
+    PlaybackTokenRequired = "playback_token_required": "An HLS file of a video that is not public, without a token (403): use the signed URL in `playback.hls`. Unknown videos answer the same.",
+    PlaybackTokenInvalid = "playback_token_invalid": "The playback token is malformed, tampered with, signed by a key no longer configured, or for another video (403).",
+    PlaybackTokenExpired = "playback_token_expired": "The playback token is authentic but past its expiry (403): read the video again for a fresh URL.",
     InternalError = "internal_error": "A failure on our side; the log has the cause.",
 }
 

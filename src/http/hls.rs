@@ -1,4 +1,13 @@
-//! `GET /v1/videos/{id}/hls/{attempt}/{file}`: an attempt's HLS output.
+//! HLS output of one encode attempt, two ways in:
+//!
+//! - `GET /v1/videos/{id}/hls/{attempt}/{file}`: public videos, for anyone. A video that is not
+//!   public (private, or unknown: the answer does not tell them apart) gets 403
+//!   `playback_token_required`.
+//! - `GET /v1/videos/{id}/signed/{token}/{attempt}/{file}`: any video, with a playback token for
+//!   that video id (see [`crate::playback`]), as `playback.hls` gives it for private videos. The
+//!   token sits in the path, so the relative URIs in the playlists (`720p.m3u8`,
+//!   `720p_00001.m4s`) resolve under it: a player needs only the master URL, and the playlists
+//!   are served from disk as ffmpeg wrote them. No database trip: the token is the proof.
 //!
 //! Only plain file names with a known extension are served, from the
 //! attempt's directory; ffmpeg renames every file into place, so what exists
@@ -18,11 +27,13 @@ use std::{io::Read, path::PathBuf};
 use axum::{
     body::Bytes,
     extract::{Request, State},
-    http::{HeaderMap, HeaderValue, Method, header},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use time::OffsetDateTime;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
+use uuid::Uuid;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -30,12 +41,20 @@ use super::{
     AppState,
     error::{ApiError, ErrorCode, Problem},
     extract::Path,
-    videos::{BinaryFile, parse_id},
+    videos::{BinaryFile, PlaybackOut, parse_id},
+};
+use crate::{
+    db::{self, Visibility},
+    playback::{Signer, TokenError},
 };
 
 /// Playlists grow while the video encodes; segments never change.
 const PLAYLIST_CACHE: &str = "public, max-age=1";
 const SEGMENT_CACHE: &str = "public, max-age=31536000, immutable";
+/// Signed files are for the holder of the URL only: no shared cache keeps them, and a browser
+/// keeps a segment no longer than the token lives.
+const PRIVATE_PLAYLIST_CACHE: &str = "private, max-age=1";
+const YEAR_SECS: i64 = 31_536_000;
 
 /// Largest file read whole into memory: segments of the low rungs (240p and
 /// 360p, the most requested on small screens), where the per-request cost
@@ -44,24 +63,84 @@ const SEGMENT_CACHE: &str = "public, max-age=31536000, immutable";
 const WHOLE_READ_MAX: u64 = 512 * 1024;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_hls_file))
+    OpenApiRouter::new()
+        .routes(routes!(get_hls_file))
+        .routes(routes!(get_signed_hls_file))
 }
 
-/// Content type and cache policy by extension; anything else is not ours to serve.
-fn kind_of(name: &str) -> Option<(&'static str, &'static str)> {
+/// Playlists change while the video encodes; everything else is written once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Grows,
+    Immutable,
+}
+
+/// Content type and whether the file changes, by extension; anything else is not ours to serve.
+fn kind_of(name: &str) -> Option<(&'static str, Change)> {
     let ext = name.rsplit_once('.')?.1;
     Some(match ext {
-        "m3u8" => ("application/vnd.apple.mpegurl", PLAYLIST_CACHE),
-        "m4s" => ("video/iso.segment", SEGMENT_CACHE),
-        "mp4" => ("video/mp4", SEGMENT_CACHE),
-        "jpg" => ("image/jpeg", SEGMENT_CACHE),
+        "m3u8" => ("application/vnd.apple.mpegurl", Change::Grows),
+        "m4s" => ("video/iso.segment", Change::Immutable),
+        "mp4" => ("video/mp4", Change::Immutable),
+        "jpg" => ("image/jpeg", Change::Immutable),
         _ => return None,
     })
 }
 
-/// An HLS file of the video: `master.m3u8` (the URL in `playback.hls`), the
-/// rendition playlists, init and media segments, and `poster.jpg`. Supports
-/// `Range`, `HEAD` and conditional requests.
+/// Who the response may be cached for.
+#[derive(Debug, Clone, Copy)]
+enum Access {
+    Public,
+    /// A signed URL, valid until then.
+    Signed(OffsetDateTime),
+}
+
+fn cache_control(change: Change, access: Access, now: OffsetDateTime) -> HeaderValue {
+    match (access, change) {
+        (Access::Public, Change::Grows) => HeaderValue::from_static(PLAYLIST_CACHE),
+        (Access::Public, Change::Immutable) => HeaderValue::from_static(SEGMENT_CACHE),
+        (Access::Signed(_), Change::Grows) => HeaderValue::from_static(PRIVATE_PLAYLIST_CACHE),
+        (Access::Signed(until), Change::Immutable) => {
+            let left = (until - now).whole_seconds().clamp(1, YEAR_SECS);
+            HeaderValue::from_str(&format!("private, max-age={left}, immutable"))
+                .expect("a number is a valid header value")
+        }
+    }
+}
+
+/// The `playback` of a playable video: plain URLs for a public video; for a private one, URLs
+/// signed for [`Signer::ttl`] and their expiry.
+pub(super) fn playback_out(
+    signer: &Signer,
+    video_id: Uuid,
+    visibility: Visibility,
+    attempt_key: &str,
+    with_poster: bool,
+) -> PlaybackOut {
+    let (base, expires_at) = match visibility {
+        Visibility::Public => (format!("/v1/videos/{video_id}/hls/{attempt_key}"), None),
+        Visibility::Private => {
+            let signed = signer.sign(video_id, OffsetDateTime::now_utc());
+            (
+                format!(
+                    "/v1/videos/{video_id}/signed/{}/{attempt_key}",
+                    signed.token
+                ),
+                Some(signed.expires_at),
+            )
+        }
+    };
+    PlaybackOut {
+        hls: format!("{base}/master.m3u8"),
+        poster: with_poster.then(|| format!("{base}/poster.jpg")),
+        expires_at,
+    }
+}
+
+/// An HLS file of a **public** video: `master.m3u8` (the URL in `playback.hls`), the rendition
+/// playlists, init and media segments, and `poster.jpg`. Supports `Range`, `HEAD` and conditional
+/// requests. A private (or unknown) video answers 403 `playback_token_required`: its files are
+/// under the signed URL in `playback.hls`.
 #[utoipa::path(get, path = "/v1/videos/{id}/hls/{attempt}/{file}", tag = "playback",
     params(
         ("id" = String, Path, description = "The video's id"),
@@ -78,6 +157,8 @@ fn kind_of(name: &str) -> Option<(&'static str, &'static str)> {
         (status = 206, description = "The requested byte range"),
         (status = 304, description = "Not modified since the validator sent"),
         (status = 400, description = "`invalid_file_name`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`playback_token_required`: the video is not public (or does not exist)",
+         body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 416, description = "The range is outside the file"),
         (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
@@ -88,19 +169,99 @@ pub async fn get_hls_file(
     request: Request,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let path = state.media.hls_file(id, &attempt, &file).ok_or_else(|| {
+    let path = hls_path(&state, id, &attempt, &file)?;
+    let mut conn = state.pool.acquire().await?;
+    let visibility = db::videos::visibility(&mut conn, id).await?;
+    drop(conn);
+    if visibility != Some(Visibility::Public) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::PlaybackTokenRequired,
+            "this video is not public: play it from the signed URL in its `playback.hls`",
+        ));
+    }
+    serve(path, &file, Access::Public, request).await
+}
+
+/// An HLS file of a video through a signed URL, as `playback.hls` gives it for a private video
+/// (valid until `playback.expires_at`). The playlists' relative URIs resolve under the same
+/// token, so a player needs only the master URL. Supports `Range`, `HEAD` and conditional
+/// requests.
+#[utoipa::path(get, path = "/v1/videos/{id}/signed/{token}/{attempt}/{file}", tag = "playback",
+    params(
+        ("id" = String, Path, description = "The video's id"),
+        ("token" = String, Path, description = "The playback token from `playback.hls`: `{expiry}.{key id}.{signature}`"),
+        ("attempt" = String, Path, description = "The attempt key from `playback.hls`, e.g. `1-ab12cd34`"),
+        ("file" = String, Path, description = "A plain file name, e.g. `master.m3u8`, `720p_00001.m4s`"),
+    ),
+    responses(
+        (status = 200, description = "The file", content(
+            (String = "application/vnd.apple.mpegurl"),
+            (BinaryFile = "video/iso.segment"),
+            (BinaryFile = "video/mp4"),
+            (BinaryFile = "image/jpeg"),
+        )),
+        (status = 206, description = "The requested byte range"),
+        (status = 304, description = "Not modified since the validator sent"),
+        (status = 400, description = "`invalid_file_name`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`playback_token_invalid` (malformed, tampered, unknown key, another video's), \
+         `playback_token_expired`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 416, description = "The range is outside the file"),
+        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_signed_hls_file(
+    State(state): State<AppState>,
+    Path((id, token, attempt, file)): Path<(String, String, String, String)>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let expires_at = state
+        .playback
+        .verify(id, &token, OffsetDateTime::now_utc())
+        .map_err(token_error)?;
+    let path = hls_path(&state, id, &attempt, &file)?;
+    serve(path, &file, Access::Signed(expires_at), request).await
+}
+
+fn token_error(err: TokenError) -> ApiError {
+    let (code, detail) = match err {
+        TokenError::Invalid => (
+            ErrorCode::PlaybackTokenInvalid,
+            "this playback URL is not valid for this video; read the video for a fresh one",
+        ),
+        TokenError::Expired => (
+            ErrorCode::PlaybackTokenExpired,
+            "this playback URL has expired; read the video for a fresh one",
+        ),
+    };
+    ApiError::new(StatusCode::FORBIDDEN, code, detail)
+}
+
+/// The file's place in the attempt's directory; only plain names, never joined blindly.
+fn hls_path(state: &AppState, id: Uuid, attempt: &str, file: &str) -> Result<PathBuf, ApiError> {
+    state.media.hls_file(id, attempt, file).ok_or_else(|| {
         ApiError::bad_request(
             ErrorCode::InvalidFileName,
             "HLS files are addressed as {attempt}/{file} with plain names, e.g. 1-ab12cd34/master.m3u8",
         )
-    })?;
-    let (content_type, cache) = kind_of(&file).ok_or_else(|| ApiError::not_found("this file"))?;
-    if cache == SEGMENT_CACHE && is_plain_get(&request) {
+    })
+}
+
+async fn serve(
+    path: PathBuf,
+    file: &str,
+    access: Access,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (content_type, change) = kind_of(file).ok_or_else(|| ApiError::not_found("this file"))?;
+    let cache = cache_control(change, access, OffsetDateTime::now_utc());
+    if change == Change::Immutable && is_plain_get(&request) {
         match read_whole(path.clone()).await {
             Ok(Some(body)) => {
                 return Ok((
                     [
-                        (header::CONTENT_TYPE, content_type),
+                        (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
                         (header::CACHE_CONTROL, cache),
                     ],
                     body,
@@ -119,13 +280,11 @@ pub async fn get_hls_file(
         .oneshot(request)
         .await
         .map_err(ApiError::internal)?;
-    if response.status() == axum::http::StatusCode::NOT_FOUND {
+    if response.status() == StatusCode::NOT_FOUND {
         return Err(ApiError::not_found("this file"));
     }
     let mut response = response.into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    response.headers_mut().insert(header::CACHE_CONTROL, cache);
     Ok(response)
 }
 
@@ -167,20 +326,41 @@ async fn read_whole(path: PathBuf) -> std::io::Result<Option<Bytes>> {
 
 #[cfg(test)]
 mod tests {
-    use super::kind_of;
+    use super::*;
 
     #[test]
-    fn each_hls_file_kind_has_its_content_type_and_cache_policy() {
+    fn each_hls_file_kind_has_its_content_type_and_change() {
         assert_eq!(
-            kind_of("master.m3u8").unwrap().0,
-            "application/vnd.apple.mpegurl"
+            kind_of("master.m3u8").unwrap(),
+            ("application/vnd.apple.mpegurl", Change::Grows)
         );
-        assert_eq!(kind_of("720p_00001.m4s").unwrap().0, "video/iso.segment");
+        assert_eq!(
+            kind_of("720p_00001.m4s").unwrap(),
+            ("video/iso.segment", Change::Immutable)
+        );
         assert_eq!(kind_of("720p_init.mp4").unwrap().0, "video/mp4");
         assert_eq!(kind_of("poster.jpg").unwrap().0, "image/jpeg");
-        assert!(kind_of("master.m3u8").unwrap().1.contains("max-age=1"));
-        assert!(kind_of("a.m4s").unwrap().1.contains("immutable"));
         assert!(kind_of("secrets.env").is_none());
         assert!(kind_of("noext").is_none());
+    }
+
+    #[test]
+    fn signed_files_are_never_publicly_cached_and_segments_not_past_the_expiry() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let until = now + time::Duration::seconds(90);
+        let public = |c| cache_control(c, Access::Public, now);
+        let signed = |c| cache_control(c, Access::Signed(until), now);
+        assert_eq!(public(Change::Grows), "public, max-age=1");
+        assert_eq!(
+            public(Change::Immutable),
+            "public, max-age=31536000, immutable"
+        );
+        assert_eq!(signed(Change::Grows), "private, max-age=1");
+        assert_eq!(signed(Change::Immutable), "private, max-age=90, immutable");
+        let far = Access::Signed(now + time::Duration::days(800));
+        assert_eq!(
+            cache_control(Change::Immutable, far, now),
+            "private, max-age=31536000, immutable"
+        );
     }
 }

@@ -57,6 +57,8 @@ pub struct AppState {
     pub auth: auth::AuthMode,
     /// Default visibility of new videos and the owners' default quotas.
     pub policy: Arc<OwnerPolicy>,
+    /// Signs and checks private videos' playback URLs.
+    pub playback: crate::playback::Signer,
 }
 
 /// The whole API. `cors_origin` is `*` or a comma-separated list of origins.

@@ -116,8 +116,15 @@ pub struct RenditionOut {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PlaybackOut {
+    /// The master playlist. For a private video a signed URL (`/v1/videos/{id}/signed/{token}/…`)
+    /// that covers every file of the attempt; for a public one a plain URL.
     pub hls: String,
+    /// The poster (JPEG), once the video is ready; signed like `hls`.
     pub poster: Option<String>,
+    /// When the signed URLs stop working (read the video again for fresh ones); null for a
+    /// public video, whose URLs do not expire.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -128,18 +135,17 @@ pub struct VideoPage {
 }
 
 impl VideoOut {
-    fn new(row: db::videos::VideoRow, renditions: Vec<db::videos::RenditionRow>) -> Self {
+    fn new(
+        row: db::videos::VideoRow,
+        renditions: Vec<db::videos::RenditionRow>,
+        signer: &crate::playback::Signer,
+    ) -> Self {
         let ready = row.state == JobState::Ready;
         let playable = ready || (row.state == JobState::Processing && row.playable_at.is_some());
-        let playback = row
-            .attempt_key
-            .as_ref()
-            .filter(|_| playable)
-            .map(|key| PlaybackOut {
-                hls: format!("/v1/videos/{}/hls/{key}/master.m3u8", row.id),
-                poster: (ready && row.has_poster)
-                    .then(|| format!("/v1/videos/{}/hls/{key}/poster.jpg", row.id)),
-            });
+        let playback = row.attempt_key.as_ref().filter(|_| playable).map(|key| {
+            let poster = ready && row.has_poster;
+            super::hls::playback_out(signer, row.id, row.visibility, key, poster)
+        });
         let error = row.error_code.map(|code| ErrorOut {
             code,
             message: row.error_message.unwrap_or_default(),
@@ -421,7 +427,7 @@ pub(super) async fn load_video(
         .await?
         .ok_or_else(|| ApiError::not_found("this video"))?;
     let renditions = db::videos::renditions(&mut conn, &[id]).await?;
-    Ok(VideoOut::new(row, renditions))
+    Ok(VideoOut::new(row, renditions, &state.playback))
 }
 
 /// Ids that are not UUIDs cannot exist: 404 like any other unknown id.
@@ -501,7 +507,7 @@ pub async fn list_videos(
         .into_iter()
         .map(|row| {
             let mine = renditions.remove(&row.id).unwrap_or_default();
-            VideoOut::new(row, mine)
+            VideoOut::new(row, mine, &state.playback)
         })
         .collect();
     let next_cursor = has_more.then(|| items.last().map(|v| v.id)).flatten();

@@ -68,7 +68,7 @@ async fn unknown_and_malformed_ids_are_not_found(pool: PgPool) {
     for path in [
         "/v1/videos/01900000-0000-7000-8000-000000000000",
         "/v1/videos/not-a-uuid",
-        "/v1/videos/01900000-0000-7000-8000-000000000000/hls/1-abcd1234/master.m3u8",
+        "/v1/videos/not-a-uuid/hls/1-abcd1234/master.m3u8",
     ] {
         let response = app.http.get(app.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 404, "{path}");
@@ -79,6 +79,17 @@ async fn unknown_and_malformed_ids_are_not_found(pool: PgPool) {
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["code"], "not_found", "{path}");
     }
+    // Without a playback token an unknown video answers like a private one: whether a private
+    // video exists is not for anyone to find out.
+    let response = app
+        .http
+        .get(app.url("/v1/videos/01900000-0000-7000-8000-000000000000/hls/1-abcd1234/master.m3u8"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "playback_token_required");
     app.shutdown().await;
 }
 
@@ -87,6 +98,15 @@ async fn hls_paths_other_than_plain_file_names_of_the_video_are_refused(pool: Pg
     let app = TestApp::spawn(pool).await;
     // An attempt's output with files, and a file just outside its directory.
     let id = "01900000-0000-7000-8000-000000000001";
+    // A public video: its files are served without a token (tests/playback.rs covers private ones).
+    sqlx::query(
+        "INSERT INTO videos (id, title, source_path, size_bytes, format_name, duration_s, visibility)
+         VALUES ($1::uuid, 'fixture', 'uploads/fixture', 1, 'mov,mp4', 1, 'public')",
+    )
+    .bind(id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
     let dir = app.media_dir.join("videos").join(id).join("1-abcd1234");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("master.m3u8"), "#EXTM3U\n").unwrap();

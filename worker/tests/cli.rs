@@ -113,8 +113,10 @@ async fn upload_wait_list_show_and_delete_from_the_command_line(pool: PgPool) {
     assert!(show.status.success(), "{}", stderr(&show));
     let text = String::from_utf8_lossy(&show.stdout);
     assert!(text.contains("status:     ready"), "{text}");
+    // (Private by default: the URL is signed, `/v1/videos/{id}/signed/{token}/{attempt}/…`.)
     assert!(
-        text.contains(&format!("playback:   {}/v1/videos/{id}/hls/", app.base)),
+        text.contains(&format!("playback:   {}/v1/videos/{id}/", app.base))
+            && text.contains("/master.m3u8"),
         "{text}"
     );
 

@@ -14,6 +14,7 @@ use std::{
 use prostream::{
     config::{MediaLimits, OwnerPolicy},
     http::{AppState, api_router, auth::AuthMode, url_ingest},
+    playback::{Signer, SigningKey},
     queue::{self, TranscodeQueue},
     storage::MediaRoot,
 };
@@ -139,6 +140,7 @@ impl TestApp {
             ),
             auth,
             policy: Arc::new(policy),
+            playback: test_signer(),
         };
         let queue = state.queue.clone();
         let (base, server, server_task) = serve(state.clone()).await;
@@ -175,6 +177,17 @@ impl TestApp {
     /// The headers `http` sends: `Authorization: Bearer {key}`.
     pub fn http_headers(&self) -> reqwest::header::HeaderMap {
         auth_headers(&self.key)
+    }
+
+    /// Restarts the API (as [`TestApp::restart_api`]) with other playback signing keys or TTL.
+    pub async fn restart_api_with_signer(&mut self, signer: Signer) {
+        self.api.playback = signer;
+        self.restart_api().await;
+    }
+
+    /// The signer the API runs with now.
+    pub fn signer(&self) -> &Signer {
+        &self.api.playback
     }
 
     /// A new API key of `owner` (created on first use), as `prostream keys create` makes one.
@@ -361,6 +374,15 @@ impl TestApp {
         }
         let _ = std::fs::remove_dir_all(&self.media_dir);
     }
+}
+
+/// A playback signer with one fresh random key (`test`) and a one-hour TTL.
+pub fn test_signer() -> Signer {
+    Signer::new(
+        vec![SigningKey::generate("test")],
+        Duration::from_secs(3600),
+    )
+    .unwrap()
 }
 
 /// Creates a key of `owner` straight in the database, as `prostream keys create` does.
