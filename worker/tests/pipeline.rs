@@ -533,10 +533,13 @@ async fn a_long_video_is_playable_while_it_encodes(pool: PgPool) {
         .wait_for_status(&id, &["ready", "failed"], ENCODE_LIMIT)
         .await;
     assert_eq!(video["status"], "ready", "{video}");
+    // The same attempt; a private video's token may have been renewed meanwhile (its expiry is
+    // rounded up in steps), and the early URL keeps working below.
+    let attempt_of = |base: &str| base.rsplit('/').next().unwrap().to_owned();
     assert_eq!(
-        TestApp::hls_base(&video),
-        base,
-        "the URL a player started on stays valid"
+        attempt_of(&TestApp::hls_base(&video)),
+        attempt_of(&base),
+        "the video is still played from the attempt a player started on"
     );
     for (playlist_uri, first_uri, segment) in early {
         let text = app
