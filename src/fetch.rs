@@ -79,6 +79,11 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// Whether `host` (as written in a URL) is on the allowlist.
+    pub fn allows(&self, host: &str) -> bool {
+        self.allows_host(host)
+    }
+
     fn allows_host(&self, host: &str) -> bool {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         self.allow_hosts.contains(host) || self.allow_hosts.contains(bare)

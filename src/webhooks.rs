@@ -51,7 +51,12 @@ const SCHEDULE: [u32; 6] = [1, 60, 360, 1440, 3600, 7200];
 pub struct WebhookConfig {
     /// Hosts (names or IPs, as written in URLs; comma-separated) a webhook may be sent to although
     /// they resolve to internal addresses (loopback, private, link-local…).
-    #[arg(long, env = "WEBHOOK_ALLOW_HOSTS", value_delimiter = ',', default_value = "")]
+    #[arg(
+        long,
+        env = "WEBHOOK_ALLOW_HOSTS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
     pub webhook_allow_hosts: Vec<String>,
     /// Seconds an endpoint has to answer one delivery attempt.
     #[arg(long, env = "WEBHOOK_TIMEOUT_SECS", default_value_t = 15,
@@ -143,6 +148,32 @@ impl Webhooks {
         self.policy.check_url(&url)?;
         Ok(url)
     }
+
+    /// [`Self::check_url`], then the host's current addresses: a name that resolves to an
+    /// internal address is refused at registration too (and again at every attempt, since DNS
+    /// answers change). A name that does not resolve now is accepted; its attempts will say why
+    /// they failed.
+    pub async fn check_endpoint(&self, raw: &str) -> Result<Url, FetchError> {
+        let url = self.check_url(raw)?;
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            return Ok(url);
+        };
+        if self.policy.allows(host) {
+            return Ok(url);
+        }
+        if let Ok(addrs) = tokio::net::lookup_host((host, port)).await {
+            for addr in addrs {
+                if !fetch::is_public(addr.ip()) {
+                    return Err(FetchError::Forbidden(format!(
+                        "{host} resolves to {}, a loopback, private, link-local or otherwise \
+                         internal address; add the host to WEBHOOK_ALLOW_HOSTS to allow it",
+                        addr.ip()
+                    )));
+                }
+            }
+        }
+        Ok(url)
+    }
 }
 
 /// A new endpoint secret: `whsec_` and the standard base64 of 32 random bytes.
@@ -164,7 +195,10 @@ pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) -> Option<S
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    Some(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
+    Some(format!(
+        "v1,{}",
+        STANDARD.encode(mac.finalize().into_bytes())
+    ))
 }
 
 /// The delay before the attempt after `failed` failed attempts.
@@ -299,7 +333,9 @@ async fn deliver(pool: &PgPool, webhooks: &Webhooks, delivery: DueDelivery) {
 /// POSTs the signed payload; the status, or why there is none.
 async fn send(webhooks: &Webhooks, delivery: &DueDelivery, timestamp: i64) -> Result<u16, String> {
     // Checked again at every attempt: the allowlist may have changed since registration.
-    let url = webhooks.check_url(&delivery.url).map_err(|e| e.to_string())?;
+    let url = webhooks
+        .check_url(&delivery.url)
+        .map_err(|e| e.to_string())?;
     let body = serde_json::to_vec(&delivery.payload).map_err(|e| e.to_string())?;
     let msg_id = delivery.event_id.to_string();
     let signature = sign(&delivery.secret, &msg_id, timestamp, &body)
@@ -316,7 +352,10 @@ async fn send(webhooks: &Webhooks, delivery: &DueDelivery, timestamp: i64) -> Re
         .await
         .map_err(|err| {
             if err.is_timeout() {
-                format!("no answer within {:?} (WEBHOOK_TIMEOUT_SECS)", webhooks.timeout)
+                format!(
+                    "no answer within {:?} (WEBHOOK_TIMEOUT_SECS)",
+                    webhooks.timeout
+                )
             } else {
                 fetch::describe(err).to_string()
             }
@@ -342,7 +381,9 @@ mod tests {
     #[test]
     fn secrets_are_prefixed_base64_of_32_random_bytes() {
         let secret = new_secret();
-        let bytes = STANDARD.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
+        let bytes = STANDARD
+            .decode(secret.strip_prefix("whsec_").unwrap())
+            .unwrap();
         assert_eq!(bytes.len(), 32);
         assert_ne!(secret, new_secret());
     }
@@ -351,9 +392,6 @@ mod tests {
     fn retries_follow_the_specs_schedule_scaled_by_the_base() {
         let base = Duration::from_secs(5);
         let delays: Vec<u64> = (1..=8).map(|n| retry_delay(base, n).as_secs()).collect();
-        assert_eq!(
-            delays,
-            [5, 300, 1800, 7200, 18000, 36000, 36000, 36000]
-        );
+        assert_eq!(delays, [5, 300, 1800, 7200, 18000, 36000, 36000, 36000]);
     }
 }

@@ -240,7 +240,9 @@ pub async fn report(
 }
 
 /// Marks the attempt's job ready. Run in the same transaction as the rendition
-/// inserts so a video is never `ready` without its renditions.
+/// inserts so a video is never `ready` without its renditions. A video that was
+/// never announced playable (a short one can finish before its first segments
+/// are noticed) is announced playable now too, so `video.playable` always comes.
 pub async fn mark_ready(
     conn: &mut PgConnection,
     job_id: Uuid,
@@ -248,6 +250,15 @@ pub async fn mark_ready(
     has_poster: bool,
 ) -> sqlx::Result<bool> {
     let mut tx = conn.begin().await?;
+    let unannounced = sqlx::query_scalar!(
+        r#"SELECT playable_at IS NULL AS "unannounced!" FROM jobs
+           WHERE id = $1 AND attempts = $2 AND state = 'processing'"#,
+        job_id,
+        attempt
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .unwrap_or(false);
     let done = sqlx::query!(
         "UPDATE jobs SET state = 'ready', stage = NULL, progress = 100,
                          lease_expires_at = NULL, finished_at = now(), has_poster = $3
@@ -258,6 +269,9 @@ pub async fn mark_ready(
     )
     .execute(&mut *tx)
     .await?;
+    if unannounced && done.rows_affected() == 1 {
+        webhooks::enqueue_event_for_job(&mut tx, job_id, EventType::Playable).await?;
+    }
     announce(tx, done.rows_affected() == 1, job_id, EventType::Ready).await
 }
 

@@ -153,7 +153,11 @@ pub async fn create_webhook(
         )
     })?;
     let events = check_events(&body.events)?;
-    let url = state.webhooks.check_url(&body.url).map_err(refusal)?;
+    let url = state
+        .webhooks
+        .check_endpoint(&body.url)
+        .await
+        .map_err(refusal)?;
     let secret = webhooks::new_secret();
     let mut conn = state.pool.acquire().await?;
     let row = db::webhooks::insert(
