@@ -21,7 +21,6 @@ use axum::{
 use common::{TestApp, client_with_key, make_clip, scratch};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::sync::Notify;
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -149,20 +148,6 @@ const ALL_EVENTS: [&str; 4] = [
     "video.canceled",
 ];
 
-/// Until the API records a video's owner at creation (the ownership change on main), videos
-/// made by `app.http` are attributed to its owner here; a no-op once they already have one.
-/// Called before anything can happen to the video, so no event is missed.
-async fn own(app: &TestApp, video_id: &str) {
-    sqlx::query(
-        "UPDATE videos SET owner_id = (SELECT id FROM owners WHERE name = 'test-owner')
-         WHERE id = $1::uuid AND owner_id IS NULL",
-    )
-    .bind(video_id)
-    .execute(&app.pool)
-    .await
-    .unwrap();
-}
-
 /// Verifies `requests` with PyPI's standardwebhooks (and that a tampered body is rejected).
 async fn verify_independently(secret: &str, requests: &[Received]) -> String {
     let python = std::env::var("PROSTREAM_WEBHOOK_PYTHON").expect(
@@ -226,7 +211,6 @@ async fn a_transcoded_video_sends_playable_and_ready_that_standardwebhooks_verif
     let fixtures = scratch();
     let clip = make_clip(&fixtures, "hook.mp4", 2, 320, 240, true).await;
     let id = app.upload_ok(&clip).await;
-    own(&app, &id).await;
     app.start_worker(1).await;
 
     let ready = receiver
@@ -287,15 +271,9 @@ async fn a_transcoded_video_sends_playable_and_ready_that_standardwebhooks_verif
     app.shutdown().await;
 }
 
-/// An origin that answers junk only once told to, so the test can act before the download fails.
-async fn gated_junk(gate: Arc<Notify>) -> SocketAddr {
-    let app = Router::new().fallback(move || {
-        let gate = gate.clone();
-        async move {
-            gate.notified().await;
-            vec![7u8; 30_000]
-        }
-    });
+/// An origin whose every answer is junk (not media).
+async fn junk_origin() -> SocketAddr {
+    let app = Router::new().fallback(|| async { vec![7u8; 30_000] });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -318,7 +296,6 @@ async fn canceled_and_failed_videos_send_their_events(pool: PgPool) {
     let fixtures = scratch();
     let clip = make_clip(&fixtures, "c.mp4", 1, 160, 120, false).await;
     let canceled = app.upload_ok(&clip).await;
-    own(&app, &canceled).await;
     let (status, _) = app.post(&format!("/v1/videos/{canceled}/cancel")).await;
     assert_eq!(status, 200);
     let got = receiver
@@ -327,8 +304,7 @@ async fn canceled_and_failed_videos_send_their_events(pool: PgPool) {
     assert_eq!(got.json()["data"]["status"], "canceled");
 
     // Failed: a URL whose content is not media.
-    let gate = Arc::new(Notify::new());
-    let origin = gated_junk(gate.clone()).await;
+    let origin = junk_origin().await;
     let response = app
         .http
         .post(app.url("/v1/videos"))
@@ -341,8 +317,6 @@ async fn canceled_and_failed_videos_send_their_events(pool: PgPool) {
         .as_str()
         .unwrap()
         .to_owned();
-    own(&app, &failed).await;
-    gate.notify_one();
     let got = receiver
         .wait_for(&failed, "video.failed", Duration::from_secs(20))
         .await;
@@ -370,7 +344,6 @@ async fn a_failing_endpoint_is_retried_with_backoff_until_it_answers_2xx(pool: P
     let fixtures = scratch();
     let clip = make_clip(&fixtures, "r.mp4", 1, 160, 120, false).await;
     let id = app.upload_ok(&clip).await;
-    own(&app, &id).await;
     app.post(&format!("/v1/videos/{id}/cancel")).await;
 
     // Test schedule (WEBHOOK_RETRY_BASE_SECS 0.05): 0.05 s after the 1st failure, 3 s after the 2nd.
@@ -434,12 +407,10 @@ async fn a_slow_endpoint_delays_neither_the_video_nor_another_owners_deliveries(
     let mut piled = VecDeque::new();
     for _ in 0..6 {
         let id = app.upload_ok(&clip).await;
-        own(&app, &id).await;
         app.post(&format!("/v1/videos/{id}/cancel")).await;
         piled.push_back(id);
     }
     let id = app.upload_ok(&clip).await;
-    own(&app, &id).await;
     let started = Instant::now();
     app.start_worker(1).await;
 
@@ -456,14 +427,6 @@ async fn a_slow_endpoint_delays_neither_the_video_nor_another_owners_deliveries(
         .as_str()
         .unwrap()
         .to_owned();
-    sqlx::query(
-        "UPDATE videos SET owner_id = (SELECT id FROM owners WHERE name = 'other-owner')
-         WHERE id = $1::uuid AND owner_id IS NULL",
-    )
-    .bind(&others)
-    .execute(&app.pool)
-    .await
-    .unwrap();
     let canceled_at = Instant::now();
     let answer = other
         .post(app.url(&format!("/v1/videos/{others}/cancel")))
