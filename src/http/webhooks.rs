@@ -137,7 +137,8 @@ impl From<db::webhooks::WebhookRow> for WebhookOut {
         (status = 403, description = "`forbidden`: a request without a key (AUTH_MODE=open) has no owner to hold the webhook", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`url_forbidden`: an internal address", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
-    ))]
+    ),
+    security(("api_key" = [])))]
 pub async fn create_webhook(
     State(state): State<AppState>,
     caller: Caller,
@@ -224,7 +225,8 @@ fn refusal(err: FetchError) -> ApiError {
         (status = 200, description = "The endpoints", body = WebhookList),
         (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
-    ))]
+    ),
+    security(("api_key" = [])))]
 pub async fn list_webhooks(
     State(state): State<AppState>,
     caller: Caller,
@@ -244,7 +246,8 @@ pub async fn list_webhooks(
         (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found` (also another owner's webhook)", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
-    ))]
+    ),
+    security(("api_key" = [])))]
 pub async fn delete_webhook(
     State(state): State<AppState>,
     caller: Caller,
@@ -267,7 +270,8 @@ pub async fn delete_webhook(
         (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found` (also another owner's webhook)", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
-    ))]
+    ),
+    security(("api_key" = [])))]
 pub async fn list_deliveries(
     State(state): State<AppState>,
     caller: Caller,
