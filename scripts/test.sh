@@ -12,10 +12,14 @@
 # DATABASE_URL only has to name an existing database on a server where the user may CREATE DATABASE.
 # Each test also uses its own queue name on REDIS_URL. Both are found or started by
 # scripts/lib/services.sh; ffmpeg and ffprobe must be on PATH (installed when missing and root).
+# The webhook tests verify what they receive with PyPI's standardwebhooks, from a virtualenv made
+# here (.dev/venv-webhooks) and named to them by PROSTREAM_WEBHOOK_PYTHON.
 set -euo pipefail
 
 # shellcheck source=lib/services.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib/services.sh"
+# shellcheck source=lib/stack.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib/stack.sh"
 cd "$PROSTREAM_REPO"
 services_trap
 
@@ -24,6 +28,8 @@ ensure_postgres postgres
 create_database "$(pg_url_db "$DATABASE_URL")"
 ensure_redis
 export DATABASE_URL REDIS_URL
+python_venv .dev/venv-webhooks standardwebhooks==1.1.0
+export PROSTREAM_WEBHOOK_PYTHON=$PWD/.dev/venv-webhooks/bin/python
 
 # nextest runs each test in its own process, in parallel, and reports better; cargo test is the fallback.
 if cargo nextest --version >/dev/null 2>&1; then

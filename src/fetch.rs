@@ -74,9 +74,16 @@ pub struct Policy {
     pub max_bytes: u64,
     pub timeout: Duration,
     pub max_redirects: usize,
+    /// The setting that fills `allow_hosts`, named in refusals.
+    pub allow_var: &'static str,
 }
 
 impl Policy {
+    /// Whether `host` (as written in a URL) is on the allowlist.
+    pub fn allows(&self, host: &str) -> bool {
+        self.allows_host(host)
+    }
+
     fn allows_host(&self, host: &str) -> bool {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         self.allow_hosts.contains(host) || self.allow_hosts.contains(bare)
@@ -116,16 +123,16 @@ impl Policy {
             _ => None,
         };
         match literal {
-            Some(ip) if !is_public(ip) => Err(forbidden(host, ip)),
+            Some(ip) if !is_public(ip) => Err(forbidden(host, ip, self.allow_var)),
             _ => Ok(()),
         }
     }
 }
 
-fn forbidden(host: &str, ip: IpAddr) -> FetchError {
+fn forbidden(host: &str, ip: IpAddr, allow_var: &str) -> FetchError {
     FetchError::Forbidden(format!(
         "{host} is {ip}, a loopback, private, link-local or otherwise internal address; \
-         add the host to URL_INGEST_ALLOW_HOSTS to allow it"
+         add the host to {allow_var} to allow it"
     ))
 }
 
@@ -185,7 +192,7 @@ impl Resolve for GuardedResolver {
             if !policy.allows_host(&host)
                 && let Some(bad) = addrs.iter().find(|a| !is_public(a.ip()))
             {
-                return Err(Box::new(forbidden(&host, bad.ip())) as _);
+                return Err(Box::new(forbidden(&host, bad.ip(), policy.allow_var)) as _);
             }
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
@@ -218,6 +225,28 @@ pub fn client(policy: Arc<Policy>) -> reqwest::Result<reqwest::Client> {
             " (URL ingest)"
         ))
         .build()
+}
+
+/// An HTTP client for webhook deliveries: the same address checks after DNS on every
+/// request, no redirects (a 3xx is an answer, and not a success), `timeout` per request.
+pub fn webhook_client(policy: Arc<Policy>, timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .dns_resolver(Arc::new(GuardedResolver { policy }))
+        .redirect(redirect::Policy::none())
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .timeout(timeout)
+        .user_agent(concat!(
+            "ProStream/",
+            env!("CARGO_PKG_VERSION"),
+            " (webhooks)"
+        ))
+        .build()
+}
+
+/// The message of a request that failed, with its causes (our own refusal when it is one).
+pub fn describe(err: reqwest::Error) -> FetchError {
+    from_reqwest(err)
 }
 
 /// Downloads `url` into `dest` (created or truncated) under `policy`; returns the size.
@@ -294,6 +323,7 @@ mod tests {
             max_bytes: 1000,
             timeout: Duration::from_secs(5),
             max_redirects: 3,
+            allow_var: "URL_INGEST_ALLOW_HOSTS",
         }
     }
 

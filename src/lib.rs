@@ -18,3 +18,5 @@ pub mod telemetry;
 pub mod fetch;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "http")]
+pub mod webhooks;

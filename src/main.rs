@@ -64,6 +64,8 @@ struct ServeArgs {
     policy: OwnerPolicy,
     #[command(flatten)]
     playback: PlaybackConfig,
+    #[command(flatten)]
+    webhooks: prostream::webhooks::WebhookConfig,
     /// Address the API listens on.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
     bind_addr: SocketAddr,
@@ -165,6 +167,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         auth: args.auth_mode,
         policy: Arc::new(args.policy.clone()),
         playback,
+        webhooks: Arc::new(prostream::webhooks::Webhooks::new(&args.webhooks)?),
     };
     if args.auth_mode == AuthMode::Open {
         tracing::warn!(
@@ -174,6 +177,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let stop_downloads = tokio_util::sync::CancellationToken::new();
     prostream::http::url_ingest::spawn_downloader(state.clone(), stop_downloads.clone());
+    prostream::webhooks::spawn_deliverer(
+        state.pool.clone(),
+        state.webhooks.clone(),
+        stop_downloads.clone(),
+    );
     let app = api_router(state, &args.cors_origin);
     let listener = tokio::net::TcpListener::bind(args.bind_addr)
         .await
@@ -190,8 +198,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::warn!(?grace, "in-flight requests did not finish within the grace period");
         }
     }
-    // Running downloads stop with the process; their leases lapse and another
-    // instance (or this one, restarted) takes them over.
+    // Running downloads and webhook attempts stop with the process; their leases lapse and
+    // another instance (or this one, restarted) takes them over.
     stop_downloads.cancel();
     tracing::info!("ProStream API stopped");
     Ok(())

@@ -29,6 +29,9 @@ pub const REAPED: &str = "prostream_leases_reaped_total";
 pub const RECONCILED: &str = "prostream_jobs_reconciled_total";
 /// Leftovers of dead attempts and abandoned uploads removed.
 pub const SWEPT: &str = "prostream_files_swept_total";
+/// Webhook delivery attempts (API), by `result`: `delivered`, `retried` (failed, tried again
+/// later) or `failed` (failed for good: the retry window is over).
+pub const WEBHOOK_DELIVERIES: &str = "prostream_webhook_attempts_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

@@ -4,13 +4,20 @@
 //! `attempts = $attempt AND state = 'processing'`, so a worker that lost its
 //! job (lease expired, job re-queued and claimed again) cannot overwrite the
 //! newer attempt's state.
+//!
+//! The changes an owner can be told about (playable, ready, failed, canceled)
+//! write their webhook event in the same transaction ([`webhooks::enqueue_event`]);
+//! inside a caller's transaction that is a savepoint.
 
 use std::time::Duration;
 
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-use super::{JobStage, JobState};
+use super::{
+    JobStage, JobState,
+    webhooks::{self, EventType},
+};
 
 /// What a worker needs once it holds a job.
 #[derive(Debug, Clone)]
@@ -146,6 +153,7 @@ pub async fn fail_download(
     code: &str,
     message: &str,
 ) -> sqlx::Result<bool> {
+    let mut tx = conn.begin().await?;
     let done = sqlx::query!(
         "UPDATE jobs SET state = 'failed', worker_id = NULL, lease_expires_at = NULL,
                          error_code = $3, error_message = $4, finished_at = now()
@@ -155,9 +163,24 @@ pub async fn fail_download(
         code,
         message
     )
-    .execute(conn)
+    .execute(&mut *tx)
     .await?;
-    Ok(done.rows_affected() == 1)
+    announce(tx, done.rows_affected() == 1, job_id, EventType::Failed).await
+}
+
+/// Commits `tx` after writing the event of a state change that `happened` (the outbox: the
+/// event exists exactly when the change does). Returns `happened`.
+async fn announce(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    happened: bool,
+    job_id: Uuid,
+    kind: EventType,
+) -> sqlx::Result<bool> {
+    if happened {
+        webhooks::enqueue_event_for_job(&mut tx, job_id, kind).await?;
+    }
+    tx.commit().await?;
+    Ok(happened)
 }
 
 /// Takes a queued job for this worker in one conditional UPDATE. `None` means
@@ -217,13 +240,25 @@ pub async fn report(
 }
 
 /// Marks the attempt's job ready. Run in the same transaction as the rendition
-/// inserts so a video is never `ready` without its renditions.
+/// inserts so a video is never `ready` without its renditions. A video that was
+/// never announced playable (a short one can finish before its first segments
+/// are noticed) is announced playable now too, so `video.playable` always comes.
 pub async fn mark_ready(
     conn: &mut PgConnection,
     job_id: Uuid,
     attempt: i32,
     has_poster: bool,
 ) -> sqlx::Result<bool> {
+    let mut tx = conn.begin().await?;
+    let unannounced = sqlx::query_scalar!(
+        r#"SELECT playable_at IS NULL AS "unannounced!" FROM jobs
+           WHERE id = $1 AND attempts = $2 AND state = 'processing'"#,
+        job_id,
+        attempt
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .unwrap_or(false);
     let done = sqlx::query!(
         "UPDATE jobs SET state = 'ready', stage = NULL, progress = 100,
                          lease_expires_at = NULL, finished_at = now(), has_poster = $3
@@ -232,9 +267,12 @@ pub async fn mark_ready(
         attempt,
         has_poster
     )
-    .execute(conn)
+    .execute(&mut *tx)
     .await?;
-    Ok(done.rows_affected() == 1)
+    if unannounced && done.rows_affected() == 1 {
+        webhooks::enqueue_event_for_job(&mut tx, job_id, EventType::Playable).await?;
+    }
+    announce(tx, done.rows_affected() == 1, job_id, EventType::Ready).await
 }
 
 pub async fn mark_failed(
@@ -244,6 +282,7 @@ pub async fn mark_failed(
     code: &str,
     message: &str,
 ) -> sqlx::Result<bool> {
+    let mut tx = conn.begin().await?;
     let done = sqlx::query!(
         "UPDATE jobs SET state = 'failed', stage = NULL, lease_expires_at = NULL,
                          finished_at = now(), error_code = $3, error_message = $4,
@@ -254,9 +293,9 @@ pub async fn mark_failed(
         code,
         message
     )
-    .execute(conn)
+    .execute(&mut *tx)
     .await?;
-    Ok(done.rows_affected() == 1)
+    announce(tx, done.rows_affected() == 1, job_id, EventType::Failed).await
 }
 
 /// Puts a running job back in the queue, to run no sooner than `delay` from
@@ -307,7 +346,8 @@ pub struct Reaped {
 /// `SKIP LOCKED` lets every replica run this at once without blocking or
 /// double-handling a job.
 pub async fn reap_expired(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<Reaped>> {
-    sqlx::query_as!(
+    let mut tx = conn.begin().await?;
+    let reaped = sqlx::query_as!(
         Reaped,
         r#"WITH expired AS (
                SELECT id FROM jobs
@@ -332,8 +372,13 @@ pub async fn reap_expired(conn: &mut PgConnection, limit: i64) -> sqlx::Result<V
            RETURNING j.id AS job_id, j.state AS "state: JobState""#,
         limit
     )
-    .fetch_all(conn)
-    .await
+    .fetch_all(&mut *tx)
+    .await?;
+    for failed in reaped.iter().filter(|r| r.state == JobState::Failed) {
+        webhooks::enqueue_event_for_job(&mut tx, failed.job_id, EventType::Failed).await?;
+    }
+    tx.commit().await?;
+    Ok(reaped)
 }
 
 /// Queued jobs that are due and were not pushed recently (never, or longer
@@ -363,6 +408,7 @@ pub async fn take_due_for_push(
 /// Cancels a queued or running job. A running attempt notices at its next
 /// heartbeat (its fenced writes stop matching) and kills ffmpeg.
 pub async fn cancel(conn: &mut PgConnection, video_id: Uuid) -> sqlx::Result<bool> {
+    let mut tx = conn.begin().await?;
     let done = sqlx::query!(
         "UPDATE jobs SET state = 'canceled', stage = NULL, worker_id = NULL,
                          lease_expires_at = NULL, finished_at = now(), playable_at = NULL,
@@ -370,9 +416,14 @@ pub async fn cancel(conn: &mut PgConnection, video_id: Uuid) -> sqlx::Result<boo
          WHERE video_id = $1 AND state IN ('downloading', 'queued', 'processing')",
         video_id
     )
-    .execute(conn)
+    .execute(&mut *tx)
     .await?;
-    Ok(done.rows_affected() == 1)
+    let canceled = done.rows_affected() == 1;
+    if canceled {
+        webhooks::enqueue_event(&mut tx, video_id, EventType::Canceled).await?;
+    }
+    tx.commit().await?;
+    Ok(canceled)
 }
 
 /// Queues a failed or canceled job again with a fresh set of attempts.
@@ -418,15 +469,16 @@ pub async fn mark_playable(
     job_id: Uuid,
     attempt: i32,
 ) -> sqlx::Result<bool> {
+    let mut tx = conn.begin().await?;
     let done = sqlx::query!(
         "UPDATE jobs SET playable_at = now()
          WHERE id = $1 AND attempts = $2 AND state = 'processing'",
         job_id,
         attempt
     )
-    .execute(conn)
+    .execute(&mut *tx)
     .await?;
-    Ok(done.rows_affected() == 1)
+    announce(tx, done.rows_affected() == 1, job_id, EventType::Playable).await
 }
 
 /// The (video, attempt key) of every output that may be served: running or

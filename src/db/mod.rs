@@ -8,6 +8,7 @@ pub mod keys;
 pub mod owners;
 pub mod uploads;
 pub mod videos;
+pub mod webhooks;
 
 use std::time::Duration;
 

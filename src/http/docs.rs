@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{AppState, error, health, hls, lifecycle, owners, tus, videos};
+use super::{AppState, error, health, hls, lifecycle, owners, tus, videos, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,6 +24,7 @@ use super::{AppState, error, health, hls, lifecycle, owners, tus, videos};
         (name = "uploads", description = "Resumable uploads (tus 1.0.0): create, resume, terminate"),
         (name = "playback", description = "HLS playlists, segments and posters"),
         (name = "owners", description = "Usage against quotas; every owner's for admin keys"),
+        (name = "webhooks", description = "Endpoints told when videos change state (Standard Webhooks), and their deliveries"),
         (name = "operations", description = "Health, readiness and metrics"),
     ),
     components(schemas(error::ErrorCode, error::Problem, tus::TusResumable)),
@@ -60,6 +61,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .merge(owners::router())
         .merge(hls::router())
         .merge(health::router())
+        .merge(webhooks::router())
 }
 
 /// `/openapi.json` and the `/docs` page.
@@ -120,6 +122,9 @@ mod tests {
             "/v1/uploads/{id}",
             "/v1/usage",
             "/v1/owners",
+            "/v1/webhooks",
+            "/v1/webhooks/{id}",
+            "/v1/webhooks/{id}/deliveries",
             "/healthz",
             "/readyz",
             "/metrics",

@@ -14,6 +14,7 @@ mod upload;
 pub mod url_ingest;
 pub mod videos;
 mod web;
+mod webhooks;
 
 pub use docs::openapi;
 mod docs;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub policy: Arc<OwnerPolicy>,
     /// Signs and checks private videos' playback URLs.
     pub playback: crate::playback::Signer,
+    /// Webhooks: the URL checks at registration, and the deliverer's client and settings.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 /// The whole API. `cors_origin` is `*` or a comma-separated list of origins.

@@ -85,6 +85,7 @@ impl Downloads {
             max_bytes,
             timeout: Duration::from_secs(config.url_ingest_timeout_secs),
             max_redirects: config.url_ingest_max_redirects,
+            allow_var: "URL_INGEST_ALLOW_HOSTS",
         });
         Ok(Self {
             client: fetch::client(policy.clone())?,

@@ -48,6 +48,18 @@ pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// Webhooks as the tests use them: loopback receivers allowed, a 2 s timeout, retries after
+/// 0.05 s, 3 s, 18 s… (the spec's schedule scaled down 100 times).
+pub fn test_webhook_config() -> prostream::webhooks::WebhookConfig {
+    prostream::webhooks::WebhookConfig {
+        webhook_allow_hosts: vec!["127.0.0.1".into()],
+        webhook_timeout_secs: 2,
+        webhook_concurrency: 8,
+        webhook_retry_base_secs: 0.05,
+        webhook_retry_window_secs: 24 * 3600,
+    }
+}
+
 /// URL ingest as the tests use it: loopback test servers allowed, short limits.
 pub fn test_ingest_config() -> url_ingest::IngestConfig {
     url_ingest::IngestConfig {
@@ -141,6 +153,10 @@ impl TestApp {
             auth,
             policy: Arc::new(policy),
             playback: test_signer(),
+            webhooks: Arc::new(
+                prostream::webhooks::Webhooks::new(&test_webhook_config())
+                    .expect("the webhook client builds"),
+            ),
         };
         let queue = state.queue.clone();
         let (base, server, server_task) = serve(state.clone()).await;
@@ -415,13 +431,18 @@ pub fn auth_headers(key: &str) -> reqwest::header::HeaderMap {
     headers
 }
 
-/// Serves the API (and its URL downloader) on a free port; returns its base URL and how to stop it.
+/// Serves the API (its URL downloader and webhook deliverer too) on a free port; returns its base URL and how to stop it.
 async fn serve(state: AppState) -> (String, CancellationToken, tokio::task::JoinHandle<()>) {
     let downloader_state = state.clone();
     let app = api_router(state, "*");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server = CancellationToken::new();
+    prostream::webhooks::spawn_deliverer(
+        downloader_state.pool.clone(),
+        downloader_state.webhooks.clone(),
+        server.clone(),
+    );
     url_ingest::spawn_downloader(downloader_state, server.clone());
     let stop = server.clone();
     let task = tokio::spawn(async move {
