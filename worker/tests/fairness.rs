@@ -234,7 +234,7 @@ async fn concurrent_claims_take_each_job_exactly_once(pool: PgPool) {
 }
 
 /// Uploads `clip` with `client` (one owner's key) and returns the video id.
-async fn upload_as(app: &TestApp, client: &reqwest::Client, owner: &str, clip: &[u8]) -> Uuid {
+async fn upload_as(app: &TestApp, client: &reqwest::Client, clip: &[u8]) -> Uuid {
     let response = client
         .post(app.url("/v1/videos"))
         .header("content-type", "video/mp4")
@@ -244,18 +244,7 @@ async fn upload_as(app: &TestApp, client: &reqwest::Client, owner: &str, clip: &
         .unwrap();
     assert_eq!(response.status(), 202);
     let video: serde_json::Value = response.json().await.unwrap();
-    let id: Uuid = video["id"].as_str().unwrap().parse().unwrap();
-    // Until the API records the uploader's owner itself; a no-op once it does.
-    sqlx::query(
-        "UPDATE videos SET owner_id = (SELECT id FROM owners WHERE name = $2)
-         WHERE id = $1 AND owner_id IS NULL",
-    )
-    .bind(id)
-    .bind(owner)
-    .execute(&app.pool)
-    .await
-    .unwrap();
-    id
+    video["id"].as_str().unwrap().parse().unwrap()
 }
 
 /// Polls until `sql` (a count) returns at least `wanted`.
@@ -328,7 +317,7 @@ async fn one_owners_backlog_delays_another_owners_upload_by_at_most_one_job(pool
     let owner_b = client_with_key(&app.new_key("owner-b", false).await);
 
     for _ in 0..6 {
-        upload_as(&app, &owner_a, "owner-a", &clip).await;
+        upload_as(&app, &owner_a, &clip).await;
     }
     app.start_worker(1).await;
     // A's backlog is being worked through when B's single upload arrives.
@@ -339,7 +328,7 @@ async fn one_owners_backlog_delays_another_owners_upload_by_at_most_one_job(pool
         Duration::from_secs(30),
     )
     .await;
-    let b_video = upload_as(&app, &owner_b, "owner-b", &clip).await;
+    let b_video = upload_as(&app, &owner_b, &clip).await;
 
     let order = start_order(&app.pool, 7).await;
     let names: Vec<&str> = order.iter().map(|s| s.owner.as_str()).collect();
@@ -374,10 +363,10 @@ async fn two_owners_with_backlogs_are_served_in_turn(pool: PgPool) {
 
     // All of A's uploads come before all of B's: FIFO would run A, A, A, B, B, B.
     for _ in 0..3 {
-        upload_as(&app, &owner_a, "owner-a", &clip).await;
+        upload_as(&app, &owner_a, &clip).await;
     }
     for _ in 0..3 {
-        upload_as(&app, &owner_b, "owner-b", &clip).await;
+        upload_as(&app, &owner_b, &clip).await;
     }
     app.start_worker(1).await;
 
