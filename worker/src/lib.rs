@@ -1,5 +1,5 @@
-//! The ProStream worker: takes job ids from Redis, claims them in Postgres,
-//! runs one ffmpeg per job and publishes the HLS ladder.
+//! The ProStream worker: takes deliveries from Redis as wake-ups, claims the
+//! fairest due job in Postgres, runs one ffmpeg per job and publishes the HLS ladder.
 
 pub mod config;
 pub mod ffmpeg;

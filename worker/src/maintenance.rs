@@ -5,7 +5,16 @@
 //!   off) go back to the queue, or fail once their attempts are used up;
 //! - **reconciler**: queued jobs that are due and were not pushed recently
 //!   are pushed to Redis again (a flushed or restarted Redis, a failed push,
-//!   a retry whose backoff has passed);
+//!   a retry whose backoff has passed). A delivery only wakes a worker, which
+//!   claims the fairest due job (`pipeline::process`), so a job's own push
+//!   may be spent on another job; that other job's push stays in Redis, so
+//!   pushes and queued jobs still balance. Whatever was lost, every due job
+//!   still queued `RECONCILE_AFTER_SECS` after its last push is pushed again,
+//!   round after round, and each delivery claims some due job: the backlog
+//!   drains, and the fairness order (an owner's oldest job first, owners in
+//!   turn) reaches every job, so none waits forever. A job that waits its
+//!   turn in a long backlog is re-pushed too; the surplus delivery is
+//!   harmless (it claims the next fair job, or finds none and is dropped);
 //! - **sweeper**: output directories of dead attempts (a killed worker's) and
 //!   half-received uploads are deleted; so are resumable (tus) uploads past
 //!   their expiry (unfinished: row and bytes; completed: only the row, the file

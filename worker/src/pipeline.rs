@@ -76,7 +76,9 @@ pub enum Outcome {
     Retrying {
         code: String,
     },
-    /// The job was not `queued` (or not yet due): a duplicate delivery, dropped.
+    /// No job was `queued` and due (the delivered one was claimed through
+    /// another delivery, finished, canceled or not due yet): a surplus or
+    /// duplicate delivery, dropped.
     Duplicate,
     /// Too little free disk to take the job; left queued for another worker.
     Deferred,
@@ -139,27 +141,57 @@ impl AttemptError {
     }
 }
 
-/// Runs one delivery of `job_id`.
-pub async fn process(ctx: &JobContext, job_id: Uuid) -> anyhow::Result<Outcome> {
+/// Runs one delivery. A delivery is a wake-up, not an assignment: the worker
+/// claims the fairest due job in Postgres ([`db::jobs::claim_next`]), which
+/// may not be `delivered`. So the next free slot goes to the owner with the
+/// fewest jobs running, whatever order Redis delivers in.
+///
+/// Why every queued job still runs (token accounting): every path that makes a
+/// job `queued` and due pushes it (upload, retry, hand-back, the end of a
+/// download) or leaves it to the reconciler (a backoff's end, a reaped lease,
+/// a failed push). A delivery that claims another job leaves its own job
+/// queued, and the pushes balance: that other job's delivery is still in Redis
+/// and will claim something in its turn. A delivery is dropped only when
+/// nothing is claimable then, which leaves no due job behind; and when Redis
+/// has lost deliveries anyway (a flush, a restart, a disk-space deferral), the
+/// reconciler pushes every due job whose last push is older than
+/// `RECONCILE_AFTER_SECS`, again and again until it is claimed. Surplus
+/// deliveries (a canceled job's, a re-push of a job that waited its turn) find
+/// nothing or wake a worker that would otherwise idle: harmless.
+pub async fn process(ctx: &JobContext, delivered: Uuid) -> anyhow::Result<Outcome> {
     let free = fs4::available_space(ctx.media.root())
         .with_context(|| format!("reading free space of {}", ctx.media.root().display()))?;
     if free < ctx.min_free_disk {
         // Unclaimed, the job stays queued; the reconciler offers it again later.
-        tracing::warn!(%job_id, free, minimum = ctx.min_free_disk, "too little free disk; job left for others");
+        tracing::warn!(%delivered, free, minimum = ctx.min_free_disk, "too little free disk; job left for others");
         return Ok(Outcome::Deferred);
     }
     let mut conn = ctx.pool.acquire().await?;
-    let Some(job) = db::jobs::claim(&mut conn, job_id, &ctx.worker_id, ctx.lease).await? else {
-        tracing::info!(%job_id, "job is not queued; duplicate delivery dropped");
+    let mut claimed = db::jobs::claim_next(&mut conn, &ctx.worker_id, ctx.lease).await?;
+    if claimed.is_none() {
+        // `claim_next` skips locked rows. The delivered job may be locked for
+        // an instant by a write that does not take it away (the reconciler
+        // marking it pushed, a hand-back recording its push): wait for that
+        // and take it, instead of leaving it to the reconciler's next round.
+        claimed = db::jobs::claim(&mut conn, delivered, &ctx.worker_id, ctx.lease).await?;
+    }
+    drop(conn);
+    let Some(job) = claimed else {
+        tracing::info!(%delivered, "no due queued job; delivery dropped");
         return Ok(Outcome::Duplicate);
     };
-    drop(conn);
     let span = tracing::info_span!(
         "job",
-        %job_id,
+        job_id = %job.job_id,
         video_id = %job.video_id,
         attempt = job.attempt,
         worker = %ctx.worker_id
+    );
+    tracing::debug!(
+        parent: &span,
+        %delivered,
+        owner = ?job.owner_id,
+        "fairest job claimed: the owner with the fewest running, least recently served"
     );
     run_claimed(ctx, &job).instrument(span).await
 }
