@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestApp, client_with_key, make_clip, scratch};
+use common::{TestApp, client_with_key, get_json_as, make_clip, scratch};
 use prostream::{config::OwnerPolicy, db};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -162,14 +162,7 @@ async fn another_owners_videos_and_uploads_answer_404_and_an_admin_key_sees_them
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{method} {url}");
         assert_eq!(code_of(response).await.as_deref(), Some("not_found"));
     }
-    let theirs: Value = other
-        .get(app.url("/v1/videos"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let theirs: Value = get_json_as(&other, &app.url("/v1/videos")).await;
     assert_eq!(theirs["items"], json!([]), "{theirs}");
     // Untouched by all that: still queued, still titled as uploaded.
     let video_now = app.get_json(&format!("/v1/videos/{mine}")).await;
@@ -202,23 +195,9 @@ async fn another_owners_videos_and_uploads_answer_404_and_an_admin_key_sees_them
     assert_eq!(head.headers()["upload-offset"], "0");
 
     // The admin key sees and lists every owner's video, and may act on it.
-    let seen: Value = admin
-        .get(&video)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let seen: Value = get_json_as(&admin, &video).await;
     assert_eq!(seen["id"], mine.as_str());
-    let all: Value = admin
-        .get(app.url("/v1/videos"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all: Value = get_json_as(&admin, &app.url("/v1/videos")).await;
     assert_eq!(all["items"].as_array().unwrap().len(), 1, "{all}");
     let head = request(&admin, Method::HEAD, &upload).send().await.unwrap();
     assert_eq!(head.status(), StatusCode::OK);
@@ -512,14 +491,7 @@ async fn in_open_mode_a_request_without_a_key_acts_as_an_admin(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let page: Value = anonymous
-        .get(app.url("/v1/videos"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = get_json_as(&anonymous, &app.url("/v1/videos")).await;
     let ids: Vec<&str> = page["items"]
         .as_array()
         .unwrap()
@@ -566,14 +538,7 @@ async fn an_owner_reads_its_usage_and_only_an_admin_key_lists_every_owner(pool: 
     assert_eq!(code_of(refused).await.as_deref(), Some("forbidden"));
 
     let admin = client_with_key(&app.new_key("operator", true).await);
-    let owners: Value = admin
-        .get(app.url("/v1/owners"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let owners: Value = get_json_as(&admin, &app.url("/v1/owners")).await;
     let names: Vec<&str> = owners["items"]
         .as_array()
         .unwrap()

@@ -414,6 +414,11 @@ pub async fn create_key(pool: &PgPool, owner: &str, admin: bool) -> String {
     key.secret
 }
 
+/// The JSON body of a GET of `url` (absolute) with `client` (e.g. another owner's).
+pub async fn get_json_as(client: &reqwest::Client, url: &str) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// An HTTP client that sends `Authorization: Bearer {key}` with every request.
 pub fn client_with_key(key: &str) -> reqwest::Client {
     reqwest::Client::builder()
