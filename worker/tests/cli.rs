@@ -185,46 +185,66 @@ async fn a_refused_file_and_an_unreachable_server_are_errors_with_codes(pool: Pg
 }
 
 /// A TCP proxy to `upstream` that forwards client bytes to the server only
-/// while the returned budget lasts, then cuts the connection: a link that
-/// breaks mid-upload. Raise the budget to heal the link.
-async fn cutting_proxy(upstream: String, budget: u64) -> (String, Arc<AtomicU64>) {
+/// while the returned budget lasts, then cuts the link: a link that breaks
+/// mid-upload. Raise the budget to heal the link.
+///
+/// A cut half-closes the server side (the body just stops) and keeps reading
+/// until the server closes the connection, so the returned count of open
+/// server connections tells when the server has finished with every request
+/// it received: only then is its offset final.
+async fn cutting_proxy(upstream: String, budget: u64) -> (String, Arc<AtomicU64>, Arc<AtomicU64>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let left = Arc::new(AtomicU64::new(budget));
-    let budget = left.clone();
+    let open = Arc::new(AtomicU64::new(0));
+    let (budget, open_out) = (left.clone(), open.clone());
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
             let server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
-            let left = left.clone();
+            open.fetch_add(1, Ordering::SeqCst);
+            let (left, open) = (left.clone(), open.clone());
             tokio::spawn(async move {
                 let (mut client_rx, mut client_tx) = client.into_split();
                 let (mut server_rx, mut server_tx) = server.into_split();
-                let up = async {
+                let up = async move {
                     let mut buf = vec![0u8; 64 * 1024];
                     loop {
                         let n = client_rx.read(&mut buf).await.unwrap_or(0);
-                        if n == 0 {
-                            return;
-                        }
                         let spent = left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| {
                             l.checked_sub(n as u64)
                         });
-                        if spent.is_err() {
-                            return; // budget spent: cut the link
+                        if n == 0 || spent.is_err() {
+                            // The client is gone, or the budget is spent: the link breaks here.
+                            let _ = server_tx.shutdown().await;
+                            return;
                         }
                         if server_tx.write_all(&buf[..n]).await.is_err() {
                             return;
                         }
                     }
                 };
-                let down = tokio::io::copy(&mut server_rx, &mut client_tx);
-                tokio::select! { () = up => {}, _ = down => {} }
+                let down = async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let mut client_alive = true;
+                    loop {
+                        match server_rx.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) if client_alive => {
+                                client_alive = client_tx.write_all(&buf[..n]).await.is_ok();
+                            }
+                            Ok(_) => {}
+                        }
+                    }
+                    let _ = client_tx.shutdown().await;
+                };
+                tokio::join!(up, down);
+                open.fetch_sub(1, Ordering::SeqCst);
             });
         }
     });
-    (format!("http://{addr}"), budget)
+    (format!("http://{addr}"), budget, open_out)
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
@@ -255,27 +275,29 @@ async fn an_upload_cut_off_midway_resumes_from_the_servers_offset_when_run_again
     };
 
     // The link breaks after about 40 % of the file.
-    let (server, budget) = cutting_proxy(upstream, size * 2 / 5).await;
+    let (server, budget, open) = cutting_proxy(upstream, size * 2 / 5).await;
     let first = run(server.clone()).await;
     assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
-    // The server records what arrived once it notices the broken body and
-    // releases its lease; read the offset after that.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let kept: i64 = loop {
-        let (offset, locked): (i64, bool) =
-            sqlx::query_as("SELECT upload_offset, lock_token IS NOT NULL FROM uploads")
-                .fetch_one(&app.pool)
-                .await
-                .unwrap();
-        if !locked {
-            break offset;
-        }
+    // The server records what arrived once it notices the broken body, then
+    // answers and closes the connection; read the offset after every
+    // connection the client opened is closed by the server.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while open.load(Ordering::SeqCst) > 0 {
         assert!(
             std::time::Instant::now() < deadline,
-            "the upload stayed locked"
+            "the server kept a connection of the broken upload open"
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    }
+    let (kept, locked): (i64, bool) =
+        sqlx::query_as("SELECT upload_offset, lock_token IS NOT NULL FROM uploads")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(
+        !locked,
+        "the upload is still locked after its request ended"
+    );
     assert!(kept > 0 && (kept as u64) < size, "offset {kept} of {size}");
 
     // The link heals; the same command again continues where the server stands.
