@@ -18,7 +18,10 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 /// The `prostream` binary of this build profile, built once per test process
-/// (this crate cannot name another package's binary directly).
+/// (this crate cannot name another package's binary directly). The build blocks
+/// the test's one runtime thread, so each test calls this before it starts the
+/// API and a worker: a worker whose heartbeats stall for the length of a build
+/// was seen never to poll again.
 fn prostream_bin() -> &'static PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -44,16 +47,22 @@ fn prostream_bin() -> &'static PathBuf {
     })
 }
 
+/// How long one `prostream` command may take in these tests (an upload with `--wait` included).
+const COMMAND_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Runs `prostream ARGS` against the test API, in its own state directory.
 /// (Asynchronously: the API under test runs on this test's runtime.)
 async fn prostream(app: &TestApp, state: &std::path::Path, args: &[&str]) -> Output {
-    tokio::process::Command::new(prostream_bin())
+    let run = tokio::process::Command::new(prostream_bin())
         .args(args)
         .env("PROSTREAM_URL", &app.base)
         .env("PROSTREAM_API_KEY", &app.key)
         .env("XDG_STATE_HOME", state)
-        .output()
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(COMMAND_LIMIT, run)
         .await
+        .unwrap_or_else(|_| panic!("prostream {args:?} did not finish within {COMMAND_LIMIT:?}"))
         .unwrap()
 }
 
@@ -78,6 +87,7 @@ fn stderr(output: &Output) -> String {
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn upload_wait_list_show_and_delete_from_the_command_line(pool: PgPool) {
+    prostream_bin();
     let mut app = TestApp::spawn(pool).await;
     app.start_worker(1).await;
     let fixtures = scratch();
@@ -148,6 +158,7 @@ async fn upload_wait_list_show_and_delete_from_the_command_line(pool: PgPool) {
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn a_refused_file_and_an_unreachable_server_are_errors_with_codes(pool: PgPool) {
+    prostream_bin();
     let app = TestApp::spawn(pool).await;
     let fixtures = scratch();
     let junk = fixtures.join("junk.mp4");
@@ -249,6 +260,7 @@ async fn cutting_proxy(upstream: String, budget: u64) -> (String, Arc<AtomicU64>
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn an_upload_cut_off_midway_resumes_from_the_servers_offset_when_run_again(pool: PgPool) {
+    prostream_bin();
     let mut app = TestApp::spawn(pool).await;
     app.start_worker(1).await;
     let fixtures = scratch();
@@ -263,13 +275,16 @@ async fn an_upload_cut_off_midway_resumes_from_the_servers_offset_when_run_again
         let clip_arg = clip_arg.to_owned();
         let key = app.key.clone();
         async move {
-            tokio::process::Command::new(prostream_bin())
+            let run = tokio::process::Command::new(prostream_bin())
                 .args(["upload", &clip_arg, "--json", "--wait", "--server", &server])
                 .env("XDG_STATE_HOME", &state)
                 .env("PROSTREAM_API_KEY", &key)
                 .env("PROSTREAM_UPLOAD_CHUNK_BYTES", "1048576")
-                .output()
+                .kill_on_drop(true)
+                .output();
+            tokio::time::timeout(COMMAND_LIMIT, run)
                 .await
+                .expect("prostream upload did not finish in time")
                 .unwrap()
         }
     };
