@@ -103,6 +103,9 @@ pub async fn retry_video(
         });
     };
     drop(conn);
+    // Read the answer before anyone can take the job: a download that fails in a few
+    // milliseconds must not make the 202 report `failed` for the retry it accepted.
+    let video = load_video(&state, id, caller.scope()).await?;
     if new_state == JobState::Downloading {
         // Its download never finished: the downloader takes it again.
         super::url_ingest::wake(&state);
@@ -111,10 +114,7 @@ pub async fn retry_video(
         tracing::warn!(%job_id, error = %err, "retry recorded but not pushed to Redis");
     }
     tracing::info!(video_id = %id, %job_id, "queued again by request");
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(load_video(&state, id, caller.scope()).await?),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(video)))
 }
 
 /// A connection, once `caller` is known to see video `id` (404 otherwise, exactly as for a

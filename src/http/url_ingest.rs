@@ -159,10 +159,12 @@ pub async fn create_from_url(
     .await?;
     db::jobs::insert_downloading(&mut tx, job_id, video_id, state.max_attempts).await?;
     tx.commit().await?;
+    // Read the answer before waking the downloader, so a download that fails at once cannot
+    // turn this 202 into a report of `failed`.
+    let video = load_video(&state, video_id, caller.scope()).await?;
     state.downloads.wake.notify_one();
     tracing::info!(%video_id, %url, "URL ingest accepted");
 
-    let video = load_video(&state, video_id, caller.scope()).await?;
     let mut headers = HeaderMap::new();
     headers.insert(
         header::LOCATION,
