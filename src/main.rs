@@ -168,6 +168,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         policy: Arc::new(args.policy.clone()),
         playback,
         webhooks: Arc::new(prostream::webhooks::Webhooks::new(&args.webhooks)?),
+        public_videos: Default::default(),
     };
     if args.auth_mode == AuthMode::Open {
         tracing::warn!(

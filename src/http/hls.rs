@@ -2,7 +2,8 @@
 //!
 //! - `GET /v1/videos/{id}/hls/{attempt}/{file}`: public videos, for anyone. A video that is not
 //!   public (private, or unknown: the answer does not tell them apart) gets 403
-//!   `playback_token_required`.
+//!   `playback_token_required`. Visibility is remembered for a moment
+//!   ([`super::public_videos`]), so a segment costs no database trip.
 //! - `GET /v1/videos/{id}/signed/{token}/{attempt}/{file}`: any video, with a playback token for
 //!   that video id (see [`crate::playback`]), as `playback.hls` gives it for private videos. The
 //!   token sits in the path, so the relative URIs in the playlists (`720p.m3u8`,
@@ -44,7 +45,7 @@ use super::{
     videos::{BinaryFile, PlaybackOut, parse_id},
 };
 use crate::{
-    db::{self, Visibility},
+    db::Visibility,
     playback::{Signer, TokenError},
 };
 
@@ -170,10 +171,7 @@ pub async fn get_hls_file(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let path = hls_path(&state, id, &attempt, &file)?;
-    let mut conn = state.pool.acquire().await?;
-    let visibility = db::videos::visibility(&mut conn, id).await?;
-    drop(conn);
-    if visibility != Some(Visibility::Public) {
+    if !state.public_videos.is_public(&state.pool, id).await? {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             ErrorCode::PlaybackTokenRequired,

@@ -153,6 +153,7 @@ pub async fn delete_video(
         .await?
         .ok_or_else(|| ApiError::not_found("this video"))?;
     drop(conn);
+    state.public_videos.forget(id);
     // The rows are gone, so no worker can publish this video any more; the
     // files go now. A running attempt's work directory is removed by its
     // worker (or the sweeper if that worker died).

@@ -8,6 +8,7 @@ mod hls;
 mod ingest;
 mod lifecycle;
 mod owners;
+pub mod public_videos;
 pub mod quotas;
 mod tus;
 mod upload;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub playback: crate::playback::Signer,
     /// Webhooks: the URL checks at registration, and the deliverer's client and settings.
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// Which videos the public HLS route may serve, remembered for a moment.
+    pub public_videos: public_videos::PublicVideos,
 }
 
 /// The whole API. `cors_origin` is `*` or a comma-separated list of origins.

@@ -413,6 +413,7 @@ pub async fn update_video(
         return Err(ApiError::not_found("this video"));
     }
     drop(conn);
+    state.public_videos.forget(id);
     Ok(Json(load_video(&state, id, caller.scope()).await?))
 }
 

@@ -12,7 +12,7 @@ use std::{
 use common::{TestApp, make_clip, probe_duration, scratch};
 use prostream::playback::{Signer, SigningKey};
 use prostream_worker::pipeline::{self, Outcome};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
@@ -201,16 +201,42 @@ async fn a_public_video_plays_with_no_token_and_no_key(pool: PgPool) {
     ));
     assert_eq!(get(&signed).await.status(), 200);
 
-    // Made private again: the plain URL stops working at once.
+    // Made private through this API: the plain URL stops working at once, and opens again
+    // at once when made public.
+    for (visibility, status) in [("private", 403), ("public", 200)] {
+        let patched = app
+            .http
+            .patch(app.url(&format!("/v1/videos/{id}")))
+            .json(&json!({ "visibility": visibility }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(patched.status(), 200);
+        assert_eq!(get(&app.url(hls)).await.status(), status, "{visibility}");
+    }
+
+    // Made private by another API replica (here: straight in the database), this one follows
+    // once its remembered answer is older than the TTL.
     sqlx::query("UPDATE videos SET visibility = 'private' WHERE id = $1::uuid")
         .bind(id)
         .execute(&app.pool)
         .await
         .unwrap();
-    assert_eq!(
-        problem(get(&app.url(hls)).await, 403).await,
-        "playback_token_required"
-    );
+    let changed = Instant::now();
+    let deadline = changed + prostream::http::public_videos::TTL + Duration::from_secs(1);
+    loop {
+        let response = get(&app.url(hls)).await;
+        if response.status() == 403 {
+            assert_eq!(problem(response, 403).await, "playback_token_required");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still public {:?} after the change",
+            changed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     app.shutdown().await;
     std::fs::remove_dir_all(fixtures).unwrap();

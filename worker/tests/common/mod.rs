@@ -157,6 +157,7 @@ impl TestApp {
                 prostream::webhooks::Webhooks::new(&test_webhook_config())
                     .expect("the webhook client builds"),
             ),
+            public_videos: Default::default(),
         };
         let queue = state.queue.clone();
         let (base, server, server_task) = serve(state.clone()).await;
@@ -184,6 +185,7 @@ impl TestApp {
         (&mut self.server_task).await.unwrap();
         let state = AppState {
             media: MediaRoot::open(&self.media_dir).await.unwrap(),
+            public_videos: Default::default(),
             ..self.api.clone()
         };
         (self.base, self.server, self.server_task) = serve(state).await;
