@@ -178,10 +178,10 @@ def per_rung_commands(source, rungs, crf, out_dir):
             "-vf", f"scale={r['width']}:{r['height']},setsar=1",
             "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-pix_fmt", "yuv420p",
             "-sc_threshold", "0", "-flags", "+cgop", "-g", "60", "-keyint_min", "60",
-            "-force_key_frames", "expr:gte(t,n_forced*2)",
+            "-force_key_frames", "expr:gte(t,if(eq(n_forced,0),0,1+2*(n_forced-1)))",
             "-crf", str(crf), "-maxrate", f"{kbps}k", "-bufsize", f"{kbps * 3 // 2}k",
             "-c:a", "aac", "-b:a", "128k", "-ac", "2",
-            "-f", "hls", "-hls_time", "4", "-hls_playlist_type", "vod", "-hls_segment_type", "fmp4",
+            "-f", "hls", "-hls_time", "2", "-hls_init_time", "1", "-hls_playlist_type", "vod", "-hls_segment_type", "fmp4",
             "-hls_fmp4_init_filename", f"{r['name']}_init.mp4",
             "-hls_segment_filename", str(out_dir / f"{r['name']}_%05d.m4s"), str(out_dir / f"{r['name']}.m3u8"),
         ])

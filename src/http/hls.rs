@@ -46,6 +46,7 @@ use super::{
 };
 use crate::{
     db::Visibility,
+    media::HLS_TARGET_DURATION_SECS,
     playback::{Signer, TokenError},
 };
 
@@ -254,6 +255,18 @@ async fn serve(
 ) -> Result<Response, ApiError> {
     let (content_type, change) = kind_of(file).ok_or_else(|| ApiError::not_found("this file"))?;
     let cache = cache_control(change, access, OffsetDateTime::now_utc());
+    if change == Change::Grows
+        && let Some(body) = playlist_to_rewrite(&path, request.method()).await?
+    {
+        return Ok((
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+                (header::CACHE_CONTROL, cache),
+            ],
+            body,
+        )
+            .into_response());
+    }
     if change == Change::Immutable && is_plain_get(&request) {
         match read_whole(path.clone()).await {
             Ok(Some(body)) => {
@@ -284,6 +297,32 @@ async fn serve(
     let mut response = response.into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, cache);
     Ok(response)
+}
+
+/// A playlist whose `EXT-X-TARGETDURATION` is below [`HLS_TARGET_DURATION_SECS`], rewritten to
+/// it. ffmpeg writes the first segment's shorter length as the target while that segment is
+/// the only one, then raises it; an `EVENT` playlist may only grow (RFC 8216, 6.2.1), so players
+/// get the final target from the first request. Other playlists are served as they are.
+async fn playlist_to_rewrite(
+    path: &std::path::Path,
+    method: &Method,
+) -> Result<Option<String>, ApiError> {
+    if !matches!(*method, Method::GET | Method::HEAD) {
+        return Ok(None);
+    }
+    match tokio::fs::read_to_string(path).await {
+        Ok(text) => Ok(raise_target_duration(&text, HLS_TARGET_DURATION_SECS)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ApiError::not_found("this file")),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+/// `text` with its target duration raised to `min`; `None` if it has none or one as high.
+fn raise_target_duration(text: &str, min: u32) -> Option<String> {
+    const TAG: &str = "#EXT-X-TARGETDURATION:";
+    let line = text.lines().find(|l| l.starts_with(TAG))?;
+    let value: u32 = line[TAG.len()..].trim().parse().ok()?;
+    (value < min).then(|| text.replacen(line, &format!("{TAG}{min}"), 1))
 }
 
 /// A `GET` that asks for the whole file, unconditionally.
@@ -325,6 +364,27 @@ async fn read_whole(path: PathBuf) -> std::io::Result<Option<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_playlist_gets_the_final_target_duration_from_its_first_segment_on() {
+        let first = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n\
+                     #EXTINF:1.000000,\n720p_00000.m4s\n";
+        let raised = raise_target_duration(first, 2).unwrap();
+        assert_eq!(
+            raised,
+            first.replace("TARGETDURATION:1\n", "TARGETDURATION:2\n")
+        );
+        // Already there, higher (an older attempt's 4 s segments), or no tag (a master): as is.
+        assert_eq!(raise_target_duration(&raised, 2), None);
+        assert_eq!(
+            raise_target_duration(&first.replace(":1\n", ":4\n"), 2),
+            None
+        );
+        assert_eq!(
+            raise_target_duration("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\na.m3u8\n", 2),
+            None
+        );
+    }
 
     #[test]
     fn each_hls_file_kind_has_its_content_type_and_change() {

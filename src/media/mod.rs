@@ -25,6 +25,12 @@ pub const ACCEPTED_DEMUXERS: &str =
 /// decoders are unreliable, and nobody means to publish it.
 pub const MIN_SIDE: u32 = 16;
 
+/// The HLS segment length the worker encodes, and so every media playlist's
+/// `EXT-X-TARGETDURATION`. The first segment is shorter (playable sooner), and while it is the
+/// only one ffmpeg writes a smaller target duration; the API serves this one from the start,
+/// since RFC 8216 lets an `EVENT` playlist only grow, never change a tag.
+pub const HLS_TARGET_DURATION_SECS: u32 = 2;
+
 /// ffmpeg/ffprobe input options that confine a child to one local file of an accepted format.
 pub fn input_guard_args() -> [&'static str; 4] {
     [

@@ -76,6 +76,14 @@ async fn a_720p_clip_with_audio_ends_ready_and_plays_over_http(pool: PgPool) {
         let text = app.get_text(&url).await;
         let playlist = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
         assert!(playlist.end_list, "{text}");
+        assert_eq!(playlist.target_duration, 2, "{text}");
+        assert!(
+            playlist
+                .segments
+                .iter()
+                .all(|s| f64::from(s.duration).round() <= 2.0),
+            "no segment longer than the target: {text}"
+        );
         let total: f64 = playlist
             .segments
             .iter()
@@ -485,7 +493,14 @@ async fn a_long_video_is_playable_while_it_encodes(pool: PgPool) {
             playlist.playlist_type,
             Some(m3u8_rs::MediaPlaylistType::Event)
         );
+        // The final target duration from the first request on (an EVENT playlist only grows),
+        // though the first segment is shorter, so the video is playable sooner.
+        assert_eq!(playlist.target_duration, 2, "{text}");
         let first = &playlist.segments[0];
+        assert!(
+            (f64::from(first.duration) - 1.0).abs() < 0.1,
+            "a 1 s first segment: {text}"
+        );
         let init = first
             .map
             .as_ref()
