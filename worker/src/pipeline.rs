@@ -237,7 +237,7 @@ async fn attempt(
         .media
         .resolve(&job.source_path)
         .context("resolving the source path")?;
-    let info = media::inspect(&ctx.ffprobe, &source, ctx.probe_timeout).await?;
+    let info = media::reinspect(&ctx.ffprobe, &source, ctx.probe_timeout).await?;
     let ladder = ladder::plan(&ladder::Source {
         video: info.video.as_ref().map(|v| (v.width, v.height)),
         video_bit_rate: info.video.as_ref().and_then(|v| v.bit_rate),
