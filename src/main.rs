@@ -169,6 +169,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         playback,
         webhooks: Arc::new(prostream::webhooks::Webhooks::new(&args.webhooks)?),
         public_videos: Default::default(),
+        segment_cache: Default::default(),
     };
     if args.auth_mode == AuthMode::Open {
         tracing::warn!(

@@ -16,17 +16,15 @@
 //! ever standing in for another's. tower-http's `ServeFile` brings byte
 //! ranges, `HEAD` and conditional requests.
 //!
-//! One shortcut: a plain `GET` of an immutable file (segment, init segment,
-//! poster) up to [`WHOLE_READ_MAX`] is read in one blocking call. `ServeFile`
-//! opens, stats and reads in separate trips to the blocking pool, which made
-//! small segments 0.26× nginx's rate (benchmark 5b); what players send for
-//! segments is exactly this plain `GET`, and an immutable file needs no
-//! validators.
+//! One shortcut: a plain `GET` of a small immutable file (segment, init segment, poster) is
+//! answered from [`super::segment_cache`], read whole in one blocking call on a miss.
+//! `ServeFile` opens, stats and reads in separate trips to the blocking pool, which made small
+//! segments 0.26× nginx's rate (benchmark 5b); what players send for segments is exactly this
+//! plain `GET`, and an immutable file needs no validators.
 
-use std::{io::Read, path::PathBuf};
+use std::path::PathBuf;
 
 use axum::{
-    body::Bytes,
     extract::{Request, State},
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
@@ -58,11 +56,9 @@ const SEGMENT_CACHE: &str = "public, max-age=31536000, immutable";
 const PRIVATE_PLAYLIST_CACHE: &str = "private, max-age=1";
 const YEAR_SECS: i64 = 31_536_000;
 
-/// Largest file read whole into memory: segments of the low rungs (240p and
-/// 360p, the most requested on small screens), where the per-request cost
-/// dominates. 64 concurrent requests hold at most 32 MiB; bigger files stream
-/// through `ServeFile`, where bandwidth dominates anyway.
-const WHOLE_READ_MAX: u64 = 512 * 1024;
+/// Bigger files stream in chunks of this size, each one trip to the blocking pool: tower-http's
+/// 64 KiB made a 1.3 MB 1080p segment twenty trips.
+const STREAM_CHUNK: usize = 256 * 1024;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -179,7 +175,7 @@ pub async fn get_hls_file(
             "this video is not public: play it from the signed URL in its `playback.hls`",
         ));
     }
-    serve(path, &file, Access::Public, request).await
+    serve(&state, path, &file, Access::Public, request).await
 }
 
 /// An HLS file of a video through a signed URL, as `playback.hls` gives it for a private video
@@ -220,7 +216,7 @@ pub async fn get_signed_hls_file(
         .verify(id, &token, OffsetDateTime::now_utc())
         .map_err(token_error)?;
     let path = hls_path(&state, id, &attempt, &file)?;
-    serve(path, &file, Access::Signed(expires_at), request).await
+    serve(&state, path, &file, Access::Signed(expires_at), request).await
 }
 
 fn token_error(err: TokenError) -> ApiError {
@@ -248,6 +244,7 @@ fn hls_path(state: &AppState, id: Uuid, attempt: &str, file: &str) -> Result<Pat
 }
 
 async fn serve(
+    state: &AppState,
     path: PathBuf,
     file: &str,
     access: Access,
@@ -268,7 +265,7 @@ async fn serve(
             .into_response());
     }
     if change == Change::Immutable && is_plain_get(&request) {
-        match read_whole(path.clone()).await {
+        match state.segment_cache.get(&path).await {
             Ok(Some(body)) => {
                 return Ok((
                     [
@@ -279,7 +276,7 @@ async fn serve(
                 )
                     .into_response());
             }
-            Ok(None) => {} // too big: stream it below
+            Ok(None) => {} // too big to keep: stream it below
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(ApiError::not_found("this file"));
             }
@@ -288,6 +285,7 @@ async fn serve(
     }
     let mime = content_type.parse().expect("static mime types parse");
     let response = ServeFile::new_with_mime(&path, &mime)
+        .with_buf_chunk_size(STREAM_CHUNK)
         .oneshot(request)
         .await
         .map_err(ApiError::internal)?;
@@ -339,26 +337,6 @@ fn is_plain_get(request: &Request) -> bool {
         && !PARTIAL_OR_CONDITIONAL
             .iter()
             .any(|h| headers.contains_key(h))
-}
-
-/// The file's bytes in one trip to the blocking pool; `None` if it is bigger than [`WHOLE_READ_MAX`].
-async fn read_whole(path: PathBuf) -> std::io::Result<Option<Bytes>> {
-    tokio::task::spawn_blocking(move || {
-        let mut file = std::fs::File::open(&path)?;
-        let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(std::io::ErrorKind::NotFound.into());
-        }
-        let len = meta.len();
-        if len > WHOLE_READ_MAX {
-            return Ok(None);
-        }
-        let mut bytes = Vec::with_capacity(len as usize);
-        file.read_to_end(&mut bytes)?;
-        Ok(Some(Bytes::from(bytes)))
-    })
-    .await
-    .map_err(std::io::Error::other)?
 }
 
 #[cfg(test)]

@@ -167,6 +167,7 @@ pub async fn delete_video(
     storage::remove_dir_if_exists(&state.media.video_dir(id))
         .await
         .map_err(ApiError::internal)?;
+    state.segment_cache.forget_dir(&state.media.video_dir(id));
     tracing::info!(video_id = %id, "deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -10,6 +10,7 @@ mod lifecycle;
 mod owners;
 pub mod public_videos;
 pub mod quotas;
+pub mod segment_cache;
 mod tus;
 mod upload;
 pub mod url_ingest;
@@ -65,6 +66,8 @@ pub struct AppState {
     pub webhooks: Arc<crate::webhooks::Webhooks>,
     /// Which videos the public HLS route may serve, remembered for a moment.
     pub public_videos: public_videos::PublicVideos,
+    /// Small segments, init segments and posters, served from memory.
+    pub segment_cache: segment_cache::SegmentCache,
 }
 
 /// The whole API. `cors_origin` is `*` or a comma-separated list of origins.

@@ -158,6 +158,7 @@ impl TestApp {
                     .expect("the webhook client builds"),
             ),
             public_videos: Default::default(),
+            segment_cache: Default::default(),
         };
         let queue = state.queue.clone();
         let (base, server, server_task) = serve(state.clone()).await;
@@ -186,6 +187,7 @@ impl TestApp {
         let state = AppState {
             media: MediaRoot::open(&self.media_dir).await.unwrap(),
             public_videos: Default::default(),
+            segment_cache: Default::default(),
             ..self.api.clone()
         };
         (self.base, self.server, self.server_task) = serve(state).await;
