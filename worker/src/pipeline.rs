@@ -335,6 +335,7 @@ async fn attempt(ctx: &JobContext, job: &ClaimedJob) -> Result<Produced, Attempt
         .map(|(n, _)| n)
         .collect();
     publisher.sync(&names).await?;
+    publisher.check_final(&names).await?;
     if has_poster {
         publisher.publish_file(ffmpeg::POSTER).await?;
     }

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use prostream::storage::{Storage, StorageError, is_plain_file_name};
 use uuid::Uuid;
 
-use crate::ffmpeg;
+use crate::{ffmpeg, playlist::PlaylistError};
 
 /// Publishes one attempt's files.
 #[derive(Debug)]
@@ -55,6 +55,28 @@ impl Publisher {
             self.sync_rendition(name).await?;
         }
         Ok(renditions.iter().all(|r| self.playable.contains(r)))
+    }
+
+    /// At the end of the encode, after a last [`Publisher::sync`]: whether every rendition's
+    /// published playlist is its final one. Not so if a playlist is empty or names a file that
+    /// ffmpeg did not write ([`Publisher::sync`] waits for such a file; now it will not come).
+    pub async fn check_final(&self, renditions: &[String]) -> Result<(), PlaylistError> {
+        for name in renditions {
+            let (path, _) = ffmpeg::rendition_files(&self.dir, name);
+            let last = tokio::fs::read(&path)
+                .await
+                .map_err(|source| PlaylistError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            if self.playlists.get(name) != Some(&last) {
+                return Err(PlaylistError::Invalid {
+                    path: path.display().to_string(),
+                    reason: "it is empty or lists a file that ffmpeg did not write".into(),
+                });
+            }
+        }
+        Ok(())
     }
 
     async fn sync_rendition(&mut self, name: &str) -> Result<(), StorageError> {
