@@ -452,7 +452,7 @@ async fn the_sweeper_removes_the_objects_of_dead_attempts_and_keeps_live_ones(po
         s3_server().keys(prefix).await,
         [format!("uploads/{id}"), format!("videos/{id}/2-live/x.m4s")]
     );
-    assert_eq!(app.worker_entries("work"), [id.clone()]);
+    assert_eq!(app.worker_entries("work"), std::slice::from_ref(&id));
     assert_eq!(app.worker_entries(&format!("work/{id}")), ["2-live"]);
     app.shutdown().await;
     std::fs::remove_dir_all(fixtures).unwrap();
