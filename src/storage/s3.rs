@@ -513,6 +513,105 @@ impl MediaStore for S3Store {
 mod tests {
     use super::*;
 
+    /// A store of a bucket that need not exist: signing sends no request.
+    async fn offline_store(public_endpoint: &str) -> (S3Store, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("prostream-s3-unit-{}", Uuid::now_v7()));
+        let config = StorageConfig {
+            storage_backend: StorageBackend::S3,
+            s3_bucket: "media".into(),
+            s3_endpoint: "http://minio:9000".into(),
+            s3_region: "eu-west-1".into(),
+            s3_access_key_id: "AKIDEXAMPLE".into(),
+            s3_secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+            s3_public_endpoint: public_endpoint.into(),
+            s3_prefix: "/prod/".into(),
+            s3_presign_ttl_secs: 300,
+            ..StorageConfig::local()
+        };
+        let local = MediaRoot::open(&dir).await.unwrap();
+        (S3Store::new(&config, local).unwrap(), dir)
+    }
+
+    fn query<'a>(url: &'a str, name: &str) -> Option<&'a str> {
+        url.split(['?', '&'])
+            .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+    }
+
+    #[tokio::test]
+    async fn presigned_urls_name_the_public_endpoint_and_never_outlive_the_bound() {
+        let (store, dir) = offline_store("https://media.example.com").await;
+        let video = Uuid::now_v7();
+        let redirect = |ttl, head| Want::Redirect { head, ttl };
+        let Served::Redirect(url) = store
+            .serve(
+                video,
+                "1-ab",
+                "720p_00001.m4s",
+                redirect(Duration::MAX, false),
+            )
+            .await
+            .unwrap()
+        else {
+            panic!("not a redirect")
+        };
+        assert!(
+            url.starts_with(&format!(
+                "https://media.example.com/media/prod/videos/{video}/1-ab/720p_00001.m4s?"
+            )),
+            "{url}"
+        );
+        assert_eq!(query(&url, "X-Amz-Expires"), Some("300"));
+        assert!(
+            query(&url, "X-Amz-Credential")
+                .unwrap()
+                .contains("eu-west-1")
+        );
+        // A playback token that expires sooner bounds it too; a HEAD gets its own signature.
+        let Served::Redirect(short) = store
+            .serve(
+                video,
+                "1-ab",
+                "720p_00001.m4s",
+                redirect(Duration::from_secs(42), true),
+            )
+            .await
+            .unwrap()
+        else {
+            panic!("not a redirect")
+        };
+        assert_eq!(query(&short, "X-Amz-Expires"), Some("42"));
+        assert_ne!(
+            query(&short, "X-Amz-Signature"),
+            query(&url, "X-Amz-Signature")
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn without_a_public_endpoint_urls_name_the_store_s_own() {
+        let (store, dir) = offline_store("").await;
+        let Served::Redirect(url) = store
+            .serve(
+                Uuid::nil(),
+                "1-ab",
+                "poster.jpg",
+                Want::Redirect {
+                    head: false,
+                    ttl: Duration::from_secs(60),
+                },
+            )
+            .await
+            .unwrap()
+        else {
+            panic!("not a redirect")
+        };
+        assert!(
+            url.starts_with("http://minio:9000/media/prod/videos/"),
+            "{url}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn objects_carry_their_content_type_and_cache_policy() {
         let segment = attributes_of("720p_00001.m4s");

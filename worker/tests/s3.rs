@@ -569,3 +569,30 @@ async fn bad_s3_settings_stop_the_start_with_what_to_fix() {
     std::fs::remove_dir_all(&dir).unwrap();
     server.remove_prefix(&good.s3_prefix).await;
 }
+
+#[tokio::test]
+async fn a_large_original_goes_up_in_parts_and_comes_back_whole() {
+    let server = s3_server();
+    let config = server.config(&format!("test-{}", Uuid::now_v7().simple()));
+    let dir = std::env::temp_dir().join(format!("prostream-s3-parts-{}", Uuid::now_v7()));
+    let (media, store) = storage::open(&config, &dir).await.unwrap();
+    // Above one 8 MiB part: a multipart upload of three parts, the last one short.
+    let bytes: Vec<u8> = (0..(19 << 20) + 12_345u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let file = media.incoming_path();
+    std::fs::write(&file, &bytes).unwrap();
+    store.put_original(&file, "uploads/big").await.unwrap();
+    assert!(!file.exists(), "the local file goes once it is stored");
+    assert!(store.has_original("uploads/big").await.unwrap());
+    let back = dir.join("back");
+    let read = store.fetch_original("uploads/big", &back).await.unwrap();
+    assert!(
+        std::fs::read(read).unwrap() == bytes,
+        "the bytes came back changed"
+    );
+    store.remove_original("uploads/big").await.unwrap();
+    assert!(!store.has_original("uploads/big").await.unwrap());
+    assert_eq!(server.keys(&config.s3_prefix).await, Vec::<String>::new());
+    std::fs::remove_dir_all(dir).unwrap();
+}
