@@ -455,7 +455,9 @@ async fn announce_playable(
         .map(|(n, _)| n)
         .collect();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let mut announced = false;
+    // Announced, or given up on (an early master that cannot be computed is not retried: the
+    // final master comes at the end either way).
+    let mut master_done = false;
     let mut warned = false;
     loop {
         tick.tick().await;
@@ -472,26 +474,32 @@ async fn announce_playable(
                 continue;
             }
         };
-        if announced || !all_playable {
+        if master_done || !all_playable {
             continue;
         }
-        let published = async {
-            if !early_master(&work, &ladder, frame_rate).await? {
-                return Ok(false);
-            }
-            Ok::<_, anyhow::Error>(publisher.publish_file(playlist::MASTER).await?)
-        };
-        match published.await {
+        match early_master(&work, &ladder, frame_rate).await {
             Ok(false) => continue,
-            Ok(true) => announced = true,
+            Ok(true) => {}
             Err(err) => {
-                tracing::warn!(
-                    error = format!("{err:#}"),
-                    "could not publish the early master playlist"
-                );
+                tracing::warn!(error = %err, "could not write the early master playlist");
+                master_done = true;
                 continue;
             }
         }
+        match publisher.publish_file(playlist::MASTER).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            // The store may answer at the next tick.
+            Err(err) => {
+                if !warned {
+                    tracing::warn!(error = %chain(&err), "could not publish the early master playlist");
+                    warned = true;
+                }
+                continue;
+            }
+        }
+        master_done = true;
+        drop(publisher);
         let marked = async {
             let mut conn = ctx.pool.acquire().await?;
             db::jobs::mark_playable(&mut conn, job.job_id, job.attempt).await
