@@ -83,8 +83,9 @@ RUN ./configure --prefix=/opt/ffmpeg \
 # --- runtime ---------------------------------------------------------------------------------------
 FROM debian:bookworm-slim AS runtime
 # tini as PID 1 forwards signals and reaps children; the shared libraries the ffmpeg build links
-# (zlib and libstdc++ are in the base). No CA bundle: the binaries have no TLS client (sqlx, redis and
-# reqwest are built without TLS features), so nothing here would read one.
+# (zlib and libstdc++ are in the base). sqlx, redis and the API's own reqwest are built without TLS;
+# the one TLS client is object_store's (STORAGE_BACKEND=s3 over https), which reads the system's CA
+# bundle: copied below as a file, rather than Debian's ca-certificates and the openssl it pulls in.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini libx264-164 libdav1d6 libzimg2 \
  && rm -rf /var/lib/apt/lists/* \
@@ -97,6 +98,7 @@ COPY --from=ffmpeg /opt/ffmpeg/bin/ffmpeg /opt/ffmpeg/bin/ffprobe /usr/local/bin
 # Fails the build if a shared library is missing.
 RUN ffmpeg -hide_banner -loglevel error -version >/dev/null && ffprobe -hide_banner -loglevel error -version >/dev/null
 COPY --from=builder /usr/local/bin/prostream /usr/local/bin/prostream-worker /usr/local/bin/
+COPY --from=builder /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 # A fixed non-root UID; the media directory above is owned by it, and Docker copies that ownership
 # into a new named volume mounted there, so the API and the workers can write to it.
 ENV BIND_ADDR=0.0.0.0:8080 \

@@ -31,13 +31,18 @@ pub struct CommonConfig {
     #[arg(long, env = "QUEUE_NAME", default_value = "prostream:transcode")]
     pub queue_name: String,
 
-    /// Shared media volume: `uploads/` holds originals, `videos/{id}/{attempt}/` the HLS output.
+    /// Local media directory. `STORAGE_BACKEND=local`: the volume API and workers share
+    /// (`uploads/` holds originals, `videos/{id}/{attempt}/` the HLS output). `s3`: this
+    /// process' own scratch space (uploads being probed, a worker's encode before upload).
     #[arg(long, env = "MEDIA_ROOT", default_value = "./media")]
     pub media_root: PathBuf,
 
     /// Maximum Postgres connections in this process' pool.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
     pub database_max_connections: u32,
+
+    #[command(flatten)]
+    pub storage: StorageConfig,
 
     /// Path of the ffprobe binary.
     #[arg(long, env = "FFPROBE_PATH", default_value = "ffprobe")]
@@ -51,6 +56,155 @@ pub struct CommonConfig {
 impl CommonConfig {
     pub fn probe_timeout(&self) -> Duration {
         Duration::from_secs(self.probe_timeout_secs)
+    }
+}
+
+/// Where originals and HLS output are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StorageBackend {
+    /// On MEDIA_ROOT, a volume the API and every worker share.
+    Local,
+    /// In an S3-compatible bucket: API and workers share no disk.
+    S3,
+}
+
+impl std::fmt::Display for StorageBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Local => "local",
+            Self::S3 => "s3",
+        })
+    }
+}
+
+/// The storage backend and, for `s3`, the bucket. Empty values count as unset (Compose and the
+/// Kubernetes ConfigMap pass every variable, empty when not used).
+#[derive(Clone, Args)]
+pub struct StorageConfig {
+    /// `local`: originals and HLS output on MEDIA_ROOT, shared by the API and the workers. `s3`:
+    /// in the S3-compatible bucket S3_BUCKET; API and workers then share no disk.
+    #[arg(long, env = "STORAGE_BACKEND", value_enum, default_value = "local")]
+    pub storage_backend: StorageBackend,
+
+    /// The bucket (STORAGE_BACKEND=s3). It must exist; the processes refuse to start otherwise.
+    #[arg(long, env = "S3_BUCKET", default_value = "")]
+    pub s3_bucket: String,
+
+    /// The S3 API's URL, e.g. `http://minio:9000`; empty: AWS S3 (or AWS_ENDPOINT_URL).
+    #[arg(long, env = "S3_ENDPOINT", default_value = "")]
+    pub s3_endpoint: String,
+
+    /// The bucket's region; empty: AWS_REGION, else `us-east-1`.
+    #[arg(long, env = "S3_REGION", default_value = "")]
+    pub s3_region: String,
+
+    /// Access key id; empty: the standard AWS credentials (AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY, web identity, the instance's role).
+    #[arg(
+        long,
+        env = "S3_ACCESS_KEY_ID",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub s3_access_key_id: String,
+
+    /// Secret access key, with S3_ACCESS_KEY_ID.
+    #[arg(
+        long,
+        env = "S3_SECRET_ACCESS_KEY",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub s3_secret_access_key: String,
+
+    /// `true`: path-style URLs (`endpoint/bucket/key`: MinIO, most S3-compatible servers).
+    /// `false`: virtual-hosted style (`bucket.endpoint/key`).
+    #[arg(long, env = "S3_PATH_STYLE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub s3_path_style: bool,
+
+    /// A key prefix for everything ProStream stores, so several deployments can share a bucket.
+    #[arg(long, env = "S3_PREFIX", default_value = "")]
+    pub s3_prefix: String,
+
+    /// The endpoint that players reach, for presigned URLs (the API); empty: S3_ENDPOINT. Set it
+    /// when the API reaches the store by an internal name (e.g. `http://minio:9000`).
+    #[arg(long, env = "S3_PUBLIC_ENDPOINT", default_value = "")]
+    pub s3_public_endpoint: String,
+
+    /// Seconds a presigned segment URL stays valid (the API); a signed playback URL that
+    /// expires sooner shortens it.
+    #[arg(long, env = "S3_PRESIGN_TTL_SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
+    pub s3_presign_ttl_secs: u64,
+}
+
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("storage_backend", &self.storage_backend)
+            .field("s3_bucket", &self.s3_bucket)
+            .field("s3_endpoint", &self.s3_endpoint)
+            .field("s3_region", &self.s3_region)
+            .field("s3_access_key_id", &self.s3_access_key_id)
+            .field("s3_secret_access_key", &"<redacted>")
+            .field("s3_path_style", &self.s3_path_style)
+            .field("s3_prefix", &self.s3_prefix)
+            .field("s3_public_endpoint", &self.s3_public_endpoint)
+            .field("s3_presign_ttl_secs", &self.s3_presign_ttl_secs)
+            .finish()
+    }
+}
+
+fn non_empty(value: &str) -> Option<&str> {
+    Some(value.trim()).filter(|v| !v.is_empty())
+}
+
+impl StorageConfig {
+    /// The local volume, nothing else (tests, tools).
+    pub fn local() -> Self {
+        Self {
+            storage_backend: StorageBackend::Local,
+            s3_bucket: String::new(),
+            s3_endpoint: String::new(),
+            s3_region: String::new(),
+            s3_access_key_id: String::new(),
+            s3_secret_access_key: String::new(),
+            s3_path_style: true,
+            s3_prefix: String::new(),
+            s3_public_endpoint: String::new(),
+            s3_presign_ttl_secs: 300,
+        }
+    }
+
+    pub fn bucket(&self) -> Option<&str> {
+        non_empty(&self.s3_bucket)
+    }
+
+    pub fn endpoint(&self) -> Option<&str> {
+        non_empty(&self.s3_endpoint).map(|e| e.trim_end_matches('/'))
+    }
+
+    pub fn public_endpoint(&self) -> Option<&str> {
+        non_empty(&self.s3_public_endpoint).map(|e| e.trim_end_matches('/'))
+    }
+
+    pub fn region(&self) -> Option<&str> {
+        non_empty(&self.s3_region)
+    }
+
+    /// The static key pair, if one is configured; both halves or neither.
+    pub fn credentials(&self) -> Result<Option<(&str, &str)>, String> {
+        match (
+            non_empty(&self.s3_access_key_id),
+            non_empty(&self.s3_secret_access_key),
+        ) {
+            (Some(id), Some(secret)) => Ok(Some((id, secret))),
+            (None, None) => Ok(None),
+            _ => Err(
+                "S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together: set both, or neither to                  use the standard AWS credentials"
+                    .into(),
+            ),
+        }
     }
 }
 

@@ -7,11 +7,10 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use prostream::{
-    config::{CommonConfig, LogConfig, MediaLimits, OwnerPolicy, PlaybackConfig},
+    config::{CommonConfig, LogConfig, MediaLimits, OwnerPolicy, PlaybackConfig, StorageBackend},
     db,
     http::{AppState, api_router, auth::AuthMode},
-    queue,
-    storage::MediaRoot,
+    queue, storage,
 };
 
 #[derive(Parser)]
@@ -150,12 +149,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let common = &args.common;
     let pool = db::connect(&common.database_url, common.database_max_connections).await?;
     let redis = queue::connect(&common.redis_url).await?;
-    let media = MediaRoot::open(&common.media_root).await?;
+    let (media, store) = storage::open(&common.storage, &common.media_root).await?;
     let state = AppState {
         pool,
         queue: queue::storage(redis.clone(), &common.queue_name),
         redis,
         media,
+        store,
         limits: Arc::new(args.limits.clone()),
         ffprobe: Arc::new(common.ffprobe_path.clone()),
         probe_timeout: common.probe_timeout(),
@@ -184,6 +184,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         state.webhooks.clone(),
         stop_downloads.clone(),
     );
+    if state.store.backend() == StorageBackend::S3 {
+        // This disk is the API's own: no worker sweeps its abandoned uploads.
+        storage::sweep::spawn(
+            state.media.clone(),
+            state.pool.clone(),
+            stop_downloads.clone(),
+        );
+    }
     let app = api_router(state, &args.cors_origin);
     let listener = tokio::net::TcpListener::bind(args.bind_addr)
         .await

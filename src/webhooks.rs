@@ -262,6 +262,11 @@ pub fn spawn_deliverer(pool: PgPool, webhooks: Arc<Webhooks>, shutdown: Cancella
                 () = webhooks.wake.notified() => {}
                 () = tokio::time::sleep(poll) => {}
             }
+            if pool.is_closed() {
+                // The listener keeps its connection checked out (a closed pool makes `recv` fail,
+                // but does not take the connection back): drop it, or `Pool::close` waits forever.
+                return;
+            }
         }
     });
 }

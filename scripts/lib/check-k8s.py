@@ -6,8 +6,9 @@
       KEDA ScaledObjects: deploy/schemas/keda-scaledobject-v1alpha1.json (the tool has no CRDs).
   check-k8s.py policy RENDERED.yaml COMPOSE.json
       What ProStream's manifests promise: settings equal to docker-compose.yml's (COMPOSE.json is its
-      resolved form), UID/GID 1001, read-only root, no capabilities, probes, grace periods, the media
-      volume, the KEDA trigger keys. Prints problems; exits 1 if any.
+      resolved form) but the storage ones (S3 here, a shared volume in Compose), UID/GID 1001,
+      read-only root, no capabilities, probes, grace periods, no shared volume (MEDIA_ROOT is a
+      scratch emptyDir), the KEDA trigger keys. Prints problems; exits 1 if any.
 """
 import json
 import os
@@ -22,7 +23,11 @@ import yaml
 
 K8S_VERSIONS = ("1.30.0", "1.37.0")
 CRD_SCHEMAS = {("keda.sh/v1alpha1", "ScaledObject"): "deploy/schemas/keda-scaledobject-v1alpha1.json"}
-SECRET_KEYS = {"DATABASE_URL", "REDIS_URL", "PLAYBACK_SIGNING_KEYS"}
+SECRET_KEYS = {"DATABASE_URL", "REDIS_URL", "PLAYBACK_SIGNING_KEYS", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"}
+# Compose keeps media on a shared volume (STORAGE_BACKEND=local); Kubernetes pods share no disk and use
+# a bucket: these settings may differ from docker-compose.yml's defaults.
+STORAGE_KEYS = {"STORAGE_BACKEND", "S3_BUCKET", "S3_ENDPOINT", "S3_REGION", "S3_PATH_STYLE", "S3_PREFIX",
+                "S3_PUBLIC_ENDPOINT"}
 KEDA_KEYS = {"REDIS_ADDRESS", "REDIS_PASSWORD"}  # read by KEDA's redis scaler, not by the binaries
 
 
@@ -88,7 +93,7 @@ def policy(path, compose_json):
     api, worker = get("Deployment", "prostream-api"), get("Deployment", "prostream-worker")
     config, secret = get("ConfigMap", "prostream-config"), get("Secret", "prostream-secrets")
     service, pdb = get("Service", "prostream-api"), get("PodDisruptionBudget", "prostream-api")
-    pvc, scaled = get("PersistentVolumeClaim", "prostream-media"), get("ScaledObject", "prostream-worker")
+    scaled = get("ScaledObject", "prostream-worker")
     settings = config.get("data", {})
 
     # The variables the binaries read (clap `env = "..."`), plus RUST_LOG.
@@ -107,7 +112,7 @@ def policy(path, compose_json):
             problems.append(f"ConfigMap: {key} is missing (docker-compose.yml sets it)")
         elif key not in expected:
             problems.append(f"ConfigMap: {key} is not in docker-compose.yml")
-        elif settings[key] != expected[key]:
+        elif settings[key] != expected[key] and key not in STORAGE_KEYS:
             problems.append(f"ConfigMap: {key}={settings[key]!r}, docker-compose.yml says {expected[key]!r}")
         if key not in read:
             problems.append(f"ConfigMap: {key} is read by neither binary (typo?)")
@@ -118,6 +123,13 @@ def policy(path, compose_json):
     for key in sorted(stored - SECRET_KEYS - KEDA_KEYS):
         problems.append(f"Secret: {key} is neither read by the binaries nor by KEDA")
     media_root = settings.get("MEDIA_ROOT", "")
+    if settings.get("STORAGE_BACKEND") != "s3":
+        problems.append("ConfigMap: STORAGE_BACKEND is not s3 (pods on different nodes share no disk)")
+    if not settings.get("S3_BUCKET"):
+        problems.append("ConfigMap: S3_BUCKET is empty")
+    for (kind, name) in by:
+        if kind == "PersistentVolumeClaim":
+            problems.append(f"PersistentVolumeClaim {name}: media lives in the bucket; pods share no volume")
 
     def pod_checks(name, dep):
         spec = dep.get("spec", {}).get("template", {}).get("spec", {})
@@ -153,8 +165,8 @@ def policy(path, compose_json):
         main = (spec.get("containers") or [{}])[0]
         mounts = {m["mountPath"]: m["name"] for m in main.get("volumeMounts", [])}
         media = volumes.get(mounts.get(media_root, ""), {})
-        if media.get("persistentVolumeClaim", {}).get("claimName") != pvc.get("metadata", {}).get("name"):
-            problems.append(f"{name}: does not mount the media claim at MEDIA_ROOT ({media_root})")
+        if "emptyDir" not in media or not media["emptyDir"].get("sizeLimit"):
+            problems.append(f"{name}: MEDIA_ROOT ({media_root}) is not a scratch emptyDir with a sizeLimit")
         if "emptyDir" not in volumes.get(mounts.get("/tmp", ""), {}):
             problems.append(f"{name}: no writable /tmp (emptyDir) beside the read-only root")
         return spec, main
@@ -195,8 +207,6 @@ def policy(path, compose_json):
         if spec.get("terminationGracePeriodSeconds", 30) < grace_s:
             problems.append(f"worker: terminationGracePeriodSeconds is below Compose's stop_grace_period ({grace})")
 
-    if pvc and "ReadWriteMany" not in pvc.get("spec", {}).get("accessModes", []):
-        problems.append("the media claim is not ReadWriteMany (API and workers on several nodes share it)")
 
     so = scaled.get("spec", {})
     if scaled:

@@ -9,6 +9,7 @@
 #   ensure_tools postgres redis        # ffmpeg / postgres / redis / curl (default: the first three)
 #   ensure_postgres prostream          # exports DATABASE_URL
 #   ensure_redis                       # exports REDIS_URL
+#   start_throwaway_s3                 # exports PROSTREAM_TEST_S3_* (an S3 server for the tests)
 #
 # Knobs (environment):
 #   DATABASE_URL, REDIS_URL    used as they are when reachable
@@ -399,4 +400,64 @@ ensure_redis() {
         fi
     fi
     start_throwaway_redis
+}
+
+# --- S3-compatible object storage (the tests of STORAGE_BACKEND=s3) ----------------------------------
+
+# s3s-fs (crates.io): an S3 server over a local directory, built on the s3s crate. It checks SigV4
+# signatures, headers and presigned URLs alike (so wrong credentials are refused as AWS would), and
+# implements what object_store uses: list with delimiters, multipart uploads, bulk deletes.
+S3S_FS_VERSION=0.14.1
+# The SHA-256 of an empty body, which a SigV4-signed request without a body declares.
+_EMPTY_SHA256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+
+# Build s3s-fs once per machine (a few minutes) into a cache outside the repository, so fresh
+# clones (CI) reuse it: ${PROSTREAM_TOOLS_DIR:-~/.cache/prostream}/s3s-fs-VERSION. Sets S3S_FS_BIN.
+ensure_s3s_fs() {
+    local root=${PROSTREAM_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/prostream}/s3s-fs-$S3S_FS_VERSION
+    S3S_FS_BIN=$root/bin/s3s-fs
+    [[ -x $S3S_FS_BIN ]] && return 0
+    command -v cargo >/dev/null || die "cargo is needed to build s3s-fs (the S3 server of the tests)"
+    log "building s3s-fs $S3S_FS_VERSION from crates.io into $root (once per machine; a few minutes)"
+    cargo install --locked --quiet s3s-fs --version "$S3S_FS_VERSION" --features binary --root "$root" ||
+        die "could not build s3s-fs $S3S_FS_VERSION (cargo install s3s-fs)"
+}
+
+# start_throwaway_s3: s3s-fs on a free port on 127.0.0.1, over a temporary directory, with a random
+# key pair, and one bucket made through the S3 API (CreateBucket, signed by curl). Tests work under
+# a key prefix each, so they run in parallel. Exports PROSTREAM_TEST_S3_ENDPOINT, _BUCKET,
+# _ACCESS_KEY_ID and _SECRET_ACCESS_KEY, and registers its shutdown (by PID).
+start_throwaway_s3() {
+    local dir port key secret bucket=prostream-test
+    ensure_tools curl
+    ensure_s3s_fs
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/prostream-s3.XXXXXX")
+    mkdir "$dir/data"
+    services_at_exit "stop_throwaway_s3 '$dir'"
+    port=$(free_port)
+    key=prostream-test
+    secret=$(head -c 24 /dev/urandom | base64 | tr -d '/+=\n')
+    log "starting a throwaway S3 server (s3s-fs) in $dir"
+    "$S3S_FS_BIN" --host 127.0.0.1 --port "$port" --access-key "$key" --secret-key "$secret" \
+        "$dir/data" >"$dir/s3s-fs.log" 2>&1 &
+    echo $! >"$dir/s3s-fs.pid"
+    if ! wait_until 30 port_open 127.0.0.1 "$port"; then
+        cat "$dir/s3s-fs.log" >&2
+        die "s3s-fs did not listen on 127.0.0.1:$port within 30s"
+    fi
+    curl -fsS --aws-sigv4 "aws:amz:us-east-1:s3" --user "$key:$secret" \
+        -H "x-amz-content-sha256: $_EMPTY_SHA256" -X PUT "http://127.0.0.1:$port/$bucket" ||
+        die "could not create the test bucket on s3s-fs (see $dir/s3s-fs.log)"
+    export PROSTREAM_TEST_S3_ENDPOINT="http://127.0.0.1:$port" PROSTREAM_TEST_S3_BUCKET=$bucket \
+        PROSTREAM_TEST_S3_ACCESS_KEY_ID=$key PROSTREAM_TEST_S3_SECRET_ACCESS_KEY=$secret
+    log "throwaway S3 server listening on 127.0.0.1:$port, bucket $bucket (log: $dir/s3s-fs.log)"
+}
+
+# Stop the throwaway S3 server in DIR by the PID recorded at its start, and delete the directory.
+stop_throwaway_s3() {
+    local dir=$1
+    if [[ -s $dir/s3s-fs.pid ]]; then
+        stop_pid "$(cat "$dir/s3s-fs.pid")" "throwaway S3 server (s3s-fs)"
+    fi
+    rm -rf "$dir"
 }

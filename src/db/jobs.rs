@@ -600,6 +600,20 @@ pub async fn live_outputs(conn: &mut PgConnection) -> sqlx::Result<Vec<(Uuid, St
         .collect())
 }
 
+/// Attempts running now (`processing`): the only ones whose scratch directory may be in use.
+pub async fn running_attempts(conn: &mut PgConnection) -> sqlx::Result<Vec<(Uuid, String)>> {
+    let rows = sqlx::query!(
+        r#"SELECT video_id, attempt_key AS "attempt_key!" FROM jobs
+           WHERE state = 'processing' AND attempt_key IS NOT NULL"#
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.video_id, r.attempt_key))
+        .collect())
+}
+
 /// How many jobs are in each state (for the metrics endpoint).
 pub async fn count_by_state(conn: &mut PgConnection) -> sqlx::Result<Vec<(JobState, i64)>> {
     let rows = sqlx::query!(

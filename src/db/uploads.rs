@@ -251,12 +251,3 @@ pub async fn delete_expired(conn: &mut PgConnection, limit: i64) -> sqlx::Result
     .fetch_all(conn)
     .await
 }
-
-pub async fn exists(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<bool> {
-    Ok(
-        sqlx::query_scalar!("SELECT 1 AS one FROM uploads WHERE id = $1", id)
-            .fetch_optional(conn)
-            .await?
-            .is_some(),
-    )
-}

@@ -87,11 +87,11 @@ async fn healthz() -> Json<Status> {
     Json(Status { status: "ok" })
 }
 
-/// Readiness: Postgres and Redis answer within 2 s.
+/// Readiness: Postgres, Redis and the media store (the volume, or the S3 bucket) answer within 2 s.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready to take requests", body = Status),
-        (status = 503, description = "Postgres or Redis does not answer (`not_ready`)", body = Problem,
+        (status = 503, description = "Postgres, Redis or the media store does not answer (`not_ready`)", body = Problem,
          content_type = "application/problem+json"),
     ))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
@@ -108,9 +108,11 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError>
             .await
             .map_err(|e| e.to_string())
     };
-    let (pg, rd) = tokio::join!(
+    let store = async { state.store.check().await.map_err(|e| e.to_string()) };
+    let (pg, rd, st) = tokio::join!(
         tokio::time::timeout(CHECK_TIMEOUT, postgres),
-        tokio::time::timeout(CHECK_TIMEOUT, redis)
+        tokio::time::timeout(CHECK_TIMEOUT, redis),
+        tokio::time::timeout(CHECK_TIMEOUT, store)
     );
     let mut down = Vec::new();
     match pg {
@@ -122,6 +124,12 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError>
         Ok(Ok(_)) => {}
         Ok(Err(e)) => down.push(format!("Redis: {e}")),
         Err(_) => down.push("Redis: no answer within 2 s".to_owned()),
+    }
+    match st {
+        Ok(Ok(())) => {}
+        // The message names the store and what to check; it holds no secret.
+        Ok(Err(e)) => down.push(format!("media store: {e}")),
+        Err(_) => down.push("media store: no answer within 2 s".to_owned()),
     }
     if down.is_empty() {
         Ok(Json(Status { status: "ready" }))

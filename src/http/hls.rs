@@ -16,15 +16,22 @@
 //! ever standing in for another's. tower-http's `ServeFile` brings byte
 //! ranges, `HEAD` and conditional requests.
 //!
+//! With `STORAGE_BACKEND=s3` the same two routes authorise exactly as above, and only then:
+//! playlists are read from the bucket and served from here (small, and they change while the
+//! video encodes); segments, init segments and the poster are answered with a `307` to a
+//! presigned URL of the bucket, valid `S3_PRESIGN_TTL_SECS` at most (and never past the
+//! playback token's expiry), so their bytes never pass through the API.
+//!
 //! One shortcut: a plain `GET` of a small immutable file (segment, init segment, poster) is
 //! answered from [`super::segment_cache`], read whole in one blocking call on a miss.
 //! `ServeFile` opens, stats and reads in separate trips to the blocking pool, which made small
 //! segments 0.26× nginx's rate (benchmark 5b); what players send for segments is exactly this
 //! plain `GET`, and an immutable file needs no validators.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use axum::{
+    body::Bytes,
     extract::{Request, State},
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
@@ -46,6 +53,7 @@ use crate::{
     db::Visibility,
     media::HLS_TARGET_DURATION_SECS,
     playback::{Signer, TokenError},
+    storage::{Served, Want, is_plain_file_name},
 };
 
 /// Playlists grow while the video encodes; segments never change.
@@ -55,6 +63,8 @@ const SEGMENT_CACHE: &str = "public, max-age=31536000, immutable";
 /// keeps a segment no longer than the token lives.
 const PRIVATE_PLAYLIST_CACHE: &str = "private, max-age=1";
 const YEAR_SECS: i64 = 31_536_000;
+/// A redirect to a presigned URL must not outlive the URL: no cache keeps it.
+const REDIRECT_CACHE: &str = "no-store";
 
 /// Bigger files stream in chunks of this size, each one trip to the blocking pool: tower-http's
 /// 64 KiB made a 1.3 MB 1080p segment twenty trips.
@@ -153,6 +163,8 @@ pub(super) fn playback_out(
             (BinaryFile = "image/jpeg"),
         )),
         (status = 206, description = "The requested byte range"),
+        (status = 307, description = "With S3 storage, for segments, init segments and the poster: the file's presigned URL \
+         in `Location` (valid `S3_PRESIGN_TTL_SECS` at most)"),
         (status = 304, description = "Not modified since the validator sent"),
         (status = 400, description = "`invalid_file_name`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`playback_token_required`: the video is not public (or does not exist)",
@@ -167,7 +179,7 @@ pub async fn get_hls_file(
     request: Request,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let path = hls_path(&state, id, &attempt, &file)?;
+    check_names(&attempt, &file)?;
     if !state.public_videos.is_public(&state.pool, id).await? {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -175,7 +187,7 @@ pub async fn get_hls_file(
             "this video is not public: play it from the signed URL in its `playback.hls`",
         ));
     }
-    serve(&state, path, &file, Access::Public, request).await
+    serve(&state, id, &attempt, &file, Access::Public, request).await
 }
 
 /// An HLS file of a video through a signed URL, as `playback.hls` gives it for a private video
@@ -197,6 +209,8 @@ pub async fn get_hls_file(
             (BinaryFile = "image/jpeg"),
         )),
         (status = 206, description = "The requested byte range"),
+        (status = 307, description = "With S3 storage, for segments, init segments and the poster: the file's presigned URL \
+         in `Location` (valid `S3_PRESIGN_TTL_SECS` at most)"),
         (status = 304, description = "Not modified since the validator sent"),
         (status = 400, description = "`invalid_file_name`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`playback_token_invalid` (malformed, tampered, unknown key, another video's), \
@@ -215,8 +229,16 @@ pub async fn get_signed_hls_file(
         .playback
         .verify(id, &token, OffsetDateTime::now_utc())
         .map_err(token_error)?;
-    let path = hls_path(&state, id, &attempt, &file)?;
-    serve(&state, path, &file, Access::Signed(expires_at), request).await
+    check_names(&attempt, &file)?;
+    serve(
+        &state,
+        id,
+        &attempt,
+        &file,
+        Access::Signed(expires_at),
+        request,
+    )
+    .await
 }
 
 fn token_error(err: TokenError) -> ApiError {
@@ -233,25 +255,93 @@ fn token_error(err: TokenError) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, code, detail)
 }
 
-/// The file's place in the attempt's directory; only plain names, never joined blindly.
-fn hls_path(state: &AppState, id: Uuid, attempt: &str, file: &str) -> Result<PathBuf, ApiError> {
-    state.media.hls_file(id, attempt, file).ok_or_else(|| {
-        ApiError::bad_request(
+/// Only plain names, never joined blindly.
+fn check_names(attempt: &str, file: &str) -> Result<(), ApiError> {
+    if is_plain_file_name(attempt) && is_plain_file_name(file) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
             ErrorCode::InvalidFileName,
             "HLS files are addressed as {attempt}/{file} with plain names, e.g. 1-ab12cd34/master.m3u8",
-        )
-    })
+        ))
+    }
 }
 
+/// Serves an authorised request: from the volume, with the bytes read from the store, or with
+/// a redirect to a presigned URL.
 async fn serve(
     state: &AppState,
-    path: PathBuf,
+    id: Uuid,
+    attempt: &str,
     file: &str,
     access: Access,
     request: Request,
 ) -> Result<Response, ApiError> {
     let (content_type, change) = kind_of(file).ok_or_else(|| ApiError::not_found("this file"))?;
-    let cache = cache_control(change, access, OffsetDateTime::now_utc());
+    let now = OffsetDateTime::now_utc();
+    let cache = cache_control(change, access, now);
+    let want = match change {
+        Change::Grows => Want::Contents,
+        Change::Immutable => Want::Redirect {
+            head: request.method() == Method::HEAD,
+            // A presigned URL works for anyone who holds it: never longer than the token.
+            ttl: match access {
+                Access::Public => Duration::MAX,
+                Access::Signed(until) => {
+                    Duration::from_secs((until - now).whole_seconds().max(1) as u64)
+                }
+            },
+        },
+    };
+    let path = match state
+        .store
+        .serve(id, attempt, file, want)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        Served::File(path) => path,
+        Served::Missing => return Err(ApiError::not_found("this file")),
+        Served::Contents(body) => {
+            let body = match change {
+                Change::Grows => playlist_body(body),
+                Change::Immutable => body,
+            };
+            return Ok((
+                [
+                    (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+                    (header::CACHE_CONTROL, cache),
+                ],
+                body,
+            )
+                .into_response());
+        }
+        Served::Redirect(url) => {
+            let location = HeaderValue::from_str(&url).map_err(ApiError::internal)?;
+            return Ok((
+                StatusCode::TEMPORARY_REDIRECT,
+                [
+                    (header::LOCATION, location),
+                    (
+                        header::CACHE_CONTROL,
+                        HeaderValue::from_static(REDIRECT_CACHE),
+                    ),
+                ],
+            )
+                .into_response());
+        }
+    };
+    serve_file(state, path, content_type, change, cache, request).await
+}
+
+/// A file on the volume.
+async fn serve_file(
+    state: &AppState,
+    path: PathBuf,
+    content_type: &'static str,
+    change: Change,
+    cache: HeaderValue,
+    request: Request,
+) -> Result<Response, ApiError> {
     if change == Change::Grows
         && let Some(body) = playlist_to_rewrite(&path, request.method()).await?
     {
@@ -313,6 +403,15 @@ async fn playlist_to_rewrite(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ApiError::not_found("this file")),
         Err(e) => Err(ApiError::internal(e)),
     }
+}
+
+/// A playlist read from the store, with its target duration raised as [`playlist_to_rewrite`]
+/// does for one on the volume.
+fn playlist_body(body: Bytes) -> Bytes {
+    std::str::from_utf8(&body)
+        .ok()
+        .and_then(|text| raise_target_duration(text, HLS_TARGET_DURATION_SECS))
+        .map_or(body, Bytes::from)
 }
 
 /// `text` with its target duration raised to `min`; `None` if it has none or one as high.

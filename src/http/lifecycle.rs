@@ -160,11 +160,15 @@ pub async fn delete_video(
     // A download still running writes to the video's usual source path; its
     // downloader removes it when it finds the row gone, and so do we.
     let source = source.unwrap_or_else(|| storage::MediaRoot::source_relative(id));
-    let original = state.media.resolve(&source).map_err(ApiError::internal)?;
-    storage::remove_file_if_exists(&original)
+    state
+        .store
+        .remove_original(&source)
         .await
         .map_err(ApiError::internal)?;
-    storage::remove_dir_if_exists(&state.media.video_dir(id))
+    // Every attempt's output: the whole `videos/{id}/` directory or prefix.
+    state
+        .store
+        .remove_video(id)
         .await
         .map_err(ApiError::internal)?;
     state.segment_cache.forget_dir(&state.media.video_dir(id));

@@ -39,7 +39,7 @@ use tower_http::{
 use crate::{
     config::{MediaLimits, OwnerPolicy},
     queue::TranscodeQueue,
-    storage::MediaRoot,
+    storage::{MediaRoot, Storage},
 };
 
 /// Everything a handler needs; cheap to clone.
@@ -48,7 +48,10 @@ pub struct AppState {
     pub pool: PgPool,
     pub queue: TranscodeQueue,
     pub redis: ConnectionManager,
+    /// This process' disk: uploads arrive and are probed here, resumable uploads wait here.
     pub media: MediaRoot,
+    /// Where accepted originals and the published HLS output live (the same volume, or S3).
+    pub store: Storage,
     pub limits: Arc<MediaLimits>,
     pub ffprobe: Arc<PathBuf>,
     pub probe_timeout: Duration,

@@ -312,7 +312,10 @@ async fn record(
     let video_id = download.video_id;
     let size = tokio::fs::metadata(file.path()).await?.len();
     let source = super::ingest::source_of(video_id, size, info);
-    let dest = state.media.resolve(&source.source_path)?;
+    let dest = source.source_path.clone();
+    // Before the transaction: with S3 this is an upload that can take minutes, and the
+    // transaction below holds the owner's row.
+    file.persist(state.store.as_ref(), &dest).await?;
     let mut tx = state.pool.begin().await?;
     // Only now is the size known: the owner's storage quota is checked with its row locked.
     if let Some(owner_id) = db::videos::owner_of(&mut tx, video_id).await?
@@ -320,6 +323,9 @@ async fn record(
             super::quotas::reserve_storage(&mut tx, &state.policy, owner_id, size).await
     {
         drop(tx);
+        if let Err(e) = state.store.remove_original(&dest).await {
+            tracing::warn!(%video_id, error = %e, "could not remove the original of a refused download");
+        }
         if refusal.status() != StatusCode::PAYLOAD_TOO_LARGE {
             anyhow::bail!("could not check the storage quota: {}", refusal.detail());
         }
@@ -333,7 +339,6 @@ async fn record(
         )
         .await;
     }
-    file.persist(&dest).await?;
     let queued = async {
         db::videos::set_source(&mut tx, video_id, &source).await?;
         let ours = db::jobs::finish_download(&mut tx, download.job_id, holder).await?;
@@ -345,7 +350,9 @@ async fn record(
     .await;
     if !matches!(queued, Ok(true)) {
         // Canceled or deleted meanwhile, or not recorded: nothing of it may stay.
-        let _ = crate::storage::remove_file_if_exists(&dest).await;
+        if let Err(e) = state.store.remove_original(&dest).await {
+            tracing::warn!(%video_id, error = %e, "could not remove the original of a download not recorded");
+        }
         return queued.map(drop).map_err(Into::into);
     }
     if let Err(err) = queue::push(&state.queue, download.job_id).await {

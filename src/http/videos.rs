@@ -296,13 +296,10 @@ async fn accept_upload(
     let info = ingest::probe(&state, received.file.path()).await?;
 
     let video_id = Uuid::now_v7();
-    let dest = state
-        .media
-        .resolve(&MediaRoot::source_relative(video_id))
-        .map_err(ApiError::internal)?;
+    let dest = MediaRoot::source_relative(video_id);
     received
         .file
-        .persist(&dest)
+        .persist(state.store.as_ref(), &dest)
         .await
         .map_err(ApiError::internal)?;
     // From here the original is in place: if recording fails, take it away again.
@@ -315,7 +312,9 @@ async fn accept_upload(
         info,
     };
     if let Err(err) = ingest::record_and_enqueue(&state, accepted, ingest::Origin::Direct).await {
-        let _ = crate::storage::remove_file_if_exists(&dest).await;
+        if let Err(e) = state.store.remove_original(&dest).await {
+            tracing::warn!(%video_id, error = %e, "could not remove the original of an upload not recorded");
+        }
         return Err(err);
     }
 

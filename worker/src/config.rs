@@ -59,6 +59,12 @@ pub struct WorkerConfig {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub reconcile_after_secs: u64,
 
+    /// With STORAGE_BACKEND=s3: how often the bucket is listed for the output of dead attempts
+    /// (a killed worker's). The local volume is swept every maintenance tick.
+    #[arg(long, env = "OBJECT_SWEEP_INTERVAL_SECS", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub object_sweep_interval_secs: u64,
+
     /// Below this much free space on MEDIA_ROOT the worker takes no new job (default 1 GiB).
     #[arg(long, env = "MIN_FREE_DISK_BYTES", default_value_t = 1024 * 1024 * 1024)]
     pub min_free_disk_bytes: u64,
@@ -90,6 +96,8 @@ impl WorkerConfig {
         crate::maintenance::Settings {
             interval: Duration::from_secs(self.maintenance_interval_secs),
             reconcile_after: Duration::from_secs(self.reconcile_after_secs),
+            sweep_min_age: crate::maintenance::SWEEP_MIN_AGE,
+            object_sweep_interval: Duration::from_secs(self.object_sweep_interval_secs),
         }
     }
 }

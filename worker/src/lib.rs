@@ -8,4 +8,5 @@ pub mod maintenance;
 pub mod normalize;
 pub mod pipeline;
 pub mod playlist;
+pub mod publish;
 pub mod runner;

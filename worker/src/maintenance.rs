@@ -15,22 +15,23 @@
 //!   turn) reaches every job, so none waits forever. A job that waits its
 //!   turn in a long backlog is re-pushed too; the surplus delivery is
 //!   harmless (it claims the next fair job, or finds none and is dropped);
-//! - **sweeper**: output directories of dead attempts (a killed worker's) and
-//!   half-received uploads are deleted; so are resumable (tus) uploads past
-//!   their expiry (unfinished: row and bytes; completed: only the row, the file
-//!   is the video's) and `.tus/` files whose row is gone; finished tasks are
-//!   dropped from Redis.
+//! - **sweeper**: the published output of dead attempts (a killed worker's; with S3, objects
+//!   under `videos/{id}/{attempt}/`), scratch directories no running attempt owns, and
+//!   half-received uploads are deleted; so are resumable (tus) uploads past their expiry
+//!   (unfinished: row and bytes; completed: only the row, the file is the video's) and `.tus/`
+//!   files whose row is gone; finished tasks are dropped from Redis. Listing a bucket costs
+//!   requests, so with S3 the output sweep runs every `OBJECT_SWEEP_INTERVAL_SECS`, not every tick.
 //!
 //! Every replica runs it; `FOR UPDATE SKIP LOCKED` keeps them from handling
 //! the same job twice, and a double push is harmless (the claim decides).
 
 use std::{
     collections::HashSet,
-    path::Path,
-    time::{Duration, SystemTime},
+    time::{Duration, Instant},
 };
 
 use prostream::{
+    config::StorageBackend,
     db::{self, JobState},
     queue,
     storage::{self, MediaRoot},
@@ -43,18 +44,18 @@ use crate::pipeline::JobContext;
 /// Jobs handled per query, so one tick stays short under a large backlog.
 const BATCH: i64 = 100;
 /// Leftovers younger than this may belong to work that is just starting.
-const SWEEP_MIN_AGE: Duration = Duration::from_secs(60);
-/// An upload that received no bytes for this long was abandoned by the API that took it.
-const INCOMING_MAX_IDLE: Duration = Duration::from_secs(3600);
-/// A `.tus/` file without a row this long after its last write is an orphan (its row was deleted
-/// between the two steps of a deletion, or its creation never committed).
-const TUS_ORPHAN_AGE: Duration = Duration::from_secs(3600);
+pub const SWEEP_MIN_AGE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
     pub interval: Duration,
     /// A queued job not claimed within this long after its last push is pushed again.
     pub reconcile_after: Duration,
+    /// Output and scratch of dead attempts are removed once untouched this long.
+    pub sweep_min_age: Duration,
+    /// How often the output of dead attempts is looked for in a bucket (S3 only; the local
+    /// volume is swept every tick).
+    pub object_sweep_interval: Duration,
 }
 
 /// What one tick did.
@@ -70,21 +71,39 @@ pub struct Tick {
 pub async fn run(ctx: JobContext, settings: Settings) {
     let mut timer = tokio::time::interval(settings.interval);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_object_sweep: Option<Instant> = None;
     loop {
         tokio::select! {
             () = ctx.shutdown.cancelled() => return,
             _ = timer.tick() => {}
         }
-        match tick(&ctx, settings).await {
-            Ok(t) if t != Tick::default() => tracing::info!(?t, "maintenance"),
-            Ok(_) => {}
-            // Postgres or Redis away: try again next tick.
+        let sweep_outputs = ctx.store.backend() == StorageBackend::Local
+            || last_object_sweep.is_none_or(|t| t.elapsed() >= settings.object_sweep_interval);
+        match tick_with(&ctx, settings, sweep_outputs).await {
+            Ok(t) => {
+                if sweep_outputs {
+                    last_object_sweep = Some(Instant::now());
+                }
+                if t != Tick::default() {
+                    tracing::info!(?t, "maintenance");
+                }
+            }
+            // Postgres, Redis or the store away: try again next tick.
             Err(err) => tracing::warn!(error = format!("{err:#}"), "maintenance failed"),
         }
     }
 }
 
+/// One round of everything, the output sweep included.
 pub async fn tick(ctx: &JobContext, settings: Settings) -> anyhow::Result<Tick> {
+    tick_with(ctx, settings, true).await
+}
+
+async fn tick_with(
+    ctx: &JobContext,
+    settings: Settings,
+    sweep_outputs: bool,
+) -> anyhow::Result<Tick> {
     let mut report = Tick::default();
     let mut conn = ctx.pool.acquire().await?;
     for reaped in db::jobs::reap_expired(&mut conn, BATCH).await? {
@@ -106,11 +125,25 @@ pub async fn tick(ctx: &JobContext, settings: Settings) -> anyhow::Result<Tick> 
         .await?
         .into_iter()
         .collect();
+    let running: HashSet<(Uuid, String)> = db::jobs::running_attempts(&mut conn)
+        .await?
+        .into_iter()
+        .collect();
     let expired = db::uploads::delete_expired(&mut conn, BATCH).await?;
-    report.swept += sweep_tus(&ctx.media, &mut conn, &expired).await?;
+    report.swept += sweep_expired_uploads(ctx, &expired).await?;
+    report.swept += storage::sweep::tus_orphans(&ctx.media, &mut conn).await?;
     drop(conn);
-    report.swept += sweep_outputs(&ctx.media, &live).await?;
-    report.swept += sweep_incoming(&ctx.media).await?;
+    if sweep_outputs {
+        report.swept += ctx
+            .store
+            .sweep_outputs(&live, settings.sweep_min_age)
+            .await?;
+    }
+    report.swept += ctx
+        .media
+        .sweep_scratch(&running, settings.sweep_min_age)
+        .await?;
+    report.swept += storage::sweep::incoming(&ctx.media).await?;
     metrics::counter!(telemetry::REAPED, "result" => "requeued").increment(report.requeued as u64);
     metrics::counter!(telemetry::REAPED, "result" => "failed").increment(report.failed as u64);
     metrics::counter!(telemetry::RECONCILED).increment(report.pushed as u64);
@@ -125,57 +158,10 @@ pub async fn tick(ctx: &JobContext, settings: Settings) -> anyhow::Result<Tick> 
     Ok(report)
 }
 
-/// Removes attempt directories under `videos/` that belong to no running or
-/// ready attempt, and video directories left empty.
-async fn sweep_outputs(media: &MediaRoot, live: &HashSet<(Uuid, String)>) -> anyhow::Result<usize> {
-    let mut swept = 0;
-    let mut videos = tokio::fs::read_dir(media.root().join("videos")).await?;
-    while let Some(video) = videos.next_entry().await? {
-        let Ok(video_id) = video.file_name().to_string_lossy().parse::<Uuid>() else {
-            continue;
-        };
-        // Judged before its children go: removing one refreshes the directory's time.
-        let old_video_dir = older_than(&video.path(), SWEEP_MIN_AGE).await;
-        let mut attempts = tokio::fs::read_dir(video.path()).await?;
-        while let Some(attempt) = attempts.next_entry().await? {
-            let key = attempt.file_name().to_string_lossy().into_owned();
-            if !live.contains(&(video_id, key)) && older_than(&attempt.path(), SWEEP_MIN_AGE).await
-            {
-                storage::remove_dir_if_exists(&attempt.path()).await?;
-                tracing::info!(dir = %attempt.path().display(), "removed the output of a dead attempt");
-                swept += 1;
-            }
-        }
-        if old_video_dir {
-            // Succeeds only when empty.
-            let _ = tokio::fs::remove_dir(video.path()).await;
-        }
-    }
-    Ok(swept)
-}
-
-/// Removes uploads that stopped arriving long ago (the API that took them died).
-async fn sweep_incoming(media: &MediaRoot) -> anyhow::Result<usize> {
-    let mut swept = 0;
-    let mut entries = tokio::fs::read_dir(media.uploads_dir()).await?;
-    while let Some(entry) = entries.next_entry().await? {
-        let incoming = entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with(".incoming-");
-        if incoming && older_than(&entry.path(), INCOMING_MAX_IDLE).await {
-            storage::remove_file_if_exists(&entry.path()).await?;
-            swept += 1;
-        }
-    }
-    Ok(swept)
-}
-
 /// Removes the bytes of the expired uploads that never became videos (their rows are deleted
-/// already), then `.tus/` files that no row refers to.
-async fn sweep_tus(
-    media: &MediaRoot,
-    conn: &mut sqlx::PgConnection,
+/// already); `.tus/` files without a row go by [`storage::sweep::tus_orphans`].
+async fn sweep_expired_uploads(
+    ctx: &JobContext,
     expired: &[db::uploads::Expired],
 ) -> anyhow::Result<usize> {
     let mut swept = 0;
@@ -183,41 +169,16 @@ async fn sweep_tus(
         if upload.video_id.is_some() {
             continue; // a receipt: the file is the video's original now
         }
-        storage::remove_file_if_exists(&media.tus_path(upload.id)).await?;
+        // On this host's disk only if this host took the upload (always, with one volume).
+        storage::remove_file_if_exists(&ctx.media.tus_path(upload.id)).await?;
         if let Some(reserved) = upload.reserved_video_id {
-            // Moved into place before a completion that never got recorded.
-            let moved = media.resolve(&MediaRoot::source_relative(reserved))?;
-            storage::remove_file_if_exists(&moved).await?;
+            // Stored before a completion that never got recorded.
+            ctx.store
+                .remove_original(&MediaRoot::source_relative(reserved))
+                .await?;
         }
         tracing::info!(upload_id = %upload.id, "removed an expired resumable upload");
         swept += 1;
     }
-    let mut entries = match tokio::fs::read_dir(media.tus_dir()).await {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(swept),
-        Err(e) => return Err(e.into()),
-    };
-    while let Some(entry) = entries.next_entry().await? {
-        if !older_than(&entry.path(), TUS_ORPHAN_AGE).await {
-            continue;
-        }
-        let name = entry.file_name();
-        let owned = match name.to_string_lossy().parse::<Uuid>() {
-            Ok(id) => db::uploads::exists(conn, id).await?,
-            Err(_) => false,
-        };
-        if !owned {
-            storage::remove_file_if_exists(&entry.path()).await?;
-            tracing::info!(file = %entry.path().display(), "removed a resumable upload without a record");
-            swept += 1;
-        }
-    }
     Ok(swept)
-}
-
-async fn older_than(path: &Path, age: Duration) -> bool {
-    tokio::fs::metadata(path)
-        .await
-        .and_then(|m| m.modified())
-        .is_ok_and(|t| SystemTime::now().duration_since(t).unwrap_or_default() > age)
 }

@@ -17,10 +17,11 @@ use prostream::{
     db::{self, JobStage, jobs::ClaimedJob, videos::RenditionRow},
     media::{self, ProbeError, ProbeInfo},
     queue::{self, TranscodeQueue},
-    storage::{self, MediaRoot},
+    storage::{MediaRoot, Storage, StorageError},
     telemetry,
 };
 use sqlx::PgPool;
+use tokio::sync::Mutex;
 use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -30,6 +31,7 @@ use crate::{
     ladder::{self, Ladder},
     normalize::{self, VideoPlan},
     playlist::{self, PlaylistError, Variant},
+    publish::Publisher,
 };
 
 /// What an attempt produced, to record.
@@ -46,7 +48,10 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 pub struct JobContext {
     pub pool: PgPool,
     pub queue: TranscodeQueue,
+    /// This host's disk: free-space checks and scratch directories.
     pub media: MediaRoot,
+    /// Where originals come from and the output goes: the same volume, or a bucket.
+    pub store: Storage,
     pub worker_id: String,
     pub ffmpeg: PathBuf,
     pub ffprobe: PathBuf,
@@ -58,7 +63,8 @@ pub struct JobContext {
     pub lease: Duration,
     /// First retry delay; doubles with each attempt.
     pub retry_backoff: Duration,
-    /// No new job is claimed while MEDIA_ROOT has less free space than this.
+    /// No new job is claimed while MEDIA_ROOT has less free space than this (with S3 it holds
+    /// the original and the encode until they are uploaded).
     pub min_free_disk: u64,
     pub keep_originals: bool,
     /// Fires when the worker shuts down: running jobs are handed back.
@@ -112,6 +118,8 @@ enum AttemptError {
     Ffmpeg(#[from] FfmpegError),
     #[error(transparent)]
     Playlist(#[from] PlaylistError),
+    #[error("{}", chain(.0))]
+    Storage(#[from] StorageError),
     #[error("{0:#}")]
     Infra(#[from] anyhow::Error),
     #[error("shutting down")]
@@ -126,6 +134,7 @@ impl AttemptError {
             Self::Probe(e) => e.code(),
             Self::Ffmpeg(e) => e.code(),
             Self::Playlist(_) => "invalid_output",
+            Self::Storage(_) => "storage_unavailable",
             Self::Infra(_) => "internal_error",
             Self::Shutdown => "shutdown",
             Self::Lost => "lease_lost",
@@ -199,18 +208,24 @@ pub async fn process(ctx: &JobContext, delivered: Uuid) -> anyhow::Result<Outcom
 async fn run_claimed(ctx: &JobContext, job: &ClaimedJob) -> anyhow::Result<Outcome> {
     tracing::info!("job claimed");
     let started = std::time::Instant::now();
-    let work = ctx.media.attempt_dir(job.video_id, &job.attempt_key);
-    let result = attempt(ctx, job, &work).await;
+    let result = attempt(ctx, job).await;
     let outcome = match result {
-        Ok(produced) => record_ready(ctx, job, produced).await?,
-        Err(err) => record_failure(ctx, job, err).await?,
+        Ok(produced) => record_ready(ctx, job, produced).await,
+        Err(err) => record_failure(ctx, job, err).await,
     };
+    // Scratch (the fetched original, an encode not uploaded yet) never outlives the attempt.
+    let scratch = ctx
+        .media
+        .remove_scratch(job.video_id, &job.attempt_key)
+        .await;
+    let outcome = outcome?;
+    scratch.context("removing the attempt's scratch directory")?;
     if outcome != Outcome::Ready {
         // Nothing of an attempt that did not succeed stays behind.
-        ctx.media
+        ctx.store
             .remove_attempt(job.video_id, &job.attempt_key)
             .await
-            .with_context(|| format!("removing {}", work.display()))?;
+            .context("removing the output of a failed attempt")?;
     }
     let elapsed = started.elapsed().as_secs_f64();
     metrics::histogram!(telemetry::JOB_DURATION, "outcome" => outcome.label()).record(elapsed);
@@ -219,24 +234,26 @@ async fn run_claimed(ctx: &JobContext, job: &ClaimedJob) -> anyhow::Result<Outco
     Ok(outcome)
 }
 
-/// Probe, encode and measure into `work`; the caller publishes.
-async fn attempt(
-    ctx: &JobContext,
-    job: &ClaimedJob,
-    work: &std::path::Path,
-) -> Result<Produced, AttemptError> {
-    ctx.media
+/// Fetch, probe, encode, measure and publish; the caller records the result.
+async fn attempt(ctx: &JobContext, job: &ClaimedJob) -> Result<Produced, AttemptError> {
+    ctx.store
         .remove_other_attempts(job.video_id, Some(&job.attempt_key))
-        .await
-        .context("removing the output of earlier attempts")?;
+        .await?;
+    let work = ctx.store.output_dir(job.video_id, &job.attempt_key);
+    let work = work.as_path();
     tokio::fs::create_dir_all(work)
         .await
         .with_context(|| format!("creating {}", work.display()))?;
+    let scratch = ctx.media.scratch_dir(job.video_id, &job.attempt_key);
+    tokio::fs::create_dir_all(&scratch)
+        .await
+        .with_context(|| format!("creating {}", scratch.display()))?;
 
+    // Where it lies on the volume, or downloaded from the bucket into the scratch directory.
     let source = ctx
-        .media
-        .resolve(&job.source_path)
-        .context("resolving the source path")?;
+        .store
+        .fetch_original(&job.source_path, &scratch.join("source"))
+        .await?;
     let info = media::reinspect(&ctx.ffprobe, &source, ctx.probe_timeout).await?;
     let ladder = ladder::plan(&ladder::Source {
         video: info.video.as_ref().map(|v| (v.width, v.height)),
@@ -259,9 +276,16 @@ async fn attempt(
         progress.clone(),
         cancel.clone(),
     )));
+    let publisher = Arc::new(Mutex::new(Publisher::new(
+        ctx.store.clone(),
+        job.video_id,
+        &job.attempt_key,
+        work,
+    )));
     let announcer = AbortOnDropHandle::new(tokio::spawn(announce_playable(
         ctx.clone(),
         job.clone(),
+        publisher.clone(),
         work.to_owned(),
         ladder.clone(),
         frame_rate,
@@ -303,7 +327,23 @@ async fn attempt(
 
     report(ctx, job, JobStage::Publishing, 100.0).await?;
     let has_poster = make_poster(ctx, &source, work, &info, video_plan.as_ref()).await?;
+    // The announcer is gone (aborted above): the publisher is ours alone now.
+    let mut publisher = publisher.lock().await;
+    // Every segment, then the final playlists (with ENDLIST), then the poster...
+    let names: Vec<String> = rendition_sizes(&ladder)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    publisher.sync(&names).await?;
+    publisher.check_final(&names).await?;
+    if has_poster {
+        publisher.publish_file(ffmpeg::POSTER).await?;
+    }
+    // ...and last the master with the measured bandwidths.
     let renditions = describe(job.video_id, work, &ladder, frame_rate).await?;
+    if !publisher.publish_file(playlist::MASTER).await? {
+        return Err(anyhow::anyhow!("the master playlist vanished before it was published").into());
+    }
     Ok(Produced {
         renditions,
         has_poster,
@@ -397,28 +437,69 @@ async fn report(
     }
 }
 
-/// Publishes an estimated master playlist as soon as every rendition has its
-/// first segment, and records that the video is playable. Polls the
-/// attempt's directory: ffmpeg renames each playlist into place, so a
-/// playlist that parses is complete as far as it goes.
+/// Publishes the output as ffmpeg writes it, and an estimated master playlist
+/// as soon as every rendition has its first segment published; then records
+/// that the video is playable, and goes on publishing until it is aborted at
+/// the end of the encode. Polls the attempt's directory: ffmpeg renames each
+/// playlist into place, so a playlist that parses is complete as far as it goes.
 async fn announce_playable(
     ctx: JobContext,
     job: ClaimedJob,
+    publisher: Arc<Mutex<Publisher>>,
     work: PathBuf,
     ladder: Ladder,
     frame_rate: Option<f64>,
 ) {
+    let names: Vec<String> = rendition_sizes(&ladder)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    // Announced, or given up on (an early master that cannot be computed is not retried: the
+    // final master comes at the end either way).
+    let mut master_done = false;
+    let mut warned = false;
     loop {
         tick.tick().await;
+        let mut publisher = publisher.lock().await;
+        let all_playable = match publisher.sync(&names).await {
+            Ok(all) => all,
+            Err(err) => {
+                // The store may be back by the next tick; the end of the encode publishes
+                // everything again, and fails the attempt if it still cannot.
+                if !warned {
+                    tracing::warn!(error = %chain(&err), "could not publish the output as it grows");
+                    warned = true;
+                }
+                continue;
+            }
+        };
+        if master_done || !all_playable {
+            continue;
+        }
         match early_master(&work, &ladder, frame_rate).await {
             Ok(false) => continue,
             Ok(true) => {}
             Err(err) => {
-                tracing::warn!(error = %err, "could not publish the early master playlist");
-                return;
+                tracing::warn!(error = %err, "could not write the early master playlist");
+                master_done = true;
+                continue;
             }
         }
+        match publisher.publish_file(playlist::MASTER).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            // The store may answer at the next tick.
+            Err(err) => {
+                if !warned {
+                    tracing::warn!(error = %chain(&err), "could not publish the early master playlist");
+                    warned = true;
+                }
+                continue;
+            }
+        }
+        master_done = true;
+        drop(publisher);
         let marked = async {
             let mut conn = ctx.pool.acquire().await?;
             db::jobs::mark_playable(&mut conn, job.job_id, job.attempt).await
@@ -427,7 +508,6 @@ async fn announce_playable(
             Ok(_) => tracing::info!("playable while encoding"),
             Err(err) => tracing::warn!(error = %err, "could not record that the video is playable"),
         }
-        return;
     }
 }
 
@@ -563,10 +643,7 @@ async fn record_ready(
     db::jobs::mark_ready(&mut tx, job.job_id, job.attempt, produced.has_poster).await?;
     tx.commit().await?;
     if !ctx.keep_originals {
-        let source = ctx.media.resolve(&job.source_path)?;
-        storage::remove_file_if_exists(&source)
-            .await
-            .with_context(|| format!("removing the original {}", source.display()))?;
+        ctx.store.remove_original(&job.source_path).await?;
     }
     Ok(Outcome::Ready)
 }
@@ -633,6 +710,18 @@ async fn push_now(ctx: &JobContext, conn: &mut sqlx::PgConnection, job_id: Uuid)
         }
         Err(err) => tracing::warn!(%job_id, error = %err, "could not push the job back to Redis"),
     }
+}
+
+/// An error with its causes, on one line.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use apalis::prelude::{
 use prostream::{
     db,
     queue::{self, TranscodeTask},
-    storage::MediaRoot,
+    storage,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -40,10 +40,12 @@ pub async fn context(
     let common = &config.common;
     let pool = db::connect(&common.database_url, common.database_max_connections).await?;
     let redis = queue::connect(&common.redis_url).await?;
+    let (media, store) = storage::open(&common.storage, &common.media_root).await?;
     Ok(JobContext {
         pool,
         queue: queue::storage(redis, &common.queue_name),
-        media: MediaRoot::open(&common.media_root).await?,
+        media,
+        store,
         worker_id: unique_name(),
         ffmpeg: config.ffmpeg_path.clone(),
         ffprobe: common.ffprobe_path.clone(),

@@ -15,6 +15,8 @@ use uuid::Uuid;
 const SETTINGS: Settings = Settings {
     interval: Duration::from_secs(1),
     reconcile_after: Duration::from_secs(30),
+    sweep_min_age: maintenance::SWEEP_MIN_AGE,
+    object_sweep_interval: Duration::from_secs(600),
 };
 
 async fn deliveries(app: &TestApp) -> usize {

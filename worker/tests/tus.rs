@@ -766,6 +766,8 @@ async fn the_sweeper_deletes_expired_uploads_and_orphaned_files(pool: PgPool) {
     let settings = Settings {
         interval: Duration::from_secs(1),
         reconcile_after: Duration::from_secs(30),
+        sweep_min_age: prostream_worker::maintenance::SWEEP_MIN_AGE,
+        object_sweep_interval: Duration::from_secs(600),
     };
     let expired = create(&app, 100, "").await;
     assert_eq!(patch(&app, &expired, 0, &[1; 40]).await.status(), 204);

@@ -2,11 +2,12 @@
 //! probe → record → enqueue path as `POST /v1/videos` ([`ingest`]).
 //!
 //! Crash-safe and idempotent: the video's id is reserved on the upload's row
-//! before the file moves to `uploads/{video_id}`, and the row is tied to the
-//! video in the transaction that inserts the video and its job. A completion
-//! cut short anywhere (the API killed, Postgres away) is finished by the next
-//! PATCH or HEAD, which finds the file at one of its two places; the lease
-//! keeps two requests from finishing one upload twice.
+//! before the file moves to `uploads/{video_id}` in the store (a rename on the
+//! volume; with S3 an upload, after which the file here is removed), and the
+//! row is tied to the video in the transaction that inserts the video and its
+//! job. A completion cut short anywhere (the API killed, Postgres away) is
+//! finished by the next PATCH or HEAD, which finds the bytes here or in the
+//! store; the lease keeps two requests from finishing one upload twice.
 
 use axum::http::StatusCode;
 use uuid::Uuid;
@@ -19,7 +20,7 @@ use crate::{
         error::{ApiError, ErrorCode},
         ingest,
     },
-    storage::{self, MediaRoot},
+    storage::{self, MediaRoot, TempFile},
     telemetry,
 };
 
@@ -63,27 +64,40 @@ async fn accept(state: &AppState, lease: &Lease, row: &UploadRow) -> Result<Uuid
         .ok_or_else(lost)?;
     drop(conn);
     let partial = state.media.tus_path(row.id);
-    let dest = state
-        .media
-        .resolve(&MediaRoot::source_relative(video_id))
-        .map_err(ApiError::internal)?;
-    // The rename is atomic: the bytes are at exactly one of the two places.
-    let moved = if exists(&dest).await? {
-        true // moved before an interruption
-    } else if exists(&partial).await? {
-        false
+    let dest = MediaRoot::source_relative(video_id);
+    // The bytes are here until they are stored (a rename, or an upload and then the removal of
+    // the file here): a completion cut short finds them here, or in the store.
+    let here = exists(&partial).await?;
+    let fetched = TempFile::new(state.media.incoming_path());
+    let probed = if here {
+        partial.clone()
+    } else if state
+        .store
+        .has_original(&dest)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        // Where it lies on the volume; from a bucket, a copy here to probe.
+        state
+            .store
+            .fetch_original(&dest, fetched.path())
+            .await
+            .map_err(ApiError::internal)?
     } else {
         return Err(ApiError::internal(anyhow::anyhow!(
-            "upload {} is complete but its file is neither at {} nor at {}",
+            "upload {} is complete but its bytes are neither at {} nor in the store at {dest}",
             row.id,
             partial.display(),
-            dest.display()
         )));
     };
-    let info = ingest::probe(state, if moved { &dest } else { &partial }).await?;
+    let info = ingest::probe(state, &probed).await?;
+    drop(fetched);
     let title = ingest::choose_title(row.title.clone(), row.filename.as_deref())?;
-    if !moved {
-        tokio::fs::rename(&partial, &dest)
+    if here {
+        // Again after an interruption: the same bytes overwrite an identical copy.
+        state
+            .store
+            .put_original(&partial, &dest)
             .await
             .map_err(ApiError::internal)?;
     }
@@ -131,11 +145,9 @@ pub async fn remove_files(
         .await
         .map_err(ApiError::internal)?;
     if let Some(reserved) = reserved_video_id {
-        let moved = state
-            .media
-            .resolve(&MediaRoot::source_relative(reserved))
-            .map_err(ApiError::internal)?;
-        storage::remove_file_if_exists(&moved)
+        state
+            .store
+            .remove_original(&MediaRoot::source_relative(reserved))
             .await
             .map_err(ApiError::internal)?;
     }

@@ -12,11 +12,11 @@ use std::{
 };
 
 use prostream::{
-    config::{MediaLimits, OwnerPolicy},
+    config::{MediaLimits, OwnerPolicy, StorageBackend, StorageConfig},
     http::{AppState, api_router, auth::AuthMode, url_ingest},
     playback::{Signer, SigningKey},
     queue::{self, TranscodeQueue},
-    storage::MediaRoot,
+    storage::{self, MediaRoot, Storage},
 };
 use prostream_worker::{pipeline::JobContext, runner};
 use serde_json::Value;
@@ -27,7 +27,14 @@ use uuid::Uuid;
 pub struct TestApp {
     pub base: String,
     pub pool: PgPool,
+    /// The API's MEDIA_ROOT; with the local backend the workers' too.
     pub media_dir: PathBuf,
+    /// The workers' MEDIA_ROOT: with S3 another, empty directory (they share no disk).
+    pub worker_media_dir: PathBuf,
+    /// Where originals and output live: the volume at `media_dir`, or a prefix of the test bucket.
+    pub storage: StorageConfig,
+    /// The API's store.
+    pub store: Storage,
     pub queue_name: String,
     pub queue: TranscodeQueue,
     pub redis: redis::aio::ConnectionManager,
@@ -133,15 +140,64 @@ impl TestApp {
         auth: AuthMode,
     ) -> Self {
         let id = Uuid::now_v7().simple().to_string();
-        let limits_max_upload = limits.max_upload_bytes;
         let media_dir = std::env::temp_dir().join(format!("prostream-test-{id}"));
+        let (media, store) = storage::open(&StorageConfig::local(), &media_dir)
+            .await
+            .unwrap();
+        let app =
+            Self::spawn_on_store(pool, limits, redis_url, ingest_config, policy, auth, &id).await;
+        app.with_store(
+            media,
+            store,
+            StorageConfig::local(),
+            media_dir.clone(),
+            media_dir,
+        )
+        .await
+    }
+
+    /// API and workers on S3 (the test bucket, under a prefix of this test's own), each with
+    /// its own empty MEDIA_ROOT: they share no disk.
+    pub async fn spawn_s3(pool: PgPool) -> Self {
+        let id = Uuid::now_v7().simple().to_string();
+        let config = s3_server().config(&format!("test-{id}"));
+        let api_dir = std::env::temp_dir().join(format!("prostream-test-{id}-api"));
+        let worker_dir = std::env::temp_dir().join(format!("prostream-test-{id}-worker"));
+        let (media, store) = storage::open(&config, &api_dir)
+            .await
+            .expect("the test bucket is usable (scripts/test.sh starts the S3 server)");
+        let (limits, ingest) = (MediaLimits::default(), test_ingest_config());
+        let app = Self::spawn_on_store(
+            pool,
+            limits,
+            &redis_url(),
+            ingest,
+            OwnerPolicy::default(),
+            AuthMode::Required,
+            &id,
+        )
+        .await;
+        app.with_store(media, store, config, api_dir, worker_dir)
+            .await
+    }
+
+    /// The API state but its storage, before it serves: see [`Unserved::with_store`].
+    async fn spawn_on_store(
+        pool: PgPool,
+        limits: MediaLimits,
+        redis_url: &str,
+        ingest_config: url_ingest::IngestConfig,
+        policy: OwnerPolicy,
+        auth: AuthMode,
+        id: &str,
+    ) -> Unserved {
+        let limits_max_upload = limits.max_upload_bytes;
         let queue_name = format!("prostream-test:{id}");
         let redis = queue::connect(redis_url).await.expect("Redis is reachable");
-        let state = AppState {
+        let state = Partial {
             pool: pool.clone(),
             queue: queue::storage(redis.clone(), &queue_name),
             redis: redis.clone(),
-            media: MediaRoot::open(&media_dir).await.unwrap(),
             limits: Arc::new(limits),
             ffprobe: Arc::new("ffprobe".into()),
             probe_timeout: Duration::from_secs(30),
@@ -157,26 +213,17 @@ impl TestApp {
                 prostream::webhooks::Webhooks::new(&test_webhook_config())
                     .expect("the webhook client builds"),
             ),
-            public_videos: Default::default(),
-            segment_cache: Default::default(),
         };
-        let queue = state.queue.clone();
-        let (base, server, server_task) = serve(state.clone()).await;
-        let key = create_key(&pool, "test-owner", false).await;
-        Self {
-            base,
-            pool,
-            media_dir,
+        Unserved {
+            state,
             queue_name,
-            queue,
             redis,
-            http: client_with_key(&key),
-            key,
-            api: state,
-            server,
-            server_task,
-            workers: Vec::new(),
         }
+    }
+
+    /// Whether the workers' ffmpeg may be looked for by the media directory on its command line.
+    pub fn s3(&self) -> bool {
+        self.storage.storage_backend == StorageBackend::S3
     }
 
     /// Stops the API (gracefully) and starts a new one on the same database, Redis and media
@@ -192,6 +239,24 @@ impl TestApp {
         };
         (self.base, self.server, self.server_task) = serve(state).await;
         self.http = client_with_key(&self.key);
+    }
+
+    /// Restarts the API (as [`TestApp::restart_api`]) on another store (e.g. one that is down).
+    pub async fn restart_api_with_store(&mut self, store: Storage) {
+        self.api.store = store;
+        self.restart_api().await;
+    }
+
+    /// Names of the entries of a directory of the workers' MEDIA_ROOT (`work`, `videos`, …).
+    pub fn worker_entries(&self, sub: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.worker_media_dir.join(sub))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
     }
 
     /// The headers `http` sends: `Authorization: Bearer {key}`.
@@ -221,10 +286,14 @@ impl TestApp {
 
     /// A job context as a worker process would build it.
     pub async fn job_context(&self) -> JobContext {
+        let (media, store) = storage::open(&self.storage, &self.worker_media_dir)
+            .await
+            .unwrap();
         JobContext {
             pool: self.pool.clone(),
             queue: self.queue.clone(),
-            media: MediaRoot::open(&self.media_dir).await.unwrap(),
+            media,
+            store,
             worker_id: format!("test-worker-{}", Uuid::now_v7().simple()),
             ffmpeg: "ffmpeg".into(),
             ffprobe: "ffprobe".into(),
@@ -334,7 +403,7 @@ impl TestApp {
     /// Whether any process still has this test's media directory on its command line (ffmpeg).
     pub async fn ffmpeg_running(&self) -> bool {
         let out = tokio::process::Command::new("pgrep")
-            .args(["-f", &self.media_dir.display().to_string()])
+            .args(["-f", &self.worker_media_dir.display().to_string()])
             .output()
             .await
             .unwrap();
@@ -373,6 +442,14 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Stops the workers started with [`TestApp::start_worker`] (their running jobs handed back).
+    pub async fn shutdown_workers(&mut self) {
+        for (stop, handle) in self.workers.drain(..) {
+            stop.cancel();
+            handle.await.unwrap().unwrap();
+        }
+    }
+
     /// Stops workers and the server and removes this test's files and Redis keys.
     pub async fn shutdown(mut self) {
         for (stop, handle) in self.workers.drain(..) {
@@ -393,6 +470,185 @@ impl TestApp {
                 .unwrap();
         }
         let _ = std::fs::remove_dir_all(&self.media_dir);
+        let _ = std::fs::remove_dir_all(&self.worker_media_dir);
+        if self.s3() {
+            s3_server().remove_prefix(&self.storage.s3_prefix).await;
+        }
+    }
+}
+
+/// The API's state without its storage yet.
+struct Partial {
+    pool: PgPool,
+    queue: TranscodeQueue,
+    redis: redis::aio::ConnectionManager,
+    limits: Arc<MediaLimits>,
+    ffprobe: Arc<PathBuf>,
+    probe_timeout: Duration,
+    max_attempts: i32,
+    downloads: Arc<url_ingest::Downloads>,
+    auth: AuthMode,
+    policy: Arc<OwnerPolicy>,
+    playback: Signer,
+    webhooks: Arc<prostream::webhooks::Webhooks>,
+}
+
+/// An API about to serve, once its storage is chosen.
+struct Unserved {
+    state: Partial,
+    queue_name: String,
+    redis: redis::aio::ConnectionManager,
+}
+
+impl Unserved {
+    /// Serves the API with this storage and makes the test app around it.
+    async fn with_store(
+        self,
+        media: MediaRoot,
+        store: Storage,
+        storage: StorageConfig,
+        media_dir: PathBuf,
+        worker_media_dir: PathBuf,
+    ) -> TestApp {
+        let Partial {
+            pool,
+            queue,
+            redis,
+            limits,
+            ffprobe,
+            probe_timeout,
+            max_attempts,
+            downloads,
+            auth,
+            policy,
+            playback,
+            webhooks,
+        } = self.state;
+        let state = AppState {
+            pool: pool.clone(),
+            queue: queue.clone(),
+            redis,
+            media,
+            store: store.clone(),
+            limits,
+            ffprobe,
+            probe_timeout,
+            max_attempts,
+            downloads,
+            auth,
+            policy,
+            playback,
+            webhooks,
+            public_videos: Default::default(),
+            segment_cache: Default::default(),
+        };
+        let (base, server, server_task) = serve(state.clone()).await;
+        let key = create_key(&pool, "test-owner", false).await;
+        TestApp {
+            base,
+            pool,
+            media_dir,
+            worker_media_dir,
+            storage,
+            store,
+            queue_name: self.queue_name,
+            queue,
+            redis: self.redis,
+            http: client_with_key(&key),
+            key,
+            api: state,
+            server,
+            server_task,
+            workers: Vec::new(),
+        }
+    }
+}
+
+/// The S3-compatible server that scripts/test.sh starts (s3s-fs, scripts/lib/services.sh
+/// `ensure_s3`) and its bucket. Each test works under a prefix of its own.
+pub struct S3Server {
+    pub endpoint: String,
+    pub bucket: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+/// The test S3 server, from the variables scripts/test.sh exports.
+pub fn s3_server() -> S3Server {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!(
+                "{name} is not set: run the S3 tests through `bash scripts/test.sh`, which starts \
+                 an S3-compatible server (s3s-fs) and exports PROSTREAM_TEST_S3_*"
+            )
+        })
+    };
+    S3Server {
+        endpoint: var("PROSTREAM_TEST_S3_ENDPOINT"),
+        bucket: var("PROSTREAM_TEST_S3_BUCKET"),
+        access_key_id: var("PROSTREAM_TEST_S3_ACCESS_KEY_ID"),
+        secret_access_key: var("PROSTREAM_TEST_S3_SECRET_ACCESS_KEY"),
+    }
+}
+
+impl S3Server {
+    /// The storage settings of a process using the test bucket under `prefix`.
+    pub fn config(&self, prefix: &str) -> StorageConfig {
+        StorageConfig {
+            storage_backend: StorageBackend::S3,
+            s3_bucket: self.bucket.clone(),
+            s3_endpoint: self.endpoint.clone(),
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: self.access_key_id.clone(),
+            s3_secret_access_key: self.secret_access_key.clone(),
+            s3_prefix: prefix.into(),
+            ..StorageConfig::local()
+        }
+    }
+
+    /// A client of the test bucket, to look at what the processes stored.
+    pub fn client(&self) -> object_store::aws::AmazonS3 {
+        object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(&self.bucket)
+            .with_endpoint(&self.endpoint)
+            .with_region("us-east-1")
+            .with_access_key_id(&self.access_key_id)
+            .with_secret_access_key(&self.secret_access_key)
+            .with_allow_http(true)
+            .build()
+            .unwrap()
+    }
+
+    /// The keys under `prefix` (relative to it), sorted.
+    pub async fn keys(&self, prefix: &str) -> Vec<String> {
+        use futures_util::TryStreamExt;
+        use object_store::ObjectStore;
+        let base = object_store::path::Path::from(prefix);
+        let mut keys: Vec<String> = self
+            .client()
+            .list(Some(&base))
+            .map_ok(|meta| {
+                meta.location
+                    .as_ref()
+                    .strip_prefix(&format!("{prefix}/"))
+                    .unwrap_or(meta.location.as_ref())
+                    .to_owned()
+            })
+            .try_collect()
+            .await
+            .unwrap();
+        keys.sort();
+        keys
+    }
+
+    /// Deletes everything under `prefix`.
+    pub async fn remove_prefix(&self, prefix: &str) {
+        use futures_util::{StreamExt, TryStreamExt};
+        use object_store::ObjectStore;
+        let client = self.client();
+        let base = object_store::path::Path::from(prefix);
+        let listed = client.list(Some(&base)).map_ok(|m| m.location).boxed();
+        let _: Vec<_> = client.delete_stream(listed).collect().await;
     }
 }
 

@@ -1,0 +1,307 @@
+//! Where originals and published HLS output live, behind one trait with two implementations:
+//!
+//! - [`MediaRoot`] (`STORAGE_BACKEND=local`): the media volume, shared by the API and every worker.
+//! - [`S3Store`] (`STORAGE_BACKEND=s3`): an S3-compatible bucket, so API and workers on different
+//!   hosts share no disk. MEDIA_ROOT is then each process' own scratch space: uploads arriving
+//!   and being probed, unfinished resumable (tus) uploads on the API; a job's original and its
+//!   encode on a worker.
+//!
+//! The same keys in both (relative to MEDIA_ROOT, or to the bucket and `S3_PREFIX`):
+//!
+//! ```text
+//! uploads/{video_id}                  accepted originals (videos.source_path)
+//! videos/{video_id}/{attempt_key}/    one encode attempt's HLS output
+//! ```
+//!
+//! An attempt's output is served from the moment its master playlist is up (progressive
+//! playback). Nothing half-written is ever served: locally ffmpeg writes every file to a temporary
+//! name and renames it; in a bucket every PUT is atomic, and a worker publishes segments before
+//! the playlists that list them (worker/src/publish.rs).
+
+mod local;
+mod s3;
+pub mod sweep;
+
+use std::{
+    collections::HashSet,
+    fmt, io,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use bytes::Bytes;
+use uuid::Uuid;
+
+pub use local::MediaRoot;
+pub use s3::S3Store;
+
+use crate::config::{StorageBackend, StorageConfig};
+
+/// The store a process uses; cheap to clone.
+pub type Storage = Arc<dyn MediaStore>;
+
+/// The operations the API and the workers need from the place media lives.
+#[async_trait::async_trait]
+pub trait MediaStore: Send + Sync + fmt::Debug {
+    fn backend(&self) -> StorageBackend;
+
+    // --- originals, at `uploads/{video_id}` (the path recorded in `videos.source_path`)
+
+    /// Makes the probed local `file` the original at `relative`. Afterwards `file` is gone:
+    /// renamed into place, or uploaded and then removed.
+    async fn put_original(&self, file: &Path, relative: &str) -> Result<(), StorageError>;
+
+    /// Whether an original is at `relative`.
+    async fn has_original(&self, relative: &str) -> Result<bool, StorageError>;
+
+    /// A local path to read the original at `relative` from: where it lies on the volume, or
+    /// `into` after downloading it there. The caller removes `into`.
+    async fn fetch_original(&self, relative: &str, into: &Path) -> Result<PathBuf, StorageError>;
+
+    /// Removes the original at `relative`, if any.
+    async fn remove_original(&self, relative: &str) -> Result<(), StorageError>;
+
+    // --- the output of attempt `key` of a video, at `videos/{video_id}/{key}/`
+
+    /// Where ffmpeg writes the attempt's files. Locally the published directory itself (players
+    /// read it as it grows); with S3 a scratch directory whose files [`MediaStore::publish`] copies.
+    fn output_dir(&self, video_id: Uuid, key: &str) -> PathBuf;
+
+    /// Whether [`MediaStore::publish`] copies anything (false: the output directory is where
+    /// players read, so callers need not even read the files).
+    fn copies_output(&self) -> bool;
+
+    /// Makes `contents` (what `output_dir/name` held when read) visible to players as `name`.
+    async fn publish(
+        &self,
+        video_id: Uuid,
+        key: &str,
+        name: &str,
+        contents: Bytes,
+    ) -> Result<(), StorageError>;
+
+    /// Removes one attempt's published output.
+    async fn remove_attempt(&self, video_id: Uuid, key: &str) -> Result<(), StorageError>;
+
+    /// Removes the published output of every attempt of the video but `keep`. Safe for the
+    /// holder of the job's claim: no other attempt of it can be running.
+    async fn remove_other_attempts(
+        &self,
+        video_id: Uuid,
+        keep: Option<&str>,
+    ) -> Result<(), StorageError>;
+
+    /// Removes everything published under the video: every attempt's output.
+    async fn remove_video(&self, video_id: Uuid) -> Result<(), StorageError>;
+
+    /// Removes the output of attempts that are not in `live` and were last written more than
+    /// `min_age` ago (a killed worker's, a deletion cut short); returns how many it removed.
+    async fn sweep_outputs(
+        &self,
+        live: &HashSet<(Uuid, String)>,
+        min_age: Duration,
+    ) -> Result<usize, StorageError>;
+
+    // --- playback
+
+    /// How a player gets `name` of an attempt's output (`key` and `name` are plain file names,
+    /// checked by the caller).
+    async fn serve(
+        &self,
+        video_id: Uuid,
+        key: &str,
+        name: &str,
+        want: Want,
+    ) -> Result<Served, StorageError>;
+
+    /// Whether the store answers (readiness).
+    async fn check(&self) -> Result<(), StorageError>;
+}
+
+/// What the HTTP layer would like for a file it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// The bytes (playlists: small, and they change while the video encodes).
+    Contents,
+    /// A URL the client may fetch for `ttl` at most (immutable segments), for this method.
+    Redirect { head: bool, ttl: Duration },
+}
+
+/// How a file is served.
+#[derive(Debug)]
+pub enum Served {
+    /// A file on the local volume (byte ranges, conditional requests).
+    File(PathBuf),
+    /// The whole object, read from the store.
+    Contents(Bytes),
+    /// A presigned URL to send the client to.
+    Redirect(String),
+    /// No such file (yet).
+    Missing,
+}
+
+/// Why a storage operation failed. Every variant but a missing object is infrastructure
+/// trouble: retried by the worker, a 500/503 in the API.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{what}")]
+    Io {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{what}")]
+    Object {
+        what: String,
+        #[source]
+        source: object_store::Error,
+    },
+    /// The settings cannot work (found at start).
+    #[error("{0}")]
+    Config(String),
+}
+
+impl StorageError {
+    pub fn io(what: impl Into<String>, source: io::Error) -> Self {
+        Self::Io {
+            what: what.into(),
+            source,
+        }
+    }
+
+    pub fn object(what: impl Into<String>, source: object_store::Error) -> Self {
+        Self::Object {
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// The stable code: `not_found`, `storage_misconfigured` or `storage_unavailable`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            _ if self.is_not_found() => "not_found",
+            Self::Config(_) => "storage_misconfigured",
+            _ => "storage_unavailable",
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Self::Io { source, .. } => source.kind() == io::ErrorKind::NotFound,
+            Self::Object { source, .. } => matches!(source, object_store::Error::NotFound { .. }),
+            Self::Config(_) => false,
+        }
+    }
+}
+
+/// Opens the store the configuration names: the volume at `media_root` (created if needed),
+/// and with `STORAGE_BACKEND=s3` the bucket, checked at once so that a wrong setting stops the
+/// process with a message saying what to fix. Returns the local volume (uploads arriving,
+/// scratch) and the store.
+pub async fn open(
+    config: &StorageConfig,
+    media_root: &Path,
+) -> Result<(MediaRoot, Storage), StorageError> {
+    let media = MediaRoot::open(media_root)
+        .await
+        .map_err(|e| StorageError::io("opening MEDIA_ROOT", e))?;
+    let store: Storage = match config.storage_backend {
+        StorageBackend::Local => Arc::new(media.clone()),
+        StorageBackend::S3 => {
+            let store = S3Store::new(config, media.clone())?;
+            store.check_at_start().await?;
+            Arc::new(store)
+        }
+    };
+    Ok((media, store))
+}
+
+pub fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+pub async fn remove_dir_if_exists(dir: &Path) -> io::Result<()> {
+    match tokio::fs::remove_dir_all(dir).await {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+pub async fn remove_file_if_exists(path: &Path) -> io::Result<()> {
+    match tokio::fs::remove_file(path).await {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// A file that is deleted when dropped: whatever path a failed upload takes out of its handler,
+/// nothing stays on disk. [`TempFile::persist`] hands it to the store.
+#[derive(Debug)]
+pub struct TempFile {
+    path: Option<PathBuf>,
+}
+
+impl TempFile {
+    pub fn new(path: PathBuf) -> Self {
+        Self { path: Some(path) }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.path
+            .as_deref()
+            .expect("the path is there until the drop")
+    }
+
+    /// Makes the file the original at `relative` in `store` (it is gone from here afterwards).
+    pub async fn persist(self, store: &dyn MediaStore, relative: &str) -> Result<(), StorageError> {
+        // On failure the drop removes what is left of the file.
+        store.put_original(self.path(), relative).await
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take()
+            && let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove temporary upload");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_file_names_are_served() {
+        for ok in [
+            "master.m3u8",
+            "720p_00001.m4s",
+            "720p_init.mp4",
+            "poster.jpg",
+        ] {
+            assert!(is_plain_file_name(ok), "{ok}");
+        }
+        for bad in [
+            "", ".", "..", "../x", "a/b", ".hidden", "a\\b", "x%2F", "a b", "ü.m3u8",
+        ] {
+            assert!(!is_plain_file_name(bad), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dropped_temp_file_is_removed() {
+        let path = std::env::temp_dir().join(format!("prostream-tmp-{}", Uuid::now_v7()));
+        std::fs::write(&path, b"x").unwrap();
+        drop(TempFile::new(path.clone()));
+        assert!(!path.exists());
+    }
+}
