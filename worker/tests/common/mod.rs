@@ -249,14 +249,7 @@ impl TestApp {
 
     /// Names of the entries of a directory of the workers' MEDIA_ROOT (`work`, `videos`, …).
     pub fn worker_entries(&self, sub: &str) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.worker_media_dir.join(sub))
-            .map(|d| {
-                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
+        sorted_names(&self.worker_media_dir.join(sub))
     }
 
     /// The headers `http` sends: `Authorization: Bearer {key}`.
@@ -425,14 +418,7 @@ impl TestApp {
 
     /// Names of the entries of a media subdirectory (`uploads`, `videos`, `videos/{id}`).
     pub fn entries(&self, sub: &str) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.media_dir.join(sub))
-            .map(|d| {
-                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
+        sorted_names(&self.media_dir.join(sub))
     }
 
     pub async fn count(&self, table: &str) -> i64 {
@@ -782,4 +768,16 @@ pub async fn probe_duration(target: &str) -> f64 {
         .await
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// The names in directory `dir`, sorted; none if it does not exist.
+fn sorted_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
