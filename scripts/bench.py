@@ -447,6 +447,33 @@ def bench_rate_control(crf):
         "fewer bytes, no content worse by more than 0.002 SSIM", met, "the four rows above")
 
 
+# --- fuzzing: the parsers that take untrusted bytes, each for a bounded time ------------------------
+
+FUZZ_SECONDS = 20 if QUICK else 60
+
+
+def bench_fuzz():
+    """Runs scripts/fuzz.sh (every cargo-fuzz target, FUZZ_SECONDS each) and records each target's
+    executions. A crash fails the script, and so this benchmark."""
+    cmd = ["bash", "scripts/fuzz.sh", str(FUZZ_SECONDS)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    found = re.findall(r"^fuzz: (\S+) runs=(\d+) seconds=(\d+) corpus=(\d+) exit=(\d+)$", proc.stdout, re.M)
+    for target, runs, seconds, corpus, code in found:
+        add(
+            f"fuzz `{target}`",
+            f"{int(runs):,} inputs in {seconds} s, corpus {corpus}, no crash" if code == "0" else f"exit {code}",
+            "—",
+            "—",
+            "no crash, no panic",
+            code == "0",
+            f"`bash scripts/fuzz.sh {seconds} {target}`",
+        )
+    if proc.returncode != 0:
+        log(proc.stderr[-4000:])
+        add("fuzzing", f"scripts/fuzz.sh failed (exit {proc.returncode})", "—", "—", "no crash", False, "`bash scripts/fuzz.sh`")
+
+
+
 def machine():
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -493,6 +520,7 @@ def main():
     bench_ingest()
     bench_quality(video, clip, secs)
     bench_rate_control(rate_control_args(bare_cmd)[0])
+    bench_fuzz()
     write_report(secs, f"{secs} s {width}×{height} 30 fps testsrc2 + noise + sine, 20 Mb/s H.264", started)
 
 

@@ -11,7 +11,7 @@ mod owners;
 pub mod public_videos;
 pub mod quotas;
 pub mod segment_cache;
-mod tus;
+pub mod tus;
 mod upload;
 pub mod url_ingest;
 pub mod videos;
