@@ -472,6 +472,29 @@ def bench_fuzz():
         log(proc.stderr[-4000:])
         add("fuzzing", f"scripts/fuzz.sh failed (exit {proc.returncode})", "—", "—", "no crash", False, "`bash scripts/fuzz.sh`")
 
+# --- 8: the job state machine under random interleavings ----------------------------------------------
+
+# At least 10,000 operations (PROSTREAM_STATE_INTERLEAVINGS of worker/tests/state_machine.rs).
+STATE_INTERLEAVINGS = int(os.environ.get("BENCH_STATE_INTERLEAVINGS", "10000"))
+
+
+def bench_state_machine():
+    """Runs the randomised state-machine test with many interleavings; records the count and the
+    wall time of the test itself (as it prints it), and the seed to replay the run."""
+    env = dict(os.environ, PROSTREAM_STATE_INTERLEAVINGS=str(STATE_INTERLEAVINGS))
+    cmd = ["bash", "scripts/test.sh", "-p", "prostream-worker", "--test", "state_machine",
+           "-E", "test(random_interleavings)", "--no-capture"]
+    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    text = ANSI.sub("", out.stdout + out.stderr)
+    seed = re.search(r"PROSTREAM_FUZZ_SEED=(\d+)", text)
+    timing = re.search(r"(\d+) interleavings on (\d+) jobs in ([\d.]+) s", text)
+    if out.returncode != 0 or not timing:
+        log(text[-4000:])
+    add("8. Job state machine, random interleavings (invariants hold)",
+        f"{timing.group(1)} operations on {timing.group(2)} jobs in {timing.group(3)} s" if timing else "failed",
+        "—", "—", "every invariant holds", out.returncode == 0,
+        f"PROSTREAM_STATE_INTERLEAVINGS={STATE_INTERLEAVINGS} PROSTREAM_FUZZ_SEED={seed.group(1) if seed else '?'} "
+        f"{shlex.join(cmd)}")
 
 
 def machine():
@@ -521,6 +544,7 @@ def main():
     bench_quality(video, clip, secs)
     bench_rate_control(rate_control_args(bare_cmd)[0])
     bench_fuzz()
+    bench_state_machine()
     write_report(secs, f"{secs} s {width}×{height} 30 fps testsrc2 + noise + sine, 20 Mb/s H.264", started)
 
 

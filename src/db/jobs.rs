@@ -1,9 +1,28 @@
 //! Queries on `jobs`: the state machine of DESIGN.md.
 //!
-//! Every write made on behalf of a running attempt is fenced by
-//! `attempts = $attempt AND state = 'processing'`, so a worker that lost its
-//! job (lease expired, job re-queued and claimed again) cannot overwrite the
-//! newer attempt's state.
+//! Fencing by identity. Every claim of a job draws a fresh `fence` from the
+//! Postgres sequence `job_fence`, and every write made on behalf of that
+//! attempt (progress and lease, playable, ready, failed, requeue) is fenced by
+//! `id = $job AND fence = $fence AND state = 'processing'`. A sequence never
+//! repeats, so a superseded attempt (its lease expired and the job was claimed
+//! again; or it was canceled, retried and claimed again) can never write over
+//! the attempt that holds the job now. `attempts` is only the attempt budget:
+//! a retry resets it, so it repeats and fences nothing (it did once, and after
+//! cancel → retry → claim the old attempt's writes landed on the new one).
+//!
+//! The attempt's output directory and URL, `attempt_key`, starts with the
+//! fence (`{fence}-{random}`), so two attempts never share a directory, and
+//! an attempt can tell that another attempt of its video is older than itself
+//! (see `MediaStore::remove_earlier_attempts`): it only ever deletes output of
+//! attempts that were superseded before it was claimed.
+//!
+//! A claim draws its fence while it holds the job's row lock (the sequence is
+//! read in a CTE over the locked row), so a job's fences grow in the order of
+//! its claims: a higher fence is always a later attempt.
+//!
+//! Downloads (URL ingest) are fenced the same way: each `take_download` draws
+//! a fresh fence, renew/finish/fail match it, and the take writes the
+//! original to a path of its own (`uploads/{video_id}-{fence}`).
 //!
 //! The changes an owner can be told about (playable, ready, failed, canceled)
 //! write their webhook event in the same transaction ([`webhooks::enqueue_event`]);
@@ -26,8 +45,12 @@ pub struct ClaimedJob {
     pub video_id: Uuid,
     /// The video's owner; `None` for videos without one (they share one fairness bucket).
     pub owner_id: Option<Uuid>,
-    /// 1 for the first attempt; the fencing token for every later write.
+    /// 1 for the first attempt since the job was queued or retried: the attempt budget only
+    /// (a retry resets it, so it repeats).
     pub attempt: i32,
+    /// This claim's identity, unique forever (the `job_fence` sequence): every write the
+    /// attempt makes is fenced by it.
+    pub fence: i64,
     pub max_attempts: i32,
     /// Names this attempt's output directory and URL.
     pub attempt_key: String,
@@ -79,10 +102,21 @@ pub struct Download {
     pub job_id: Uuid,
     pub video_id: Uuid,
     pub url: String,
+    /// This take's identity, unique forever: renew/finish/fail are fenced by it, and the
+    /// original it stores is named after it ([`Download::source_path`]).
+    pub fence: i64,
+}
+
+impl Download {
+    /// Where this take stores the original (`videos.source_path` once it is recorded): a name
+    /// only this take uses, so a take that lost the download deletes only its own file.
+    pub fn source_path(&self) -> String {
+        format!("uploads/{}-{}", self.video_id, self.fence)
+    }
 }
 
 /// Takes the oldest download nobody holds (never started, or its holder's
-/// lease ran out: an API instance that died mid-download).
+/// lease ran out: an API instance that died mid-download), under a fresh fence.
 pub async fn take_download(
     conn: &mut PgConnection,
     holder: &str,
@@ -92,7 +126,7 @@ pub async fn take_download(
         Download,
         r#"UPDATE jobs j
            SET worker_id = $1, lease_expires_at = now() + make_interval(secs => $2),
-               started_at = coalesce(j.started_at, now())
+               started_at = coalesce(j.started_at, now()), fence = nextval('job_fence')
            FROM videos v
            WHERE v.id = j.video_id
              AND j.id = (SELECT id FROM jobs
@@ -101,7 +135,7 @@ pub async fn take_download(
                          ORDER BY queued_at
                          LIMIT 1
                          FOR UPDATE SKIP LOCKED)
-           RETURNING j.id AS job_id, j.video_id, v.source_url AS "url!""#,
+           RETURNING j.id AS job_id, j.video_id, v.source_url AS "url!", j.fence AS "fence!""#,
         holder,
         lease.as_secs_f64()
     )
@@ -109,18 +143,19 @@ pub async fn take_download(
     .await
 }
 
-/// Extends the download's lease; false when it is no longer ours (canceled, deleted).
+/// Extends the download's lease; false when it is no longer this take's (canceled, deleted,
+/// taken again).
 pub async fn renew_download(
     conn: &mut PgConnection,
     job_id: Uuid,
-    holder: &str,
+    fence: i64,
     lease: Duration,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3)
-         WHERE id = $1 AND worker_id = $2 AND state = 'downloading'",
+         WHERE id = $1 AND fence = $2 AND state = 'downloading'",
         job_id,
-        holder,
+        fence,
         lease.as_secs_f64()
     )
     .execute(conn)
@@ -129,18 +164,18 @@ pub async fn renew_download(
 }
 
 /// The source is in place and recorded: the job joins the transcode queue.
-/// Fenced by the holder; false when the download was canceled meanwhile.
+/// Fenced by the take; false when the download was canceled or taken again meanwhile.
 pub async fn finish_download(
     conn: &mut PgConnection,
     job_id: Uuid,
-    holder: &str,
+    fence: i64,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "UPDATE jobs SET state = 'queued', worker_id = NULL, lease_expires_at = NULL,
                          started_at = NULL, queued_at = now(), run_after = now(), pushed_at = now()
-         WHERE id = $1 AND worker_id = $2 AND state = 'downloading'",
+         WHERE id = $1 AND fence = $2 AND state = 'downloading'",
         job_id,
-        holder
+        fence
     )
     .execute(conn)
     .await?;
@@ -151,7 +186,7 @@ pub async fn finish_download(
 pub async fn fail_download(
     conn: &mut PgConnection,
     job_id: Uuid,
-    holder: &str,
+    fence: i64,
     code: &str,
     message: &str,
 ) -> sqlx::Result<bool> {
@@ -159,9 +194,9 @@ pub async fn fail_download(
     let done = sqlx::query!(
         "UPDATE jobs SET state = 'failed', worker_id = NULL, lease_expires_at = NULL,
                          error_code = $3, error_message = $4, finished_at = now()
-         WHERE id = $1 AND worker_id = $2 AND state = 'downloading'",
+         WHERE id = $1 AND fence = $2 AND state = 'downloading'",
         job_id,
-        holder,
+        fence,
         code,
         message
     )
@@ -245,24 +280,26 @@ pub async fn claim_next(
                ORDER BY coalesce(b.running, 0), c.last_claimed_at NULLS FIRST, j.queued_at, j.id
                LIMIT 1
                FOR UPDATE OF j SKIP LOCKED),
+           fenced AS (SELECT id, nextval('job_fence') AS fence FROM pick),
            claimed AS (
                UPDATE jobs j
                SET state = 'processing', stage = 'probing', progress = 0,
                    attempts = j.attempts + 1, worker_id = $1, playable_at = NULL,
-                   attempt_key = (j.attempts + 1) || '-' || substr(md5(random()::text), 1, 8),
+                   fence = f.fence,
+                   attempt_key = f.fence || '-' || substr(md5(random()::text), 1, 8),
                    lease_expires_at = now() + make_interval(secs => $2),
                    started_at = now(), finished_at = NULL,
                    error_code = NULL, error_message = NULL
-               FROM pick, videos v
-               WHERE j.id = pick.id AND j.state = 'queued' AND v.id = j.video_id
+               FROM fenced f, videos v
+               WHERE j.id = f.id AND j.state = 'queued' AND v.id = j.video_id
                RETURNING j.id AS job_id, j.video_id, v.owner_id, j.attempts AS attempt,
-                         j.max_attempts, j.attempt_key, v.source_path, v.duration_s),
+                         j.fence, j.max_attempts, j.attempt_key, v.source_path, v.duration_s),
            recorded AS (
                INSERT INTO owner_claims (owner_id, last_claimed_at)
                SELECT owner_id, clock_timestamp() FROM claimed
                ON CONFLICT (owner_id) DO UPDATE SET last_claimed_at = excluded.last_claimed_at)
            SELECT job_id AS "job_id!", video_id AS "video_id!", owner_id,
-                  attempt AS "attempt!", max_attempts AS "max_attempts!",
+                  attempt AS "attempt!", fence AS "fence!", max_attempts AS "max_attempts!",
                   attempt_key AS "attempt_key!", source_path AS "source_path!",
                   duration_s AS "duration_s!"
            FROM claimed"#,
@@ -288,25 +325,31 @@ pub async fn claim(
 ) -> sqlx::Result<Option<ClaimedJob>> {
     sqlx::query_as!(
         ClaimedJob,
-        r#"WITH claimed AS (
+        r#"WITH pick AS (
+               SELECT id FROM jobs
+               WHERE id = $1 AND state = 'queued' AND run_after <= now()
+               FOR UPDATE),
+           fenced AS (SELECT id, nextval('job_fence') AS fence FROM pick),
+           claimed AS (
                UPDATE jobs j
                SET state = 'processing', stage = 'probing', progress = 0,
                    attempts = j.attempts + 1, worker_id = $2, playable_at = NULL,
-                   attempt_key = (j.attempts + 1) || '-' || substr(md5(random()::text), 1, 8),
+                   fence = f.fence,
+                   attempt_key = f.fence || '-' || substr(md5(random()::text), 1, 8),
                    lease_expires_at = now() + make_interval(secs => $3),
                    started_at = now(), finished_at = NULL,
                    error_code = NULL, error_message = NULL
-               FROM videos v
-               WHERE j.id = $1 AND j.state = 'queued' AND j.run_after <= now()
+               FROM fenced f, videos v
+               WHERE j.id = f.id AND j.state = 'queued' AND j.run_after <= now()
                  AND v.id = j.video_id
                RETURNING j.id AS job_id, j.video_id, v.owner_id, j.attempts AS attempt,
-                         j.max_attempts, j.attempt_key, v.source_path, v.duration_s),
+                         j.fence, j.max_attempts, j.attempt_key, v.source_path, v.duration_s),
            recorded AS (
                INSERT INTO owner_claims (owner_id, last_claimed_at)
                SELECT owner_id, clock_timestamp() FROM claimed
                ON CONFLICT (owner_id) DO UPDATE SET last_claimed_at = excluded.last_claimed_at)
            SELECT job_id AS "job_id!", video_id AS "video_id!", owner_id,
-                  attempt AS "attempt!", max_attempts AS "max_attempts!",
+                  attempt AS "attempt!", fence AS "fence!", max_attempts AS "max_attempts!",
                   attempt_key AS "attempt_key!", source_path AS "source_path!",
                   duration_s AS "duration_s!"
            FROM claimed"#,
@@ -323,7 +366,7 @@ pub async fn claim(
 pub async fn report(
     conn: &mut PgConnection,
     job_id: Uuid,
-    attempt: i32,
+    fence: i64,
     stage: JobStage,
     progress: f32,
     lease: Duration,
@@ -331,9 +374,9 @@ pub async fn report(
     let done = sqlx::query!(
         "UPDATE jobs SET stage = $3, progress = $4,
                          lease_expires_at = now() + make_interval(secs => $5)
-         WHERE id = $1 AND attempts = $2 AND state = 'processing'",
+         WHERE id = $1 AND fence = $2 AND state = 'processing'",
         job_id,
-        attempt,
+        fence,
         stage as JobStage,
         progress.clamp(0.0, 100.0),
         lease.as_secs_f64()
@@ -350,15 +393,15 @@ pub async fn report(
 pub async fn mark_ready(
     conn: &mut PgConnection,
     job_id: Uuid,
-    attempt: i32,
+    fence: i64,
     has_poster: bool,
 ) -> sqlx::Result<bool> {
     let mut tx = conn.begin().await?;
     let unannounced = sqlx::query_scalar!(
         r#"SELECT playable_at IS NULL AS "unannounced!" FROM jobs
-           WHERE id = $1 AND attempts = $2 AND state = 'processing'"#,
+           WHERE id = $1 AND fence = $2 AND state = 'processing'"#,
         job_id,
-        attempt
+        fence
     )
     .fetch_optional(&mut *tx)
     .await?
@@ -366,9 +409,9 @@ pub async fn mark_ready(
     let done = sqlx::query!(
         "UPDATE jobs SET state = 'ready', stage = NULL, progress = 100,
                          lease_expires_at = NULL, finished_at = now(), has_poster = $3
-         WHERE id = $1 AND attempts = $2 AND state = 'processing'",
+         WHERE id = $1 AND fence = $2 AND state = 'processing'",
         job_id,
-        attempt,
+        fence,
         has_poster
     )
     .execute(&mut *tx)
@@ -382,7 +425,7 @@ pub async fn mark_ready(
 pub async fn mark_failed(
     conn: &mut PgConnection,
     job_id: Uuid,
-    attempt: i32,
+    fence: i64,
     code: &str,
     message: &str,
 ) -> sqlx::Result<bool> {
@@ -391,9 +434,9 @@ pub async fn mark_failed(
         "UPDATE jobs SET state = 'failed', stage = NULL, lease_expires_at = NULL,
                          finished_at = now(), error_code = $3, error_message = $4,
                          playable_at = NULL
-         WHERE id = $1 AND attempts = $2 AND state = 'processing'",
+         WHERE id = $1 AND fence = $2 AND state = 'processing'",
         job_id,
-        attempt,
+        fence,
         code,
         message
     )
@@ -409,7 +452,7 @@ pub async fn mark_failed(
 pub async fn requeue(
     conn: &mut PgConnection,
     job_id: Uuid,
-    attempt: i32,
+    fence: i64,
     charge: bool,
     delay: Duration,
 ) -> sqlx::Result<bool> {
@@ -419,9 +462,9 @@ pub async fn requeue(
                          lease_expires_at = NULL, started_at = NULL, queued_at = now(),
                          run_after = now() + make_interval(secs => $4), pushed_at = NULL,
                          playable_at = NULL
-         WHERE id = $1 AND attempts = $2 AND state = 'processing'",
+         WHERE id = $1 AND fence = $2 AND state = 'processing'",
         job_id,
-        attempt,
+        fence,
         charge,
         delay.as_secs_f64()
     )
@@ -531,7 +574,9 @@ pub async fn cancel(conn: &mut PgConnection, video_id: Uuid) -> sqlx::Result<boo
 }
 
 /// Queues a failed or canceled job again with a fresh set of attempts.
-/// Returns the job id to push.
+/// The budget starts over (`attempts = 0`), but the fence does not: the next
+/// claim draws a new one, so an attempt canceled a moment ago and still
+/// running cannot write over the one that follows the retry.
 /// A video from a URL whose download never finished goes back to
 /// `downloading` instead. Returns the job id and its new state.
 pub async fn retry(
@@ -571,14 +616,14 @@ pub async fn state_of(conn: &mut PgConnection, video_id: Uuid) -> sqlx::Result<O
 pub async fn mark_playable(
     conn: &mut PgConnection,
     job_id: Uuid,
-    attempt: i32,
+    fence: i64,
 ) -> sqlx::Result<bool> {
     let mut tx = conn.begin().await?;
     let done = sqlx::query!(
         "UPDATE jobs SET playable_at = now()
-         WHERE id = $1 AND attempts = $2 AND state = 'processing'",
+         WHERE id = $1 AND fence = $2 AND state = 'processing'",
         job_id,
-        attempt
+        fence
     )
     .execute(&mut *tx)
     .await?;

@@ -157,8 +157,9 @@ pub async fn delete_video(
     // The rows are gone, so no worker can publish this video any more; the
     // files go now. A running attempt's work directory is removed by its
     // worker (or the sweeper if that worker died).
-    // A download still running writes to the video's usual source path; its
-    // downloader removes it when it finds the row gone, and so do we.
+    // A download still running writes to a path of its own take
+    // (`uploads/{id}-{fence}`) and removes it when it finds the row gone; the
+    // usual source path is removed in case an older version left one there.
     let source = source.unwrap_or_else(|| storage::MediaRoot::source_relative(id));
     state
         .store

@@ -204,9 +204,9 @@ pub fn spawn_downloader(state: AppState, shutdown: CancellationToken) {
             };
             match taken {
                 Ok(Some(download)) => {
-                    let (state, holder) = (state.clone(), holder.clone());
+                    let state = state.clone();
                     tokio::spawn(async move {
-                        run_one(&state, &holder, download).await;
+                        run_one(&state, download).await;
                         drop(permit);
                     });
                     continue; // there may be more
@@ -226,24 +226,27 @@ pub fn spawn_downloader(state: AppState, shutdown: CancellationToken) {
     });
 }
 
-/// One download, start to end, with its lease renewed while it runs.
-async fn run_one(state: &AppState, holder: &str, download: db::jobs::Download) {
+/// One download, start to end, with its lease renewed while it runs. Every write is fenced by
+/// the take's fence (`download.fence`), not by this process: after cancel → retry this process
+/// may take the same download again while this take still runs.
+async fn run_one(state: &AppState, download: db::jobs::Download) {
     let job_id = download.job_id;
+    let fence = download.fence;
     let video_id = download.video_id;
     tracing::info!(%video_id, url = %download.url, "downloading");
     let file = TempFile::new(state.media.incoming_path());
     let outcome = tokio::select! {
         outcome = fetch_and_probe(state, &download, &file) => outcome,
-        lost = keep_lease(state, job_id, holder) => {
+        lost = keep_lease(state, job_id, fence) => {
             tracing::info!(%video_id, ?lost, "download stopped: canceled or deleted");
             return;
         }
     };
     let result = match outcome {
-        Ok(info) => record(state, holder, &download, file, info).await,
+        Ok(info) => record(state, &download, file, info).await,
         Err((code, message)) => {
             tracing::info!(%video_id, code, %message, "download failed");
-            fail(state, holder, job_id, code, &message).await
+            fail(state, job_id, fence, code, &message).await
         }
     };
     if let Err(err) = result {
@@ -254,24 +257,24 @@ async fn run_one(state: &AppState, holder: &str, download: db::jobs::Download) {
 
 async fn fail(
     state: &AppState,
-    holder: &str,
     job_id: Uuid,
+    fence: i64,
     code: &str,
     message: &str,
 ) -> anyhow::Result<()> {
     let mut conn = state.pool.acquire().await?;
-    db::jobs::fail_download(&mut conn, job_id, holder, code, message).await?;
+    db::jobs::fail_download(&mut conn, job_id, fence, code, message).await?;
     Ok(())
 }
 
 /// Renews the lease; returns only when the download is no longer ours.
-async fn keep_lease(state: &AppState, job_id: Uuid, holder: &str) -> &'static str {
+async fn keep_lease(state: &AppState, job_id: Uuid, fence: i64) -> &'static str {
     loop {
         tokio::time::sleep(LEASE / 3).await;
         let Ok(mut conn) = state.pool.acquire().await else {
             continue; // Postgres is away; the transfer goes on, the lease may lapse
         };
-        match db::jobs::renew_download(&mut conn, job_id, holder, LEASE).await {
+        match db::jobs::renew_download(&mut conn, job_id, fence, LEASE).await {
             Ok(true) | Err(_) => {}
             Ok(false) => return "lease lost",
         }
@@ -301,17 +304,18 @@ async fn fetch_and_probe(
 }
 
 /// Moves the download into place, records its source and queues the job, all
-/// or nothing; then pushes it.
+/// or nothing; then pushes it. The original goes to this take's own path, so a
+/// take that finds the download no longer its own removes only its own file.
 async fn record(
     state: &AppState,
-    holder: &str,
     download: &db::jobs::Download,
     file: TempFile,
     info: media::ProbeInfo,
 ) -> anyhow::Result<()> {
     let video_id = download.video_id;
     let size = tokio::fs::metadata(file.path()).await?.len();
-    let source = super::ingest::source_of(video_id, size, info);
+    let mut source = super::ingest::source_of(video_id, size, info);
+    source.source_path = download.source_path();
     let dest = source.source_path.clone();
     // Before the transaction: with S3 this is an upload that can take minutes, and the
     // transaction below holds the owner's row.
@@ -332,8 +336,8 @@ async fn record(
         tracing::info!(%video_id, size, "download refused: {}", refusal.detail());
         return fail(
             state,
-            holder,
             download.job_id,
+            download.fence,
             refusal.code(),
             refusal.detail(),
         )
@@ -341,7 +345,7 @@ async fn record(
     }
     let queued = async {
         db::videos::set_source(&mut tx, video_id, &source).await?;
-        let ours = db::jobs::finish_download(&mut tx, download.job_id, holder).await?;
+        let ours = db::jobs::finish_download(&mut tx, download.job_id, download.fence).await?;
         if ours {
             tx.commit().await?;
         }

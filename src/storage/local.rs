@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! MEDIA_ROOT/uploads/{video_id}                  accepted originals
+//! MEDIA_ROOT/uploads/{video_id}-{fence}          an original downloaded from a URL (per take)
 //! MEDIA_ROOT/uploads/.incoming-{uuid}            an upload still arriving or being probed
 //! MEDIA_ROOT/uploads/.tus/{upload_id}            a resumable (tus) upload's bytes so far
 //! MEDIA_ROOT/videos/{video_id}/{attempt_key}/    one encode attempt's HLS output
@@ -220,11 +221,7 @@ impl MediaStore for MediaRoot {
         Ok(())
     }
 
-    async fn remove_other_attempts(
-        &self,
-        video_id: Uuid,
-        keep: Option<&str>,
-    ) -> Result<(), StorageError> {
+    async fn remove_earlier_attempts(&self, video_id: Uuid, key: &str) -> Result<(), StorageError> {
         let dir = self.video_dir(video_id);
         let what = || format!("removing earlier attempts under {}", dir.display());
         let mut entries = match tokio::fs::read_dir(&dir).await {
@@ -232,30 +229,15 @@ impl MediaStore for MediaRoot {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(StorageError::io(what(), e)),
         };
-        let mut kept = false;
         while let Some(entry) = entries
             .next_entry()
             .await
             .map_err(|e| StorageError::io(what(), e))?
         {
-            if Some(entry.file_name().to_string_lossy().as_ref()) == keep {
-                kept = true;
-            } else {
+            if super::is_earlier_attempt(&entry.file_name().to_string_lossy(), key) {
                 remove_dir_if_exists(&entry.path())
                     .await
                     .map_err(|e| StorageError::io(what(), e))?;
-            }
-        }
-        if !kept {
-            // Not remove_dir_all: an attempt that starts now may be creating its directory.
-            match tokio::fs::remove_dir(&dir).await {
-                Err(e)
-                    if e.kind() != io::ErrorKind::NotFound
-                        && e.kind() != io::ErrorKind::DirectoryNotEmpty =>
-                {
-                    return Err(StorageError::io(what(), e));
-                }
-                _ => {}
             }
         }
         Ok(())
@@ -360,11 +342,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn only_the_kept_attempt_survives_and_an_empty_video_dir_goes() {
+    async fn only_attempts_claimed_earlier_are_removed() {
         let tmp = std::env::temp_dir().join(format!("prostream-storage-{}", Uuid::now_v7()));
         let media = MediaRoot::open(&tmp).await.unwrap();
         let video = Uuid::now_v7();
-        for key in ["1-aaaa", "2-bbbb"] {
+        for key in ["1-aaaa", "2-bbbb", "3-cccc"] {
             let dir = media.attempt_dir(video, key);
             tokio::fs::create_dir_all(&dir).await.unwrap();
             tokio::fs::write(dir.join("master.m3u8"), key)
@@ -372,19 +354,16 @@ mod tests {
                 .unwrap();
         }
         media
-            .remove_other_attempts(video, Some("2-bbbb"))
+            .remove_earlier_attempts(video, "2-bbbb")
             .await
             .unwrap();
-        let left: Vec<_> = std::fs::read_dir(media.video_dir(video)).unwrap().collect();
-        assert_eq!(left.len(), 1);
-        assert!(
-            media
-                .attempt_dir(video, "2-bbbb")
-                .join("master.m3u8")
-                .exists()
-        );
-        media.remove_other_attempts(video, None).await.unwrap();
-        assert!(!media.video_dir(video).exists());
+        let mut left: Vec<_> = std::fs::read_dir(media.video_dir(video))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        // The newer attempt (a superseded attempt starting late must not hurt it) stays.
+        assert_eq!(left, ["2-bbbb", "3-cccc"]);
         assert!(media.hls_file(video, "../x", "master.m3u8").is_none());
         assert!(media.hls_file(video, "2-bbbb", "..").is_none());
         std::fs::remove_dir_all(tmp).unwrap();

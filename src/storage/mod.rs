@@ -10,8 +10,19 @@
 //!
 //! ```text
 //! uploads/{video_id}                  accepted originals (videos.source_path)
-//! videos/{video_id}/{attempt_key}/    one encode attempt's HLS output
+//! uploads/{video_id}-{fence}          an original downloaded from a URL, named after the
+//!                                     download's take (videos.source_path)
+//! videos/{video_id}/{attempt_key}/    one encode attempt's HLS output; the key is
+//!                                     `{fence}-{random}`, the claim's fence first
 //! ```
+//!
+//! Fencing (src/db/jobs.rs): every claim of a job and every take of a download draws a fresh,
+//! never repeated `fence`. A downloaded original is stored under its take's fence, so two takes
+//! of one download (cancel → retry while the first still runs) never write or delete each
+//! other's file. An attempt writes and deletes only under its own key, and at its start removes
+//! only the output of attempts with a lower fence ([`MediaStore::remove_earlier_attempts`]): a
+//! superseded attempt still running can never hurt the newer one. What a superseded attempt
+//! leaves it removes itself when it ends, or the sweep does.
 //!
 //! An attempt's output is served from the moment its master playlist is up (progressive
 //! playback). Nothing half-written is ever served: locally ffmpeg writes every file to a temporary
@@ -84,13 +95,11 @@ pub trait MediaStore: Send + Sync + fmt::Debug {
     /// Removes one attempt's published output.
     async fn remove_attempt(&self, video_id: Uuid, key: &str) -> Result<(), StorageError>;
 
-    /// Removes the published output of every attempt of the video but `keep`. Safe for the
-    /// holder of the job's claim: no other attempt of it can be running.
-    async fn remove_other_attempts(
-        &self,
-        video_id: Uuid,
-        keep: Option<&str>,
-    ) -> Result<(), StorageError>;
+    /// Removes the published output of the video's attempts claimed before attempt `key`
+    /// (a lower fence, see [`is_earlier_attempt`]): they are superseded, none of them can record
+    /// anything any more. Later attempts, and keys of another form, are left alone (a later one
+    /// may be running and served; the sweep removes dead ones).
+    async fn remove_earlier_attempts(&self, video_id: Uuid, key: &str) -> Result<(), StorageError>;
 
     /// Removes everything published under the video: every attempt's output.
     async fn remove_video(&self, video_id: Uuid) -> Result<(), StorageError>;
@@ -217,6 +226,16 @@ pub async fn open(
     Ok((media, store))
 }
 
+/// The fence an attempt key starts with (`{fence}-{random}`), if it has that form.
+pub fn attempt_fence(key: &str) -> Option<i64> {
+    key.split_once('-')?.0.parse().ok()
+}
+
+/// Whether attempt `other` was claimed before attempt `key` (both keys of the usual form).
+pub fn is_earlier_attempt(other: &str, key: &str) -> bool {
+    matches!((attempt_fence(other), attempt_fence(key)), (Some(a), Some(b)) if a < b)
+}
+
 pub fn is_plain_file_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
@@ -295,6 +314,15 @@ mod tests {
         ] {
             assert!(!is_plain_file_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn only_attempts_with_a_lower_fence_are_earlier() {
+        assert!(is_earlier_attempt("9-aaaa", "10-bbbb"));
+        assert!(!is_earlier_attempt("10-bbbb", "9-aaaa"));
+        assert!(!is_earlier_attempt("10-bbbb", "10-bbbb"));
+        assert!(!is_earlier_attempt("live", "10-bbbb"));
+        assert_eq!(attempt_fence("42-0a1b2c3d"), Some(42));
     }
 
     #[tokio::test]

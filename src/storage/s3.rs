@@ -1,6 +1,7 @@
 //! S3-compatible object storage (`STORAGE_BACKEND=s3`) through the `object_store` crate.
 //!
-//! Keys are the local layout's paths under `S3_PREFIX`: `uploads/{video_id}` and
+//! Keys are the local layout's paths under `S3_PREFIX`: `uploads/{video_id}` (or
+//! `uploads/{video_id}-{fence}` for a downloaded original) and
 //! `videos/{video_id}/{attempt_key}/{file}`. The local volume (MEDIA_ROOT) is scratch only:
 //! uploads are probed there and then uploaded; a worker downloads the original into
 //! `work/{video_id}/{key}/`, encodes there and publishes file by file.
@@ -388,10 +389,10 @@ impl MediaStore for S3Store {
             .map_err(|e| StorageError::object(format!("deleting {prefix}/"), e))
     }
 
-    async fn remove_other_attempts(
+    async fn remove_earlier_attempts(
         &self,
         video_id: Uuid,
-        keep: Option<&str>,
+        keep: &str,
     ) -> Result<(), StorageError> {
         let what = || format!("deleting earlier attempts of video {video_id}");
         for key in self
@@ -399,7 +400,7 @@ impl MediaStore for S3Store {
             .await
             .map_err(|e| StorageError::object(what(), e))?
         {
-            if Some(key.as_str()) != keep {
+            if super::is_earlier_attempt(&key, keep) {
                 self.remove_attempt(video_id, &key).await?;
             }
         }

@@ -194,6 +194,7 @@ pub async fn process(ctx: &JobContext, delivered: Uuid) -> anyhow::Result<Outcom
         job_id = %job.job_id,
         video_id = %job.video_id,
         attempt = job.attempt,
+        fence = job.fence,
         worker = %ctx.worker_id
     );
     tracing::debug!(
@@ -236,8 +237,10 @@ async fn run_claimed(ctx: &JobContext, job: &ClaimedJob) -> anyhow::Result<Outco
 
 /// Fetch, probe, encode, measure and publish; the caller records the result.
 async fn attempt(ctx: &JobContext, job: &ClaimedJob) -> Result<Produced, AttemptError> {
+    // Only attempts claimed before this one: a newer attempt (this one was canceled, retried and
+    // claimed again while it was starting) keeps its output.
     ctx.store
-        .remove_other_attempts(job.video_id, Some(&job.attempt_key))
+        .remove_earlier_attempts(job.video_id, &job.attempt_key)
         .await?;
     let work = ctx.store.output_dir(job.video_id, &job.attempt_key);
     let work = work.as_path();
@@ -420,16 +423,9 @@ async fn report(
     percent: f32,
 ) -> Result<(), AttemptError> {
     let mut conn = ctx.pool.acquire().await.context("reporting progress")?;
-    let ours = db::jobs::report(
-        &mut conn,
-        job.job_id,
-        job.attempt,
-        stage,
-        percent,
-        ctx.lease,
-    )
-    .await
-    .context("reporting progress")?;
+    let ours = db::jobs::report(&mut conn, job.job_id, job.fence, stage, percent, ctx.lease)
+        .await
+        .context("reporting progress")?;
     if ours {
         Ok(())
     } else {
@@ -502,7 +498,7 @@ async fn announce_playable(
         drop(publisher);
         let marked = async {
             let mut conn = ctx.pool.acquire().await?;
-            db::jobs::mark_playable(&mut conn, job.job_id, job.attempt).await
+            db::jobs::mark_playable(&mut conn, job.job_id, job.fence).await
         };
         match marked.await {
             Ok(_) => tracing::info!("playable while encoding"),
@@ -627,7 +623,7 @@ async fn record_ready(
     if !db::jobs::report(
         &mut tx,
         job.job_id,
-        job.attempt,
+        job.fence,
         JobStage::Publishing,
         100.0,
         ctx.lease,
@@ -640,7 +636,7 @@ async fn record_ready(
     for r in &produced.renditions {
         db::videos::insert_rendition(&mut tx, r).await?;
     }
-    db::jobs::mark_ready(&mut tx, job.job_id, job.attempt, produced.has_poster).await?;
+    db::jobs::mark_ready(&mut tx, job.job_id, job.fence, produced.has_poster).await?;
     tx.commit().await?;
     if !ctx.keep_originals {
         ctx.store.remove_original(&job.source_path).await?;
@@ -660,15 +656,14 @@ async fn record_failure(
     let outcome = match err {
         AttemptError::Lost => return Ok(Outcome::Lost),
         AttemptError::Shutdown => {
-            if !db::jobs::requeue(&mut conn, job.job_id, job.attempt, false, Duration::ZERO).await?
-            {
+            if !db::jobs::requeue(&mut conn, job.job_id, job.fence, false, Duration::ZERO).await? {
                 return Ok(Outcome::Lost);
             }
             push_now(ctx, &mut conn, job.job_id).await;
             Outcome::HandedBack
         }
         err if err.is_bad_input() || job.attempt >= job.max_attempts => {
-            if !db::jobs::mark_failed(&mut conn, job.job_id, job.attempt, &code, &err.to_string())
+            if !db::jobs::mark_failed(&mut conn, job.job_id, job.fence, &code, &err.to_string())
                 .await?
             {
                 return Ok(Outcome::Lost);
@@ -680,7 +675,7 @@ async fn record_failure(
         err => {
             let delay = backoff(ctx.retry_backoff, job.attempt);
             // The reconciler pushes it once the delay has passed.
-            if !db::jobs::requeue(&mut conn, job.job_id, job.attempt, true, delay).await? {
+            if !db::jobs::requeue(&mut conn, job.job_id, job.fence, true, delay).await? {
                 return Ok(Outcome::Lost);
             }
             tracing::warn!(code, error = %err, ?delay, "transient failure; job queued again");
