@@ -235,6 +235,13 @@ pub struct MediaLimits {
     #[arg(long, env = "MAX_FRAME_RATE", default_value_t = 240.0)]
     pub max_frame_rate: f64,
 
+    /// Most decoding and encoding work one source may ask for, in pixels: the frames the worker
+    /// processes times width × height (default: 4 hours of 4K at 60 fps, 14400 × 60 × 3840 ×
+    /// 2160). Each of the other limits allows far more on its own (8K × 240 fps × 4 h is 15
+    /// times this); this one refuses their combination.
+    #[arg(long, env = "MAX_DECODE_PIXELS", default_value_t = DEFAULT_MAX_DECODE_PIXELS)]
+    pub max_decode_pixels: u64,
+
     /// Seconds a resumable (tus) upload may take from its creation to its last byte; after that
     /// it is refused (410) and the worker's sweeper deletes it. A completed upload's record (which
     /// names its video) is kept as long again.
@@ -242,6 +249,9 @@ pub struct MediaLimits {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub upload_expiry_secs: u64,
 }
+
+/// 4 hours of 3840×2160 at 60 fps.
+pub const DEFAULT_MAX_DECODE_PIXELS: u64 = 4 * 3600 * 60 * 3840 * 2160;
 
 impl MediaLimits {
     pub fn upload_expiry(&self) -> Duration {
@@ -258,6 +268,7 @@ impl Default for MediaLimits {
             max_pixels: 7680 * 4320,
             max_duration_secs: 4.0 * 3600.0,
             max_frame_rate: 240.0,
+            max_decode_pixels: DEFAULT_MAX_DECODE_PIXELS,
             upload_expiry_secs: 24 * 3600,
         }
     }

@@ -62,6 +62,8 @@ error_codes! {
     DimensionsExceeded = "dimensions_exceeded": "Wider or taller than MAX_WIDTH/MAX_HEIGHT.",
     DurationExceeded = "duration_exceeded": "Longer than MAX_DURATION_SECS.",
     FrameRateExceeded = "frame_rate_exceeded": "Faster than MAX_FRAME_RATE.",
+    ImplausibleTiming = "implausible_timing": "The file's declared duration and its frames disagree (timestamps jumping far ahead of a video-only stream's frames, or more frames than the duration holds).",
+    WorkBudgetExceeded = "work_budget_exceeded": "Decoding and encoding the source (frames × width × height) is more than MAX_DECODE_PIXELS.",
     ProbeTimeout = "probe_timeout": "ffprobe took longer than PROBE_TIMEOUT_SECS.",
     TusVersionUnsupported = "tus_version_unsupported": "A tus request without `Tus-Resumable: 1.0.0` (412).",
     UploadLengthRequired = "upload_length_required": "A tus creation without a valid `Upload-Length` (deferred lengths are not supported).",
@@ -213,6 +215,14 @@ impl From<ProbeError> for ApiError {
             ProbeError::FrameRateExceeded(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 ErrorCode::FrameRateExceeded,
+            ),
+            ProbeError::ImplausibleTiming(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::ImplausibleTiming,
+            ),
+            ProbeError::WorkBudgetExceeded(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::WorkBudgetExceeded,
             ),
             ProbeError::TimedOut(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ProbeTimeout),
         };

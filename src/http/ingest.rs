@@ -58,10 +58,14 @@ pub async fn record_and_enqueue(
     let job_id = Uuid::now_v7();
     let video = new_video(accepted);
     let mut tx = state.pool.begin().await?;
-    // A resumable upload's bytes were checked against the quota when it was created, and have
-    // counted as stored since.
-    if let (Some(owner_id), Origin::Direct) = (video.owner_id, &origin) {
-        let bytes = video.source.size_bytes.max(0) as u64;
+    // A resumable upload's bytes were reserved when it was created and count as stored until
+    // now: it adds nothing, but is checked again with the owner's row locked (the quota may have
+    // been lowered since; a refusal keeps the upload, to be finished once there is room).
+    if let Some(owner_id) = video.owner_id {
+        let bytes = match origin {
+            Origin::Direct => video.source.size_bytes.max(0) as u64,
+            Origin::Tus { .. } => 0,
+        };
         super::quotas::reserve_storage(&mut tx, &state.policy, owner_id, bytes).await?;
     }
     db::videos::insert(&mut tx, &video).await?;

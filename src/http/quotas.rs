@@ -97,6 +97,52 @@ pub async fn reserve_storage(
     check_storage(tx, owner_id, limits, bytes).await
 }
 
+/// Bytes `caller`'s owner may still store (`None`: no storage quota applies). Read without a
+/// lock: it caps how much of a body without `Content-Length` is streamed to disk; the locked
+/// check of [`reserve_storage`] when the upload is recorded has the last word.
+pub async fn room_left(state: &AppState, caller: &Caller) -> Result<Option<u64>, ApiError> {
+    let Some(owner_id) = caller.owner_id else {
+        return Ok(None);
+    };
+    let mut conn = state.pool.acquire().await?;
+    let limits = Limits::of(
+        &state.policy,
+        db::owners::overrides(&mut conn, owner_id).await?,
+    );
+    let Some(max) = limits.max_bytes else {
+        return Ok(None);
+    };
+    let stored = db::owners::stored_bytes(&mut conn, owner_id).await?.max(0) as u64;
+    Ok(Some(max.saturating_sub(stored)))
+}
+
+/// Checks, before the file is probed, that `bytes` more still fit (another upload of the owner
+/// may have taken the room while this one streamed): refusing here saves the probe's work.
+pub async fn check_room(state: &AppState, caller: &Caller, bytes: u64) -> Result<(), ApiError> {
+    let Some(owner_id) = caller.owner_id else {
+        return Ok(());
+    };
+    let mut conn = state.pool.acquire().await?;
+    let limits = Limits::of(
+        &state.policy,
+        db::owners::overrides(&mut conn, owner_id).await?,
+    );
+    check_storage(&mut conn, owner_id, limits, bytes).await
+}
+
+/// The 413 for a body that was cut off because it outgrew the `room` its owner's quota had left.
+pub fn cut_off_at_quota(room: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::StorageQuotaExceeded,
+        format!(
+            "the upload is larger than the {room} bytes this owner's storage quota has left; \
+             nothing was kept. Delete videos, or ask an operator to raise the quota \
+             (`prostream keys quota`)"
+        ),
+    )
+}
+
 /// 413 `storage_quota_exceeded` unless `bytes` more fit in the owner's storage quota.
 async fn check_storage(
     conn: &mut PgConnection,

@@ -225,7 +225,7 @@ pub struct UploadParams {
         (status = 415, description = "`unsupported_content_type`, `unsupported_media`", body = Problem,
          content_type = "application/problem+json"),
         (status = 422, description = "`url_forbidden`, `empty_upload`, `truncated_media`, `corrupt_media`, `no_media_streams`, \
-         `dimensions_exceeded`, `duration_exceeded`, `frame_rate_exceeded`, `probe_timeout`", body = Problem,
+         `dimensions_exceeded`, `duration_exceeded`, `frame_rate_exceeded`, `implausible_timing`, `work_budget_exceeded`, `probe_timeout`", body = Problem,
          content_type = "application/problem+json"),
         (status = 429, description = "`upload_quota_exceeded`", body = Problem,
          content_type = "application/problem+json",
@@ -287,11 +287,21 @@ async fn accept_upload(
     let cap = state.limits.max_upload_bytes;
     let kind = upload::body_kind(&request)?;
     upload::check_announced_length(&request, cap)?;
+    // A body of unknown length streams no further than the owner's quota has room for.
+    let room = quotas::room_left(&state, &caller).await?;
+    let limit = room.map_or(cap, |room| room.min(cap));
     let file = TempFile::new(state.media.incoming_path());
     let received = match kind {
-        BodyKind::Raw => upload::receive_raw(request.into_body(), file, cap).await?,
-        BodyKind::Multipart => upload::receive_multipart(request, file, cap).await?,
-    };
+        BodyKind::Raw => upload::receive_raw(request.into_body(), file, limit).await,
+        BodyKind::Multipart => upload::receive_multipart(request, file, limit).await,
+    }
+    .map_err(|err| match room {
+        Some(room) if room < cap && err.code() == ErrorCode::UploadTooLarge.as_str() => {
+            quotas::cut_off_at_quota(room)
+        }
+        _ => err,
+    })?;
+    quotas::check_room(&state, &caller, received.size).await?;
     let title = ingest::choose_title(title.or(received.title), received.filename.as_deref())?;
     let info = ingest::probe(&state, received.file.path()).await?;
 

@@ -60,6 +60,8 @@ struct FfprobeStream {
     channels: Option<u32>,
     sample_rate: Option<String>,
     duration: Option<String>,
+    /// Frames the container's index counts (MP4, MOV, AVI); absent from Matroska and MPEG-TS.
+    nb_frames: Option<String>,
     #[serde(default)]
     disposition: Disposition,
     #[serde(default)]
@@ -162,6 +164,12 @@ impl FfprobeStream {
             avg_frame_rate,
             r_frame_rate,
             bit_rate: self.bit_rate.as_deref().and_then(|b| b.parse().ok()),
+            frame_count: self
+                .nb_frames
+                .as_deref()
+                .and_then(|n| n.parse().ok())
+                .filter(|&n| n > 0),
+            real_frame_rate: None,
             pix_fmt: known(&self.pix_fmt),
             color: Color {
                 range: known(&self.color_range),
@@ -235,6 +243,12 @@ impl FfprobeOutput {
             })
             .filter(|d| d.is_finite() && *d > 0.0)
             .unwrap_or(0.0);
+        let video = video.map(|v| VideoInfo {
+            real_frame_rate: v
+                .frame_count
+                .and_then(|n| super::budget::real_rate(n, duration_s)),
+            ..v
+        });
         let start_s = format
             .start_time
             .as_deref()

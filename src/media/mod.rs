@@ -13,6 +13,7 @@ use crate::{
     process::{self, ProcessError},
 };
 
+pub mod budget;
 mod ffprobe;
 
 pub use ffprobe::parse as parse_ffprobe_json;
@@ -74,6 +75,12 @@ pub struct VideoInfo {
     pub r_frame_rate: Option<Rational>,
     /// Bits per second of the video stream, when the container says.
     pub bit_rate: Option<u64>,
+    /// Frames the stream really holds: the container's count, else its packets counted.
+    pub frame_count: Option<u64>,
+    /// Frames per second the stream really averages: `frame_count` over the duration. Unlike
+    /// `avg_frame_rate` (which ffprobe may take from the first seconds alone) it cannot be
+    /// faked by timestamps that jump far ahead.
+    pub real_frame_rate: Option<f64>,
     pub pix_fmt: Option<String>,
     pub color: Color,
 }
@@ -162,6 +169,10 @@ pub enum ProbeError {
     DurationExceeded(String),
     #[error("{0}")]
     FrameRateExceeded(String),
+    #[error("{0}")]
+    ImplausibleTiming(String),
+    #[error("{0}")]
+    WorkBudgetExceeded(String),
     #[error("ffprobe needed more than {0:?} to read the file")]
     TimedOut(Duration),
     #[error("ffprobe could not run: {0}")]
@@ -182,6 +193,8 @@ impl ProbeError {
             Self::DimensionsExceeded(_) => "dimensions_exceeded",
             Self::DurationExceeded(_) => "duration_exceeded",
             Self::FrameRateExceeded(_) => "frame_rate_exceeded",
+            Self::ImplausibleTiming(_) => "implausible_timing",
+            Self::WorkBudgetExceeded(_) => "work_budget_exceeded",
             Self::TimedOut(_) => "probe_timeout",
             Self::Unavailable(_) => "probe_unavailable",
         }
@@ -257,7 +270,46 @@ async fn inspect_with(
     } else {
         info.duration_s = measure_duration(ffprobe, path, &info, timeout).await?;
     }
+    count_frames(ffprobe, path, &mut info, timeout).await?;
     Ok(info)
+}
+
+/// Fills in how many frames the video stream really holds where the container does not say
+/// (Matroska, MPEG-TS): its packets are counted, which reads the file without decoding it. The
+/// declared duration and rates alone would let a few kilobytes whose last timestamp lies hours
+/// ahead pass for hours of video.
+async fn count_frames(
+    ffprobe: &Path,
+    path: &Path,
+    info: &mut ProbeInfo,
+    timeout: Duration,
+) -> Result<(), ProbeError> {
+    let duration_s = info.duration_s;
+    let Some(video) = info.video.as_mut() else {
+        return Ok(());
+    };
+    if video.frame_count.is_none() {
+        let mut cmd = Command::new(ffprobe);
+        cmd.args(["-v", "error", "-hide_banner"])
+            .args(input_guard_args())
+            .args([
+                "-select_streams",
+                &video.index.to_string(),
+                "-count_packets",
+            ])
+            .args(["-show_entries", "stream=nb_read_packets", "-of", "csv=p=0"])
+            .arg(path);
+        let done = run_probe(cmd, timeout).await?;
+        video.frame_count = String::from_utf8_lossy(&done.stdout)
+            .trim()
+            .trim_end_matches(',')
+            .parse()
+            .ok();
+    }
+    video.real_frame_rate = video
+        .frame_count
+        .and_then(|n| budget::real_rate(n, duration_s));
+    Ok(())
 }
 
 async fn read_streams(
@@ -433,7 +485,7 @@ pub fn check_limits(info: &ProbeInfo, limits: &MediaLimits) -> Result<(), ProbeE
             )));
         }
     }
-    Ok(())
+    budget::check(info, limits)
 }
 
 #[cfg(test)]
@@ -474,6 +526,8 @@ mod tests {
                 avg_frame_rate: Some(Rational::new(120, 1)),
                 r_frame_rate: Some(Rational::new(120, 1)),
                 bit_rate: None,
+                frame_count: Some(1200),
+                real_frame_rate: Some(120.0),
                 pix_fmt: Some("yuv420p".into()),
                 color: Color::default(),
             }),

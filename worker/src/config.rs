@@ -31,7 +31,8 @@ pub struct WorkerConfig {
           value_parser = clap::value_parser!(u8).range(0..=51))]
     pub x264_crf: u8,
 
-    /// ffmpeg is killed after the source duration times this factor…
+    /// ffmpeg is killed after this factor times the seconds of 1080p30 video the source's real
+    /// work amounts to (frames × pixels; for a 1080p30 source, its duration)…
     #[arg(long, env = "ENCODE_TIMEOUT_FACTOR", default_value_t = 10.0)]
     pub encode_timeout_factor: f64,
 

@@ -347,9 +347,19 @@ pub async fn poster(
     Ok(false)
 }
 
-/// The wall-clock limit for encoding a source of `duration_s`.
-pub fn encode_timeout(duration_s: f64, factor: f64, minimum: Duration) -> Duration {
-    Duration::from_secs_f64(duration_s * factor).max(minimum)
+/// Pixels a second of 1080p at 30 fps: the unit of work [`encode_timeout`] counts in.
+const PIXELS_PER_1080P30_SECOND: f64 = 1920.0 * 1080.0 * 30.0;
+
+/// The wall-clock limit for encoding a source: `factor` times the seconds of 1080p30 its real
+/// work (`work_pixels`, frames decoded or encoded × their pixels) amounts to, so a 1080p30 source
+/// gets `factor` × its duration; an audio-only source counts its duration. Never less than
+/// `minimum`. The declared duration alone is no measure: a few frames stamped hours apart
+/// declare hours.
+pub fn encode_timeout(work_pixels: u64, audio_s: f64, factor: f64, minimum: Duration) -> Duration {
+    let secs = (work_pixels as f64 / PIXELS_PER_1080P30_SECOND).max(audio_s) * factor;
+    Duration::try_from_secs_f64(secs)
+        .unwrap_or(Duration::MAX)
+        .max(minimum)
 }
 
 /// Runs the encode, calling `on_progress` with 0–100 as ffmpeg reports it.
@@ -637,12 +647,20 @@ mod tests {
     }
 
     #[test]
-    fn the_timeout_scales_with_duration_but_has_a_floor() {
+    fn the_timeout_scales_with_the_real_work_but_has_a_floor() {
         let min = Duration::from_secs(300);
-        assert_eq!(encode_timeout(10.0, 10.0, min), min);
+        let hour_1080p30: u64 = 3600 * 30 * 1920 * 1080;
+        assert_eq!(encode_timeout(hour_1080p30 / 360, 0.0, 10.0, min), min);
         assert_eq!(
-            encode_timeout(3600.0, 10.0, min),
+            encode_timeout(hour_1080p30, 0.0, 10.0, min),
             Duration::from_secs(36000)
         );
+        // An hour of audio alone.
+        assert_eq!(
+            encode_timeout(0, 3600.0, 10.0, min),
+            Duration::from_secs(36000)
+        );
+        // Five 320x240 frames declared as 14,000 s, encoded at 1 fps: minutes, not 39 hours.
+        assert_eq!(encode_timeout(14_001 * 320 * 240, 0.0, 10.0, min), min);
     }
 }

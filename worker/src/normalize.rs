@@ -120,7 +120,10 @@ pub fn plan_video(video: &VideoInfo) -> VideoPlan {
     let wide_gamut = video.color.primaries.as_deref() == Some("bt2020");
     VideoPlan {
         input: video.index,
-        frame_rate: output_frame_rate(video.avg_frame_rate, video.r_frame_rate),
+        frame_rate: follow_real_frames(
+            output_frame_rate(video.avg_frame_rate, video.r_frame_rate),
+            video.real_frame_rate,
+        ),
         range: dynamic_range(&video.color),
         wide_gamut,
         matrix: matrix(&video.color, video.width.min(video.height)),
@@ -179,6 +182,22 @@ pub fn output_frame_rate(avg: Option<Rational>, base: Option<Rational>) -> Ratio
         (None, None) => FALLBACK_FRAME_RATE,
     };
     cap(rate)
+}
+
+/// A source whose counted frames are far sparser than its declared rate (timestamps that jump
+/// ahead) is encoded at a rate that follows its real average
+/// ([`prostream::media::budget::rate_for_real_frames`]), not at `planned`: the `fps` filter
+/// would otherwise repeat its few frames into hours of encoding.
+pub fn follow_real_frames(planned: Rational, real: Option<f64>) -> Rational {
+    let Some(real) = real else {
+        return planned;
+    };
+    let sparse = prostream::media::budget::rate_for_real_frames(real);
+    if f64::from(sparse) < planned.as_f64() {
+        Rational::new(sparse, 1)
+    } else {
+        planned
+    }
 }
 
 fn whole(rate: Rational) -> Rational {
@@ -282,6 +301,23 @@ mod tests {
             output_frame_rate(Some(Rational::new(25, 1)), None),
             Rational::new(25, 1)
         );
+    }
+
+    #[test]
+    fn a_source_far_sparser_than_its_declared_rate_follows_its_real_frames() {
+        let sixty = Rational::new(60, 1);
+        // Five frames over 14,000 s: 1 fps, not 60.
+        assert_eq!(
+            follow_real_frames(sixty, Some(5.0 / 14_000.0)),
+            Rational::new(1, 1)
+        );
+        // A screen recording averaging 5 fps: four times that.
+        assert_eq!(follow_real_frames(sixty, Some(5.0)), Rational::new(20, 1));
+        // Close to the declared rate (variable-rate phone clips), or uncounted: unchanged.
+        let ntsc = Rational::new(30_000, 1001);
+        assert_eq!(follow_real_frames(ntsc, Some(29.87)), ntsc);
+        assert_eq!(follow_real_frames(sixty, None), sixty);
+        assert_eq!(video("h264_vfr").frame_rate, Rational::new(30, 1));
     }
 
     #[test]

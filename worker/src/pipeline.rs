@@ -304,7 +304,12 @@ async fn attempt(ctx: &JobContext, job: &ClaimedJob) -> Result<Produced, Attempt
         crf: ctx.crf,
     };
     let limit = ffmpeg::encode_timeout(
-        info.duration_s,
+        encode_work(&info, video_plan.as_ref()),
+        if info.audio.is_some() {
+            info.duration_s
+        } else {
+            0.0
+        },
         ctx.encode_timeout_factor,
         ctx.encode_timeout_min,
     );
@@ -357,6 +362,18 @@ async fn attempt(ctx: &JobContext, job: &ClaimedJob) -> Result<Produced, Attempt
 /// picture ffmpeg cannot decode (a cover with broken data) costs the poster,
 /// not the video; the machine failing (no ffmpeg, a timeout) is an error
 /// like any other.
+/// Pixels the encode decodes or produces: the output frames at the planned rate, or every frame
+/// of the source if it holds more, times the source's pixels.
+fn encode_work(info: &media::ProbeInfo, plan: Option<&normalize::VideoPlan>) -> u64 {
+    let (Some(video), Some(plan)) = (&info.video, plan) else {
+        return 0;
+    };
+    let output = (info.duration_s * plan.frame_rate.as_f64()).ceil().max(0.0) as u64;
+    output
+        .max(video.frame_count.unwrap_or(0))
+        .saturating_mul(u64::from(video.width) * u64::from(video.height))
+}
+
 async fn make_poster(
     ctx: &JobContext,
     source: &std::path::Path,

@@ -254,9 +254,15 @@ async fn create(
         .await
         .map_err(ApiError::internal)?;
     let token = Uuid::now_v7();
-    let mut conn = state.pool.acquire().await?;
-    let expires_at = db::uploads::insert(&mut conn, &new, token, lease::LEASE).await?;
-    drop(conn);
+    // The quota check and the reservation (the upload's row, whose length counts as stored) are
+    // one step under the owner's row lock: parallel creations cannot all take the last bytes.
+    let mut tx = state.pool.begin().await?;
+    if let Some(owner_id) = new.owner_id {
+        let length = new.length.max(0) as u64;
+        quotas::reserve_storage(&mut tx, &state.policy, owner_id, length).await?;
+    }
+    let expires_at = db::uploads::insert(&mut tx, &new, token, lease::LEASE).await?;
+    tx.commit().await?;
     let lease = Lease::held(state.pool.clone(), id, token);
     let mut response = StatusCode::CREATED.into_response();
     let out = response.headers_mut();
