@@ -378,6 +378,103 @@ def bench_ingest():
     part.unlink()
 
 
+# --- 8: RSS under attack ------------------------------------------------------------------------------
+
+ATTACK_BYTES = 1 << 30  # what each hostile client is prepared to send
+BOUNDARY = "benchboundary"
+
+
+def hostile_request(head, body_prefix, filler, chunked):
+    """Sends `head`, then `body_prefix` and `filler` up to ATTACK_BYTES (chunk-framed when `chunked`,
+    else raw: a request line or header that never ends), until the API answers or hangs up.
+    Returns (status, code, bytes sent)."""
+    import select
+    import socket
+    host, port = API.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)))
+    sock.settimeout(10)
+    block = filler * (64 << 10)
+    frame = (lambda data: b"%x\r\n" % len(data) + data + b"\r\n") if chunked else (lambda data: data)
+    sent = 0
+    try:
+        sock.sendall(head + frame(body_prefix))
+        while sent < ATTACK_BYTES:
+            if select.select([sock], [], [], 0)[0]:
+                break  # the answer (or the hang-up) is there
+            sock.sendall(frame(block))
+            sent += len(block)
+    except OSError:
+        pass  # reset or stalled: the API stopped reading
+    answer = b""
+    try:
+        while b"\r\n\r\n" not in answer or len(answer) < answer.index(b"\r\n\r\n") + 4 + content_length(answer):
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+    except OSError:
+        pass
+    sock.close()
+    status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/") else None
+    code = None
+    if b"\r\n\r\n" in answer:
+        body = answer.split(b"\r\n\r\n", 1)[1]
+        try:
+            code = json.loads(body).get("code")
+        except ValueError:
+            pass
+    return status, code, sent
+
+
+def content_length(answer):
+    head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    match = re.search(r"(?im)^content-length:\s*(\d+)", head)
+    return int(match.group(1)) if match else 0
+
+
+def bench_attack():
+    host = API.removeprefix("http://")
+    common = f"Host: {host}\r\n{AUTH_HEADER}\r\n"
+    chunked = "Transfer-Encoding: chunked\r\n\r\n"
+    multipart = f"POST /v1/videos HTTP/1.1\r\n{common}Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n{chunked}"
+    kinds = [
+        ("JSON body (URL ingest)",
+         f"POST /v1/videos HTTP/1.1\r\n{common}Content-Type: application/json\r\n{chunked}",
+         b'{"url": "http://example.com/a.mp4", "title": "', b"a", True),
+        ("multipart title field", multipart,
+         f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="title"\r\n\r\n'.encode(), b"t", True),
+        ("endless multipart part header", multipart,
+         f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; x="'.encode(), b"h", True),
+        ("tus Upload-Metadata header",
+         f"POST /v1/uploads HTTP/1.1\r\n{common}Tus-Resumable: 1.0.0\r\nUpload-Length: 1000\r\n", b"Upload-Metadata: title ",
+         b"A", False),
+        ("long query string", f"GET /v1/videos?title=", b"", b"q", False),
+    ]
+    for name, head, prefix, filler, chunked_body in kinds:
+        before = vm_rss_kib(API_PID)
+        peak = [before]
+        done = threading.Event()
+
+        def sample():
+            while not done.is_set():
+                peak.append(vm_rss_kib(API_PID))
+                time.sleep(0.02)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        status, code, sent = hostile_request(head.encode(), prefix, filler, chunked_body)
+        done.set()
+        sampler.join()
+        peak_mb = max(peak) / 1024
+        answer = f"{status} {code or '(no body)'}" if status else "no answer"
+        add(f"8. API RSS under attack: 1 GiB {name}", f"{peak_mb:.0f} MB peak; {answer}",
+            f"{before / 1024:.0f} MB before; client sent {sent / 2**20:.1f} MiB before the answer", "—",
+            "≤ 100 MB and a 4xx", peak_mb <= 100 and status is not None and 400 <= status < 500,
+            "one raw-socket client ready to send 1 GiB, stopping at the answer; VmRSS sampled every 20 ms")
+    add("8. API VmHWM after the attacks", f"{vm_hwm_kib(API_PID) / 1024:.0f} MB", "—", "—", "≤ 100 MB",
+        vm_hwm_kib(API_PID) <= 100 * 1024, "/proc/PID/status VmHWM (whole run so far)")
+
+
 # --- 7: bits for quality ------------------------------------------------------------------------------
 
 def bench_quality(video, clip, duration):
@@ -530,6 +627,13 @@ def write_report(duration, clip_desc, started):
 
 def main():
     started = datetime.datetime.now(datetime.timezone.utc)
+    if os.environ.get("BENCH_ONLY") == "attack":
+        # Only section 8 (seconds, not minutes): BENCH_ONLY=attack scripts/bench
+        # BENCHMARKS.md keeps the last full run; the rows go to stdout.
+        bench_attack()
+        for row in rows:
+            print(" | ".join(str(c) for c in row))
+        return
     secs, width, height = (20, 1280, 720) if QUICK else (60, 1920, 1080)
     log(f"generating a {secs} s {height}p30 clip")
     clip = make_clip("clip.mp4", secs, width, height)
@@ -541,6 +645,7 @@ def main():
     bench_queue_latency(tiny)
     bench_serving(video)
     bench_ingest()
+    bench_attack()
     bench_quality(video, clip, secs)
     bench_rate_control(rate_control_args(bare_cmd)[0])
     bench_fuzz()

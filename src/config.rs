@@ -248,6 +248,13 @@ pub struct MediaLimits {
     #[arg(long, env = "UPLOAD_EXPIRY_SECS", default_value_t = 24 * 3600,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub upload_expiry_secs: u64,
+
+    /// Seconds an upload body (raw, multipart or a tus chunk) may send nothing before the API
+    /// gives up on it (408 `upload_timeout`): a tus PATCH keeps what arrived, other uploads
+    /// keep nothing.
+    #[arg(long, env = "UPLOAD_IDLE_TIMEOUT_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub upload_idle_timeout_secs: u64,
 }
 
 /// 4 hours of 3840×2160 at 60 fps.
@@ -256,6 +263,10 @@ pub const DEFAULT_MAX_DECODE_PIXELS: u64 = 4 * 3600 * 60 * 3840 * 2160;
 impl MediaLimits {
     pub fn upload_expiry(&self) -> Duration {
         Duration::from_secs(self.upload_expiry_secs)
+    }
+
+    pub fn upload_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.upload_idle_timeout_secs)
     }
 }
 
@@ -270,6 +281,7 @@ impl Default for MediaLimits {
             max_frame_rate: 240.0,
             max_decode_pixels: DEFAULT_MAX_DECODE_PIXELS,
             upload_expiry_secs: 24 * 3600,
+            upload_idle_timeout_secs: 60,
         }
     }
 }

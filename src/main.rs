@@ -65,6 +65,8 @@ struct ServeArgs {
     playback: PlaybackConfig,
     #[command(flatten)]
     webhooks: prostream::webhooks::WebhookConfig,
+    #[command(flatten)]
+    connections: prostream::http::serve::ServeConfig,
     /// Address the API listens on.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
     bind_addr: SocketAddr,
@@ -199,11 +201,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "ProStream API listening");
 
     let grace = Duration::from_secs(args.shutdown_grace_secs);
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+    let server = prostream::http::serve::serve(listener, app, &args.connections, shutdown_signal());
     // After the signal the server stops accepting and drains; the grace
     // period bounds how long a slow upload can hold the process.
     tokio::select! {
-        result = server => result.context("the HTTP server failed")?,
+        () = server => {}
         () = async { shutdown_signal().await; tokio::time::sleep(grace).await } => {
             tracing::warn!(?grace, "in-flight requests did not finish within the grace period");
         }

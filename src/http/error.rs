@@ -73,7 +73,7 @@ error_codes! {
     UploadLengthExceeded = "upload_length_exceeded": "The chunk goes past the upload's `Upload-Length` (413).",
     UploadLocked = "upload_locked": "Another request is writing to this upload (423).",
     UploadExpired = "upload_expired": "The upload was not finished before `Upload-Expires` (410).",
-    UploadTimeout = "upload_timeout": "The PATCH body sent nothing for 60 s; what arrived is kept (408).",
+    UploadTimeout = "upload_timeout": "The upload body (raw, multipart or tus) sent nothing for UPLOAD_IDLE_TIMEOUT_SECS (408); a tus PATCH keeps what arrived, other uploads keep nothing.",
     InvalidUploadChecksum = "invalid_upload_checksum": "`Upload-Checksum` is not `sha1 <base64 of 20 bytes>`.",
     UnsupportedChecksumAlgorithm = "unsupported_checksum_algorithm": "An `Upload-Checksum` algorithm other than sha1.",
     ChecksumMismatch = "checksum_mismatch": "The chunk does not match its `Upload-Checksum`; it was discarded (460).",
@@ -89,6 +89,8 @@ error_codes! {
     PlaybackTokenRequired = "playback_token_required": "An HLS file of a video that is not public, without a token (403): use the signed URL in `playback.hls`. Unknown videos answer the same.",
     PlaybackTokenInvalid = "playback_token_invalid": "The playback token is malformed, tampered with, signed by a key no longer configured, or for another video (403).",
     PlaybackTokenExpired = "playback_token_expired": "The playback token is authentic but past its expiry (403): read the video again for a fresh URL.",
+    BodyTooLarge = "body_too_large": "A JSON body over 64 KiB, or a multipart body whose parts other than `file` (headers, fields) exceed 64 KiB (413).",
+    UriTooLong = "uri_too_long": "The path and query are longer than 8 KiB (414).",
     InternalError = "internal_error": "A failure on our side; the log has the cause.",
 }
 

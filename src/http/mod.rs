@@ -7,10 +7,12 @@ mod health;
 mod hls;
 mod ingest;
 mod lifecycle;
+pub mod limits;
 mod owners;
 pub mod public_videos;
 pub mod quotas;
 pub mod segment_cache;
+pub mod serve;
 pub mod tus;
 mod upload;
 pub mod url_ingest;
@@ -26,7 +28,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 use axum::{
     Router,
     body::Body,
-    extract::MatchedPath,
+    extract::{DefaultBodyLimit, MatchedPath},
     http::{HeaderName, HeaderValue, Method, Request, header},
 };
 use redis::aio::ConnectionManager;
@@ -96,10 +98,14 @@ pub fn api_router(state: AppState, cors_origin: &str) -> Router {
     // tower-http's CORS layer answers every OPTIONS request itself, as a preflight. Only real
     // preflights (with Access-Control-Request-Method) go to it; a plain OPTIONS reaches the
     // routes (tus clients ask `OPTIONS /v1/uploads` for the server's configuration).
-    Router::new().fallback_service(PreflightToCors {
-        with_cors: traced(app.clone().layer(cors(cors_origin))),
-        plain: traced(app),
-    })
+    Router::new()
+        .fallback_service(PreflightToCors {
+            with_cors: traced(app.clone().layer(cors(cors_origin))),
+            plain: traced(app),
+        })
+        // Every `Json` extractor reads at most this; upload routes lift it for their own bounds.
+        .layer(DefaultBodyLimit::max(limits::MAX_JSON_BYTES))
+        .layer(axum::middleware::from_fn(limits::bound_uri))
 }
 
 /// Sends every request but a plain OPTIONS (no Access-Control-Request-Method) through CORS.

@@ -4,14 +4,19 @@
 
 use axum::{
     body::{Body, Bytes},
-    extract::{FromRequest, Multipart, Request},
+    extract::{FromRequest, Multipart, Request, multipart::Field},
     http::{StatusCode, header},
 };
+
+use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
-use super::error::{ApiError, ErrorCode};
+use super::{
+    error::{ApiError, ErrorCode},
+    limits::BodyGuard,
+};
 use crate::storage::TempFile;
 
 /// The longest `title` form field we read.
@@ -82,8 +87,16 @@ pub fn too_large(cap: u64) -> ApiError {
     )
 }
 
-pub async fn receive_raw(body: Body, file: TempFile, cap: u64) -> Result<Received, ApiError> {
-    let size = write_stream(body.into_data_stream(), &file, cap).await?;
+pub async fn receive_raw(
+    body: Body,
+    file: TempFile,
+    cap: u64,
+    idle: Duration,
+) -> Result<Received, ApiError> {
+    let guard = BodyGuard::raw(idle);
+    let size = write_stream(Box::pin(guard.wrap(body)), &file, cap)
+        .await
+        .map_err(|err| guard.explain(err))?;
     Ok(Received {
         file,
         size,
@@ -96,10 +109,33 @@ pub async fn receive_multipart(
     request: Request,
     file: TempFile,
     cap: u64,
+    idle: Duration,
 ) -> Result<Received, ApiError> {
+    // multer buffers a part's headers until they end and a field until it is read: the guard
+    // bounds all bytes but the file's, so neither can grow with the body.
+    let guard = BodyGuard::multipart(idle);
+    let request = request.map(|body| guard.wrap_body(body));
     let mut multipart = Multipart::from_request(request, &())
         .await
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidMultipart, e.body_text()))?;
+    read_parts(&mut multipart, &file, cap, &guard)
+        .await
+        .map_err(|err| guard.explain(err))
+        .map(|(size, filename, title)| Received {
+            file,
+            size,
+            filename,
+            title,
+        })
+}
+
+/// The `file` part's size and name, and the `title` field.
+async fn read_parts(
+    multipart: &mut Multipart,
+    file: &TempFile,
+    cap: u64,
+    guard: &BodyGuard,
+) -> Result<(u64, Option<String>, Option<String>), ApiError> {
     let mut size = None;
     let mut filename = None;
     let mut title = None;
@@ -107,19 +143,14 @@ pub async fn receive_multipart(
         match field.name() {
             Some("file") if size.is_none() => {
                 filename = field.file_name().map(str::to_owned);
-                let chunks = field.map(|chunk| chunk.map_err(multipart_error));
-                size = Some(write_chunks(chunks, &file, cap).await?);
+                let chunks = field.map(|chunk| {
+                    let chunk = chunk.map_err(multipart_error)?;
+                    guard.add_payload(chunk.len());
+                    Ok(chunk)
+                });
+                size = Some(write_chunks(chunks, file, cap).await?);
             }
-            Some("title") => {
-                let text = field.text().await.map_err(multipart_error)?;
-                if text.len() > MAX_TITLE_BYTES {
-                    return Err(ApiError::bad_request(
-                        ErrorCode::InvalidTitle,
-                        "the title is too long",
-                    ));
-                }
-                title = Some(text);
-            }
+            Some("title") => title = Some(read_title(field).await?),
             // Unknown parts are drained and ignored, as browsers send extras.
             _ => {}
         }
@@ -130,12 +161,23 @@ pub async fn receive_multipart(
             "the multipart body has no part named `file`",
         )
     })?;
-    Ok(Received {
-        file,
-        size,
-        filename,
-        title,
-    })
+    Ok((size, filename, title))
+}
+
+/// The `title` field, read chunk by chunk: refused as soon as it passes [`MAX_TITLE_BYTES`].
+async fn read_title(mut field: Field<'_>) -> Result<String, ApiError> {
+    let mut text = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        if text.len() + chunk.len() > MAX_TITLE_BYTES {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidTitle,
+                format!("the title field is longer than {MAX_TITLE_BYTES} bytes"),
+            ));
+        }
+        text.extend_from_slice(&chunk);
+    }
+    String::from_utf8(text)
+        .map_err(|_| ApiError::bad_request(ErrorCode::InvalidTitle, "the title is not UTF-8 text"))
 }
 
 fn multipart_error(err: axum::extract::multipart::MultipartError) -> ApiError {

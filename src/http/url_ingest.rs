@@ -12,7 +12,7 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use axum::{
     Json,
-    extract::{FromRequest, Request},
+    extract::Request,
     http::{HeaderMap, HeaderValue, StatusCode, header},
 };
 use clap::Args;
@@ -123,8 +123,9 @@ pub async fn create_from_url(
     asked: Asked,
     request: Request,
 ) -> Result<(StatusCode, HeaderMap, Json<VideoOut>), ApiError> {
-    let Json(body) = Json::<UrlIngest>::from_request(request, &())
-        .await
+    // POST /v1/videos lifts axum's body limit for uploads: bound the JSON here, before reading it.
+    let bytes = super::limits::json_bytes(request.into_body()).await?;
+    let Json(body) = Json::<UrlIngest>::from_bytes(&bytes)
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, e.body_text()))?;
     if body.url.chars().count() > MAX_URL_CHARS {
         return Err(ApiError::bad_request(

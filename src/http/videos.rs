@@ -220,7 +220,12 @@ pub struct UploadParams {
          body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
          content_type = "application/problem+json"),
-        (status = 413, description = "`upload_too_large`, `storage_quota_exceeded`", body = Problem,
+        (status = 408, description = "`upload_timeout`: the body sent nothing for UPLOAD_IDLE_TIMEOUT_SECS", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 413, description = "`upload_too_large`, `storage_quota_exceeded`, `body_too_large` (a JSON body over 64 KiB, \
+         or over 64 KiB of multipart besides the file)", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 414, description = "`uri_too_long`: path and query over 8 KiB", body = Problem,
          content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_content_type`, `unsupported_media`", body = Problem,
          content_type = "application/problem+json"),
@@ -285,6 +290,7 @@ async fn accept_upload(
     request: Request,
 ) -> Result<(StatusCode, HeaderMap, Json<VideoOut>), ApiError> {
     let cap = state.limits.max_upload_bytes;
+    let idle = state.limits.upload_idle_timeout();
     let kind = upload::body_kind(&request)?;
     upload::check_announced_length(&request, cap)?;
     // A body of unknown length streams no further than the owner's quota has room for.
@@ -292,8 +298,8 @@ async fn accept_upload(
     let limit = room.map_or(cap, |room| room.min(cap));
     let file = TempFile::new(state.media.incoming_path());
     let received = match kind {
-        BodyKind::Raw => upload::receive_raw(request.into_body(), file, limit).await,
-        BodyKind::Multipart => upload::receive_multipart(request, file, limit).await,
+        BodyKind::Raw => upload::receive_raw(request.into_body(), file, limit, idle).await,
+        BodyKind::Multipart => upload::receive_multipart(request, file, limit, idle).await,
     }
     .map_err(|err| match room {
         Some(room) if room < cap && err.code() == ErrorCode::UploadTooLarge.as_str() => {
@@ -382,6 +388,8 @@ pub struct VideoPatch {
          content_type = "application/problem+json"),
         (status = 404, description = "`not_found` (also another owner's video)", body = Problem,
          content_type = "application/problem+json"),
+        (status = 413, description = "`body_too_large`: a JSON body over 64 KiB", body = Problem,
+         content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_content_type`: send application/json", body = Problem,
          content_type = "application/problem+json"),
         (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
@@ -401,7 +409,7 @@ pub async fn update_video(
             ErrorCode::UnsupportedContentType,
             "send the changes as application/json, e.g. {\"visibility\": \"public\"}",
         ),
-        other => ApiError::bad_request(ErrorCode::InvalidJson, other.body_text()),
+        other => super::limits::json_rejection(other),
     })?;
     let patch: VideoPatch = serde_json::from_value(serde_json::Value::Object(object))
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, e.to_string()))?;
@@ -466,6 +474,8 @@ pub struct ListParams {
         (status = 400, description = "`invalid_status`, `invalid_limit`, `invalid_cursor`", body = Problem,
          content_type = "application/problem+json"),
         (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 414, description = "`uri_too_long`: path and query over 8 KiB", body = Problem,
          content_type = "application/problem+json"),
         (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
     ),

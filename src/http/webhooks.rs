@@ -135,6 +135,7 @@ impl From<db::webhooks::WebhookRow> for WebhookOut {
         (status = 400, description = "`invalid_json`, `invalid_url` (also https: not supported yet), `invalid_events`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: a request without a key (AUTH_MODE=open) has no owner to hold the webhook", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`body_too_large`: a JSON body over 64 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`url_forbidden`: an internal address", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
     ),
@@ -144,8 +145,7 @@ pub async fn create_webhook(
     caller: Caller,
     body: Result<Json<WebhookIn>, JsonRejection>,
 ) -> Result<(StatusCode, HeaderMap, Json<WebhookCreated>), ApiError> {
-    let Json(body) =
-        body.map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, e.body_text()))?;
+    let Json(body) = body.map_err(super::limits::json_rejection)?;
     let owner_id = caller.owner_id.ok_or_else(|| {
         ApiError::new(
             StatusCode::FORBIDDEN,

@@ -280,6 +280,7 @@ async fn create(
         return Ok(response);
     };
     let chunk = Chunk {
+        idle: state.limits.upload_idle_timeout(),
         start: 0,
         length: new.length as u64,
         digest,
@@ -293,6 +294,15 @@ async fn create(
         // The client never learns the URL of an upload whose creation failed: create nothing.
         failed => {
             complete::discard(&state, lease, None).await?;
+            if let Ok(Received {
+                ending: Ending::Idle,
+                ..
+            }) = failed
+            {
+                return Err(crate::http::limits::idle_timeout(
+                    state.limits.upload_idle_timeout(),
+                ));
+            }
             return Err(failed.err().unwrap_or_else(|| {
                 ApiError::bad_request(
                     ErrorCode::UploadIncomplete,
@@ -520,6 +530,7 @@ async fn patch(
     }
     if !row.is_complete() {
         let chunk = Chunk {
+            idle: state.limits.upload_idle_timeout(),
             start: offset,
             length,
             digest,
@@ -548,7 +559,7 @@ async fn patch(
                     ErrorCode::UploadTimeout,
                     format!(
                         "no bytes arrived for {} s; the upload is at offset {}: resume from there",
-                        receive::IDLE_TIMEOUT.as_secs(),
+                        state.limits.upload_idle_timeout().as_secs(),
                         received.offset
                     ),
                 )),

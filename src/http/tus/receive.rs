@@ -19,11 +19,11 @@ use crate::{
 
 /// Bytes written between two offset updates in Postgres (each after an fsync).
 const COMMIT_EVERY: u64 = 4 << 20;
-/// A body that sends nothing for this long is treated as broken off.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One request's chunk.
 pub struct Chunk {
+    /// A body that sends nothing for this long (UPLOAD_IDLE_TIMEOUT_SECS) is treated as broken off.
+    pub idle: Duration,
     /// The upload's offset when the request started.
     pub start: u64,
     /// The whole upload's size: no byte goes past it.
@@ -54,6 +54,7 @@ pub async fn receive(
     body: Body,
 ) -> Result<Received, ApiError> {
     let Chunk {
+        idle,
         start,
         length,
         mut digest,
@@ -84,7 +85,7 @@ pub async fn receive(
     let mut written = start;
     let mut stream = body.into_data_stream();
     let ending = loop {
-        let bytes = match tokio::time::timeout(IDLE_TIMEOUT, stream.next()).await {
+        let bytes = match tokio::time::timeout(idle, stream.next()).await {
             Err(_) => break Ending::Idle,
             Ok(None) => break Ending::Whole,
             Ok(Some(Err(_))) => break Ending::BrokeOff,

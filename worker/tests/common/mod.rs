@@ -13,7 +13,7 @@ use std::{
 
 use prostream::{
     config::{MediaLimits, OwnerPolicy, StorageBackend, StorageConfig},
-    http::{AppState, api_router, auth::AuthMode, url_ingest},
+    http::{AppState, api_router, auth::AuthMode, serve::ServeConfig, url_ingest},
     playback::{Signer, SigningKey},
     queue::{self, TranscodeQueue},
     storage::{self, MediaRoot, Storage},
@@ -43,6 +43,8 @@ pub struct TestApp {
     /// The API key `http` sends.
     pub key: String,
     api: AppState,
+    /// The server loop's timeouts (header read), as `prostream serve` takes them.
+    serve_config: ServeConfig,
     server: CancellationToken,
     server_task: tokio::task::JoinHandle<()>,
     workers: Vec<(
@@ -237,8 +239,14 @@ impl TestApp {
             segment_cache: Default::default(),
             ..self.api.clone()
         };
-        (self.base, self.server, self.server_task) = serve(state).await;
+        (self.base, self.server, self.server_task) = serve(state, self.serve_config.clone()).await;
         self.http = client_with_key(&self.key);
+    }
+
+    /// Restarts the API (as [`TestApp::restart_api`]) with other connection timeouts.
+    pub async fn restart_api_with_serve_config(&mut self, config: ServeConfig) {
+        self.serve_config = config;
+        self.restart_api().await;
     }
 
     /// Restarts the API (as [`TestApp::restart_api`]) on another store (e.g. one that is down).
@@ -528,7 +536,7 @@ impl Unserved {
             public_videos: Default::default(),
             segment_cache: Default::default(),
         };
-        let (base, server, server_task) = serve(state.clone()).await;
+        let (base, server, server_task) = serve(state.clone(), ServeConfig::default()).await;
         let key = create_key(&pool, "test-owner", false).await;
         TestApp {
             base,
@@ -543,6 +551,7 @@ impl Unserved {
             http: client_with_key(&key),
             key,
             api: state,
+            serve_config: ServeConfig::default(),
             server,
             server_task,
             workers: Vec::new(),
@@ -683,7 +692,10 @@ pub fn auth_headers(key: &str) -> reqwest::header::HeaderMap {
 }
 
 /// Serves the API (its URL downloader and webhook deliverer too) on a free port; returns its base URL and how to stop it.
-async fn serve(state: AppState) -> (String, CancellationToken, tokio::task::JoinHandle<()>) {
+async fn serve(
+    state: AppState,
+    config: ServeConfig,
+) -> (String, CancellationToken, tokio::task::JoinHandle<()>) {
     let downloader_state = state.clone();
     let app = api_router(state, "*");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -696,11 +708,9 @@ async fn serve(state: AppState) -> (String, CancellationToken, tokio::task::Join
     );
     url_ingest::spawn_downloader(downloader_state, server.clone());
     let stop = server.clone();
+    // The server loop of `prostream serve`, with its timeouts.
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-            .unwrap();
+        prostream::http::serve::serve(listener, app, &config, stop.cancelled_owned()).await;
     });
     (base, server, task)
 }
