@@ -92,7 +92,7 @@ RUN apt-get update \
  && groupadd --system --gid 1001 prostream \
  && useradd --system --uid 1001 --gid prostream --home-dir /nonexistent --no-create-home \
       --shell /usr/sbin/nologin prostream \
- && mkdir -p /data/media \
+ && mkdir -p /data/media /data/keys \
  && chown -R prostream:prostream /data
 COPY --from=ffmpeg /opt/ffmpeg/bin/ffmpeg /opt/ffmpeg/bin/ffprobe /usr/local/bin/
 # Fails the build if a shared library is missing.

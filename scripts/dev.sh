@@ -117,6 +117,7 @@ cat <<EOF
 ProStream is running at $API_URL  (Ctrl-C stops it)
   API key:  $key   (also in .dev/api-key; the web page asks for it once)
             export PROSTREAM_API_KEY=$key   # for the prostream CLI
+  metrics:  http://${METRICS_ADDR:-127.0.0.1:9090}/metrics   (METRICS_ADDR; not on the API's port)
   logs:     $LOG_DIR/{api,worker-1,worker-2}.log
   media:    $MEDIA_ROOT
   database: $(redact_url "$DATABASE_URL")

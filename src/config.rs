@@ -347,10 +347,23 @@ impl LogConfig {
 pub struct PlaybackConfig {
     /// Keys that sign private videos' playback URLs: `kid:secret`, comma-separated. The first
     /// signs, every one verifies; rotate by putting a new key first and removing the old one after
-    /// the longest URL TTL. Secrets are at least 32 bytes (`openssl rand -base64 32`). Required:
-    /// the API refuses to start without one.
+    /// the longest URL TTL. Secrets are at least 32 bytes (`openssl rand -base64 32`). Required
+    /// (here or in PLAYBACK_SIGNING_KEYS_FILE): the API refuses to start without one, and with a
+    /// key published in ProStream's repository (a demo or placeholder value).
     #[arg(long, env = "PLAYBACK_SIGNING_KEYS", hide_env_values = true)]
     pub playback_signing_keys: Option<String>,
+
+    /// A file holding the keys, in PLAYBACK_SIGNING_KEYS' syntax; read when PLAYBACK_SIGNING_KEYS
+    /// is unset or empty. Compose keeps a key generated at first start there
+    /// (`prostream init-signing-key`).
+    #[arg(long, env = "PLAYBACK_SIGNING_KEYS_FILE", default_value = "")]
+    pub playback_signing_keys_file: String,
+
+    /// Set to `i-understand-anyone-can-watch-private-videos` to start with a signing key that is
+    /// published in ProStream's repository, for a local demo: anyone can then sign playback URLs
+    /// for every private video. Any other value refuses such a key.
+    #[arg(long, env = "ALLOW_PUBLISHED_SIGNING_KEY", default_value = "")]
+    pub allow_published_signing_key: String,
 
     /// Seconds a signed playback URL stays valid (at least; the expiry is rounded up by up to a
     /// tenth of this, at most 15 min, so repeated reads of a video give the same URL).
@@ -359,12 +372,100 @@ pub struct PlaybackConfig {
     pub playback_url_ttl_secs: u64,
 }
 
+/// The value of ALLOW_PUBLISHED_SIGNING_KEY that lets a published key sign.
+pub const PUBLISHED_KEY_OPT_IN: &str = "i-understand-anyone-can-watch-private-videos";
+
+/// The signer, and the ids of the published keys it holds (only with the opt-in).
+pub struct LoadedSigner {
+    pub signer: crate::playback::Signer,
+    pub published: Vec<String>,
+}
+
 impl PlaybackConfig {
-    /// The signer, or why the configuration cannot make one.
-    pub fn signer(&self) -> Result<crate::playback::Signer, crate::playback::KeyError> {
-        crate::playback::Signer::from_spec(
-            self.playback_signing_keys.as_deref().unwrap_or_default(),
-            Duration::from_secs(self.playback_url_ttl_secs),
+    /// The keys from PLAYBACK_SIGNING_KEYS, else from PLAYBACK_SIGNING_KEYS_FILE.
+    fn key_spec(&self) -> anyhow::Result<String> {
+        use anyhow::Context;
+        if let Some(spec) = self.playback_signing_keys.as_deref().and_then(non_empty) {
+            return Ok(spec.to_owned());
+        }
+        let Some(file) = non_empty(&self.playback_signing_keys_file) else {
+            return Ok(String::new());
+        };
+        std::fs::read_to_string(file).with_context(|| {
+            format!(
+                "cannot read the playback signing keys from {file} (PLAYBACK_SIGNING_KEYS_FILE)"
+            )
+        })
+    }
+
+    /// The signer, or why the configuration cannot make one: no key, a malformed one, or a
+    /// published one without the opt-in.
+    pub fn load(&self) -> anyhow::Result<LoadedSigner> {
+        let keys = crate::playback::parse_keys(&self.key_spec()?)?;
+        let published: Vec<String> = crate::playback::published_in(&keys)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        anyhow::ensure!(
+            published.is_empty() || self.allow_published_signing_key == PUBLISHED_KEY_OPT_IN,
+            "the playback signing key {published:?} is published in ProStream's repository (a demo \
+             or placeholder value): anyone could sign playback URLs for your private videos. Set \
+             your own: PLAYBACK_SIGNING_KEYS=main:$(openssl rand -base64 32). (For a local demo \
+             only, ALLOW_PUBLISHED_SIGNING_KEY={PUBLISHED_KEY_OPT_IN} accepts it.)"
+        );
+        let ttl = Duration::from_secs(self.playback_url_ttl_secs);
+        Ok(LoadedSigner {
+            signer: crate::playback::Signer::new(keys, ttl)?,
+            published,
+        })
+    }
+
+    /// The signer, or why the configuration cannot make one (see [`Self::load`]).
+    pub fn signer(&self) -> anyhow::Result<crate::playback::Signer> {
+        Ok(self.load()?.signer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(keys: &str, opt_in: &str) -> PlaybackConfig {
+        PlaybackConfig {
+            playback_signing_keys: Some(keys.into()),
+            playback_signing_keys_file: String::new(),
+            allow_published_signing_key: opt_in.into(),
+            playback_url_ttl_secs: 3600,
+        }
+    }
+
+    #[test]
+    fn a_published_signing_key_is_refused_unless_the_demo_opt_in_is_set() {
+        let demo = format!("demo:{}", crate::playback::PUBLISHED_SECRETS[0]);
+        let err = config(&demo, "").load().err().unwrap().to_string();
+        assert!(err.contains("published"), "{err}");
+        assert!(config(&demo, "yes").load().is_err());
+        let loaded = config(&demo, PUBLISHED_KEY_OPT_IN).load().unwrap();
+        assert_eq!(loaded.published, ["demo"]);
+        let own = crate::playback::SigningKey::generate("own").to_spec();
+        assert!(config(&own, "").load().unwrap().published.is_empty());
+    }
+
+    #[test]
+    fn keys_come_from_the_file_when_the_variable_is_empty() {
+        let dir = std::env::temp_dir().join(format!("prostream-keys-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("keys");
+        std::fs::write(
+            &file,
+            crate::playback::SigningKey::generate("f").to_spec() + "\n",
         )
+        .unwrap();
+        let mut c = config(" ", "");
+        c.playback_signing_keys_file = file.display().to_string();
+        assert_eq!(c.load().unwrap().signer.signing_key_id(), "f");
+        c.playback_signing_keys_file = dir.join("missing").display().to_string();
+        assert!(c.load().is_err());
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -1,14 +1,17 @@
 //! Downloading a source from a URL someone gave us, without letting that URL
 //! reach what it must not: loopback, private networks, link-local (cloud
 //! metadata at 169.254.169.254), multicast and the like are refused after DNS
-//! resolution, on the first request and on every redirect hop. Hosts named in
-//! the allowlist are exempt (tests use it for a loopback server).
+//! resolution, on the first request and on every redirect hop. IPv6 addresses
+//! that embed an IPv4 one (mapped, compatible, translated, NAT64, 6to4, Teredo)
+//! are judged by it or refused outright. `host:port` pairs named in the
+//! allowlist are exempt (tests use it for a loopback server); refusals name the
+//! host as written, never what it resolved to.
 //!
 //! Bounded in every way: size (checked against `Content-Length` and while
 //! streaming), total time, and number of redirects.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     sync::Arc,
     time::Duration,
@@ -66,30 +69,106 @@ impl FetchError {
     }
 }
 
+/// Internal `host:port` pairs a download (or webhook) may reach anyway: URL_INGEST_ALLOW_HOSTS
+/// and WEBHOOK_ALLOW_HOSTS. A host is allowed on the ports listed for it only, or on every port
+/// when written `host:*`.
+#[derive(Debug, Clone, Default)]
+pub struct AllowList {
+    /// Host (as a URL spells it: lowercase, IPv4 in dotted decimal, IPv6 compressed in brackets)
+    /// → its ports, `None` for every port.
+    hosts: HashMap<String, Option<HashSet<u16>>>,
+}
+
+impl AllowList {
+    /// Parses `host:port` entries (`[v6]:port` for IPv6, `host:*` for every port); empty entries
+    /// are skipped. `var` names the setting in the error.
+    pub fn parse<S: AsRef<str>>(entries: &[S], var: &str) -> Result<Self, String> {
+        let mut list = Self::default();
+        for entry in entries.iter().map(|e| e.as_ref().trim()) {
+            if entry.is_empty() {
+                continue;
+            }
+            let (host, port) = split_host_port(entry).ok_or_else(|| {
+                let bare = entry.trim_end_matches(':');
+                format!(
+                    "{var}: {entry:?} is not host:port; name the port too, e.g. {bare}:80 (an \
+                     http URL without a port uses 80), [::1]:8080 for IPv6, or {bare}:* for \
+                     every port of the host"
+                )
+            })?;
+            let ports = list
+                .hosts
+                .entry(host)
+                .or_insert_with(|| Some(HashSet::new()));
+            match (ports.as_mut(), port) {
+                (Some(listed), Some(port)) => {
+                    listed.insert(port);
+                }
+                (_, None) => *ports = None,
+                (None, Some(_)) => {}
+            }
+        }
+        Ok(list)
+    }
+
+    /// Whether `host` (as `Url::host_str` gives it) is listed, on some port.
+    fn has_host(&self, host: &str) -> bool {
+        self.hosts.contains_key(&host.to_ascii_lowercase())
+    }
+
+    /// Whether `host` is listed with `port`.
+    fn allows(&self, host: &str, port: u16) -> bool {
+        match self.hosts.get(&host.to_ascii_lowercase()) {
+            Some(None) => true,
+            Some(Some(ports)) => ports.contains(&port),
+            None => false,
+        }
+    }
+}
+
+/// `host:port` or `host:*` → the host as a URL spells it, and the port (`None`: every port).
+fn split_host_port(entry: &str) -> Option<(String, Option<u16>)> {
+    let (host, port) = entry.rsplit_once(':')?;
+    let port = match port {
+        "*" => None,
+        digits if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(digits.parse().ok()?)
+        }
+        _ => return None,
+    };
+    // A bare IPv6 address (`::1`) splits at its last colon: it needs brackets.
+    if host.is_empty() || (host.contains(':') && !host.starts_with('[')) {
+        return None;
+    }
+    // The URL parser spells the host the way request URLs will (case, IPv4 and IPv6 forms).
+    let url = Url::parse(&format!("http://{host}/")).ok()?;
+    Some((url.host_str()?.to_owned(), port))
+}
+
 /// The rules a download follows.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    /// Host names or IP addresses (as written in URLs) exempt from the address check.
-    pub allow_hosts: HashSet<String>,
+    /// `host:port` pairs exempt from the address check.
+    pub allow: AllowList,
     pub max_bytes: u64,
     pub timeout: Duration,
     pub max_redirects: usize,
-    /// The setting that fills `allow_hosts`, named in refusals.
+    /// The setting that fills `allow`, named in refusals.
     pub allow_var: &'static str,
 }
 
 impl Policy {
-    /// Whether `host` (as written in a URL) is on the allowlist.
-    pub fn allows(&self, host: &str) -> bool {
-        self.allows_host(host)
+    /// Whether the URL's host and port are on the allowlist.
+    pub fn allows(&self, url: &Url) -> bool {
+        match (url.host_str(), url.port_or_known_default()) {
+            (Some(host), Some(port)) => self.allow.allows(host, port),
+            _ => false,
+        }
     }
 
-    fn allows_host(&self, host: &str) -> bool {
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        self.allow_hosts.contains(host) || self.allow_hosts.contains(bare)
-    }
-
-    /// Checks what can be checked without the network: scheme, and literal addresses.
+    /// Checks what can be checked without the network: scheme, credentials, the allowlist's
+    /// ports, and literal addresses. Runs before the first request and on every redirect hop,
+    /// so the resolver may trust a listed host name: its port has been checked here.
     pub fn check_url(&self, url: &Url) -> Result<(), FetchError> {
         // The binaries carry no TLS client yet (and the image no CA bundle):
         // an https URL is refused here rather than failing later as a download.
@@ -114,8 +193,16 @@ impl Policy {
                 "URLs with credentials are not accepted".into(),
             ));
         }
-        if self.allows_host(host) {
+        if self.allows(url) {
             return Ok(());
+        }
+        let port = url.port_or_known_default().unwrap_or(80);
+        // A listed host is internal on every port; only the listed ones are open.
+        if self.allow.has_host(host) {
+            return Err(FetchError::Forbidden(format!(
+                "{host} is allowed by {} on other ports only; add {host}:{port} to allow this one",
+                self.allow_var
+            )));
         }
         let literal = match url.host() {
             Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
@@ -123,29 +210,73 @@ impl Policy {
             _ => None,
         };
         match literal {
-            Some(ip) if !is_public(ip) => Err(forbidden(host, ip, self.allow_var)),
+            Some(ip) if !is_public(ip) => Err(FetchError::Forbidden(format!(
+                "{host} is a loopback, private, link-local or otherwise internal address; add \
+                 {host}:{port} to {} to allow it",
+                self.allow_var
+            ))),
             _ => Ok(()),
         }
     }
 }
 
-fn forbidden(host: &str, ip: IpAddr, allow_var: &str) -> FetchError {
+/// The refusal of a name that resolves to an internal address. It names the host as written and
+/// not the address: what an internal name resolves to is nobody's business outside.
+pub fn resolves_internal(host: &str, allow_var: &str) -> FetchError {
     FetchError::Forbidden(format!(
-        "{host} is {ip}, a loopback, private, link-local or otherwise internal address; \
-         add the host to {allow_var} to allow it"
+        "{host} resolves to an internal address (loopback, private, link-local or the like); \
+         add {host}:PORT to {allow_var} to allow it"
     ))
 }
 
 /// Whether an address is on the public internet. Everything else (loopback,
 /// RFC 1918, CGNAT, link-local incl. cloud metadata, multicast, unique-local,
-/// documentation, benchmarking, reserved, IPv4-mapped forms of these) is not.
+/// documentation, benchmarking, reserved) is not. IPv6 forms of an IPv4 address
+/// are judged by it (IPv4-mapped, NAT64 `64:ff9b::/96`) or refused whatever it
+/// is where the way to it is a translator or tunnel of unknown reach
+/// (IPv4-compatible `::/96`, SIIT-translated `::ffff:0:0:0/96`, local-use NAT64
+/// `64:ff9b:1::/48`, 6to4 `2002::/16`, Teredo `2001::/32`).
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public_v4(v4),
-            None => is_public_v6(v6),
+        IpAddr::V6(v6) => match embedded_v4(v6) {
+            Embedded::Judged(v4) => is_public_v4(v4),
+            Embedded::Refused => false,
+            Embedded::None => is_public_v6(v6),
         },
+    }
+}
+
+/// What an IPv6 address says about an IPv4 one inside it.
+enum Embedded {
+    /// Traffic goes to this IPv4 address: judge it.
+    Judged(Ipv4Addr),
+    /// An IPv4-embedding range whose reach cannot be judged from the address: refuse.
+    Refused,
+    /// No IPv4 address inside.
+    None,
+}
+
+fn embedded_v4(ip: Ipv6Addr) -> Embedded {
+    let s = ip.segments();
+    let [.., high, low] = s;
+    let last32 = Ipv4Addr::from((u32::from(high) << 16) | u32::from(low));
+    match s {
+        // ::ffff:a.b.c.d, IPv4-mapped: a socket sends it over IPv4 to a.b.c.d.
+        [0, 0, 0, 0, 0, 0xffff, _, _] => Embedded::Judged(last32),
+        // 64:ff9b::a.b.c.d, the well-known NAT64 prefix: the translator reaches a.b.c.d.
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Embedded::Judged(last32),
+        // :: and ::1 are themselves (unspecified, loopback): judged as IPv6.
+        [0, 0, 0, 0, 0, 0, 0, 0 | 1] => Embedded::None,
+        // ::a.b.c.d, IPv4-compatible (deprecated; some stacks still send it to a.b.c.d), and
+        // ::ffff:0:a.b.c.d, SIIT-translated.
+        [0, 0, 0, 0, 0, 0, _, _] | [0, 0, 0, 0, 0xffff, 0, _, _] => Embedded::Refused,
+        // 64:ff9b:1::/48, local-use NAT64: some translator of this network, to anywhere.
+        [0x64, 0xff9b, 1, ..] => Embedded::Refused,
+        // 6to4 (deprecated, RFC 7526) and Teredo tunnel through relays to an embedded IPv4
+        // address (plain in 6to4, obfuscated in Teredo); no video source needs them.
+        [0x2002, ..] | [0x2001, 0, ..] => Embedded::Refused,
+        _ => Embedded::None,
     }
 }
 
@@ -162,18 +293,23 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || (a == 100 && (64..128).contains(&b)) // CGNAT 100.64/10
         || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
         || (a == 198 && (b == 18 || b == 19)) // benchmarking
+        || (a == 192 && b == 88 && c == 99) // 6to4 relays (deprecated)
         || a >= 240) // reserved
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let [first, second, third, fourth, ..] = ip.segments();
     !(ip.is_unspecified()
         || ip.is_loopback()
         || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00 // unique local fc00::/7 (incl. fd00:ec2::254)
         || (first & 0xffc0) == 0xfe80 // link-local
-        || first == 0x2001 && ip.segments()[1] == 0x0db8 // documentation
-        || first == 0x0064 && ip.segments()[1] == 0xff9b) // NAT64 can reach IPv4 internals
+        || (first & 0xffc0) == 0xfec0 // site-local (deprecated)
+        || (first == 0x0100 && second == 0 && third == 0 && fourth == 0) // discard 100::/64
+        || first == 0x2001 && second == 0x0db8 // documentation
+        || (first & 0xfff0) == 0x3ff0 // documentation 3fff::/20
+        || first == 0x2001 && second == 0x0002 && third == 0 // benchmarking 2001:2::/48
+        || first == 0x0064 && second == 0xff9b) // other NAT64 forms can reach IPv4 internals
 }
 
 /// Resolves names with the system resolver and refuses any name with an
@@ -189,10 +325,9 @@ impl Resolve for GuardedResolver {
             let host = name.as_str().to_owned();
             let addrs: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if !policy.allows_host(&host)
-                && let Some(bad) = addrs.iter().find(|a| !is_public(a.ip()))
-            {
-                return Err(Box::new(forbidden(&host, bad.ip(), policy.allow_var)) as _);
+            // A listed name's port was checked by `check_url` before any request.
+            if !policy.allow.has_host(&host) && addrs.iter().any(|a| !is_public(a.ip())) {
+                return Err(Box::new(resolves_internal(&host, policy.allow_var)) as _);
             }
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
@@ -319,7 +454,7 @@ mod tests {
 
     fn policy(allow: &[&str]) -> Policy {
         Policy {
-            allow_hosts: allow.iter().map(|s| s.to_string()).collect(),
+            allow: AllowList::parse(allow, "URL_INGEST_ALLOW_HOSTS").unwrap(),
             max_bytes: 1000,
             timeout: Duration::from_secs(5),
             max_redirects: 3,
@@ -330,6 +465,8 @@ mod tests {
     #[test]
     fn internal_addresses_are_not_public() {
         for ip in [
+            // IPv4: loopback, RFC 1918, cloud metadata, CGNAT, this network, multicast,
+            // broadcast, IETF, documentation, benchmarking, 6to4 relays, reserved.
             "127.0.0.1",
             "10.1.2.3",
             "172.16.0.1",
@@ -340,25 +477,55 @@ mod tests {
             "224.0.0.1",
             "255.255.255.255",
             "192.0.0.8",
+            "192.0.2.1",
+            "198.51.100.7",
+            "203.0.113.9",
             "198.18.0.1",
+            "192.88.99.1",
             "240.0.0.1",
+            // IPv6: loopback, unspecified, ULA, link-local, site-local, multicast,
+            // documentation, benchmarking, discard.
             "::1",
             "::",
             "fd00:ec2::254",
+            "fc00::1",
             "fe80::1",
+            "fec0::1",
             "ff02::1",
-            "::ffff:127.0.0.1",
-            "::ffff:169.254.169.254",
-            "64:ff9b::a9fe:a9fe",
             "2001:db8::1",
+            "3fff::1",
+            "2001:2::1",
+            "100::1",
+            // IPv4-mapped (::ffff:0:0/96): judged by the IPv4 address.
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            // IPv4-compatible (::/96): refused whatever the IPv4 address.
+            "::127.0.0.1",
+            "::169.254.169.254",
+            "::8.8.8.8",
+            // SIIT-translated (::ffff:0:0:0/96): refused.
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:8.8.8.8",
+            // NAT64 well-known prefix (64:ff9b::/96): judged; local-use (64:ff9b:1::/48): refused.
+            "64:ff9b::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::8.8.8.8",
+            // 6to4 (2002::/16) and Teredo (2001::/32): refused.
+            "2002:7f00:1::1",
+            "2002:808:808::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
         for ip in [
             "93.184.216.34",
             "8.8.8.8",
+            "1.1.1.1",
             "2606:4700::1111",
+            "2a00:1450:4001:82a::200e",
             "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
         ] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
         }
@@ -380,13 +547,70 @@ mod tests {
         );
         assert_eq!(check("http://[::1]:8080/a.mp4"), Err("url_forbidden"));
         assert_eq!(check("http://[::ffff:7f00:1]/a.mp4"), Err("url_forbidden"));
+        assert_eq!(check("http://[::127.0.0.1]/a.mp4"), Err("url_forbidden"));
+        assert_eq!(
+            check("http://[::ffff:0:127.0.0.1]/a.mp4"),
+            Err("url_forbidden")
+        );
+        assert_eq!(check("http://[2002:7f00:1::1]/a.mp4"), Err("url_forbidden"));
         assert_eq!(check("http://2130706433/a.mp4"), Err("url_forbidden")); // 127.0.0.1 in decimal
         assert_eq!(check("https://example.com/a.mp4"), Err("invalid_url"));
         assert_eq!(check("http://example.com/a.mp4"), Ok(()));
-        let open = policy(&["127.0.0.1"]);
-        assert!(
-            open.check_url(&Url::parse("http://127.0.0.1:9/a.mp4").unwrap())
-                .is_ok()
+    }
+
+    #[test]
+    fn the_allowlist_opens_the_listed_port_of_a_host_and_no_other() {
+        let p = policy(&["127.0.0.1:9000", "Minio:80", "[::1]:8080", "10.0.0.5:*"]);
+        let check = |u: &str| p.check_url(&Url::parse(u).unwrap()).map_err(|e| e.code());
+        assert_eq!(check("http://127.0.0.1:9000/a.mp4"), Ok(()));
+        assert_eq!(check("http://127.0.0.1:9001/a.mp4"), Err("url_forbidden"));
+        assert_eq!(check("http://127.0.0.1/a.mp4"), Err("url_forbidden"));
+        // Port 80 is http's default: written or not, it is the same port.
+        assert_eq!(check("http://minio/a.mp4"), Ok(()));
+        assert_eq!(check("http://minio:80/a.mp4"), Ok(()));
+        assert_eq!(check("http://minio:9000/a.mp4"), Err("url_forbidden"));
+        assert_eq!(check("http://[::1]:8080/a.mp4"), Ok(()));
+        assert_eq!(check("http://[0:0::1]:8080/a.mp4"), Ok(()));
+        assert_eq!(check("http://[::1]:22/a.mp4"), Err("url_forbidden"));
+        assert_eq!(check("http://10.0.0.5:22/a.mp4"), Ok(()));
+        // Another spelling of a listed address is not the listed host.
+        assert_eq!(
+            check("http://[::ffff:127.0.0.1]:9000/a.mp4"),
+            Err("url_forbidden")
         );
+    }
+
+    #[test]
+    fn an_allowlist_entry_without_a_port_is_refused_with_the_syntax() {
+        for bad in [
+            "minio",
+            "127.0.0.1",
+            "::1",
+            "[::1]",
+            "minio:",
+            "minio:http",
+            "h:70000",
+        ] {
+            let err = AllowList::parse(&[bad], "WEBHOOK_ALLOW_HOSTS").unwrap_err();
+            assert!(
+                err.contains("WEBHOOK_ALLOW_HOSTS") && err.contains("host:port"),
+                "{bad}: {err}"
+            );
+        }
+        assert!(AllowList::parse(&["", " minio:80 "], "X").is_ok());
+    }
+
+    #[test]
+    fn refusals_name_the_host_as_written_and_never_a_resolved_address() {
+        let message = resolves_internal("db.internal", "WEBHOOK_ALLOW_HOSTS").to_string();
+        assert!(message.contains("db.internal"), "{message}");
+        assert!(message.contains("internal address"), "{message}");
+        assert!(!message.chars().any(|c| c.is_ascii_digit()), "{message}");
+        let p = policy(&[]);
+        let literal = p
+            .check_url(&Url::parse("http://[::127.0.0.1]:8080/").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(literal.starts_with("[::7f00:1] is a loopback"), "{literal}");
     }
 }

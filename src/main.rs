@@ -41,6 +41,12 @@ enum Command {
     Videos(cli::videos::VideosArgs),
     /// Print the OpenAPI document (as served at /openapi.json) and exit.
     Openapi,
+    /// Write a new random playback signing key (`kid:secret`) to FILE, unless FILE already holds
+    /// one (Compose runs this at every start: the key is made once and kept in a volume).
+    InitSigningKey {
+        /// Where the key goes (created with mode 600); PLAYBACK_SIGNING_KEYS_FILE reads it.
+        file: std::path::PathBuf,
+    },
     /// Exit 0 when the API at BIND_ADDR answers /healthz (for container health checks).
     Healthcheck {
         /// The API's address; 0.0.0.0 is checked through 127.0.0.1.
@@ -70,6 +76,10 @@ struct ServeArgs {
     /// Address the API listens on.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
     bind_addr: SocketAddr,
+    /// Address the API serves its Prometheus metrics on (`GET /metrics`), apart from BIND_ADDR so
+    /// that they are not public; like the worker's WORKER_METRICS_ADDR.
+    #[arg(long, env = "METRICS_ADDR", default_value = "127.0.0.1:9090")]
+    metrics_addr: SocketAddr,
     /// Origins allowed by CORS: `*` or a comma-separated list.
     #[arg(long, env = "CORS_ORIGIN", default_value = "*")]
     cors_origin: String,
@@ -110,6 +120,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", prostream::http::openapi().to_pretty_json()?);
             Ok(())
         }
+        Command::InitSigningKey { file } => init_signing_key(&file),
         Command::Healthcheck { bind_addr } => healthcheck(bind_addr).await,
     }
 }
@@ -127,22 +138,21 @@ fn exit_on_client_error(result: Result<(), cli::CliError>) -> anyhow::Result<()>
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     args.log.init();
     // Without a key private videos could not be played at all (or, with a key made up here,
-    // only until a restart and only on this replica): refuse to start instead.
-    let playback = args
+    // only until a restart and only on this replica), and with a published one anyone could
+    // play them: refuse to start instead.
+    let loaded = args
         .playback
-        .signer()
-        .context("PLAYBACK_SIGNING_KEYS is required to sign private videos' playback URLs")?;
-    if args
-        .playback
-        .playback_signing_keys
-        .as_deref()
-        .is_some_and(|keys| keys.contains("INSECURE"))
-    {
+        .load()
+        .context("cannot sign private videos' playback URLs")?;
+    if !loaded.published.is_empty() {
         tracing::warn!(
-            "PLAYBACK_SIGNING_KEYS holds the public demo key of docker-compose.yml / .env.example: \
-             anyone can sign playback URLs for your private videos. Set your own key."
+            keys = ?loaded.published,
+            "INSECURE: ALLOW_PUBLISHED_SIGNING_KEY is set and PLAYBACK_SIGNING_KEYS holds a key \
+             published in ProStream's repository: ANYONE CAN SIGN PLAYBACK URLS AND WATCH YOUR \
+             PRIVATE VIDEOS. A local demo only; set your own key anywhere reachable."
         );
     }
+    let playback = loaded.signer;
     tracing::info!(
         signing_key = playback.signing_key_id(),
         ttl_secs = playback.ttl().as_secs(),
@@ -194,11 +204,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             stop_downloads.clone(),
         );
     }
+    let metrics = prostream::http::metrics_router(state.clone());
     let app = api_router(state, &args.cors_origin);
     let listener = tokio::net::TcpListener::bind(args.bind_addr)
         .await
         .with_context(|| format!("cannot listen on {} (BIND_ADDR)", args.bind_addr))?;
     tracing::info!(addr = %listener.local_addr()?, "ProStream API listening");
+    let metrics_listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (METRICS_ADDR)", args.metrics_addr))?;
+    tracing::info!(addr = %metrics_listener.local_addr()?, "metrics served at /metrics");
+    // Scrapes are short: this listener simply ends with the process.
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(metrics_listener, metrics).await {
+            tracing::error!(error = %err, "the metrics listener failed");
+        }
+    });
 
     let grace = Duration::from_secs(args.shutdown_grace_secs);
     let server = prostream::http::serve::serve(listener, app, &args.connections, shutdown_signal());
@@ -231,6 +252,27 @@ async fn shutdown_signal() {
         }
     };
     tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+/// Writes `compose:<32 random bytes, base64url>` to `file` (mode 600) unless it holds a key.
+fn init_signing_key(file: &std::path::Path) -> anyhow::Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    if std::fs::metadata(file).is_ok_and(|m| m.len() > 0) {
+        println!("{} already holds a playback signing key", file.display());
+        return Ok(());
+    }
+    let key = prostream::playback::SigningKey::generate("compose");
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(file)
+        .with_context(|| format!("cannot write {}", file.display()))?;
+    writeln!(out, "{}", key.to_spec())?;
+    out.sync_all()?;
+    println!("made a playback signing key in {}", file.display());
+    Ok(())
 }
 
 async fn healthcheck(bind_addr: SocketAddr) -> anyhow::Result<()> {

@@ -37,6 +37,26 @@ const MAC_B64_LEN: usize = 43;
 /// one video stay the same for a while (a page polling the video keeps its player and its cache).
 const MAX_ROUNDING: Duration = Duration::from_secs(15 * 60);
 
+/// Secrets that have been published with this repository (in docker-compose.yml, .env.example,
+/// deploy/k8s, the README or the docs, now or in an earlier version): anyone can sign playback
+/// URLs with them, so the API refuses to start with one (see [`published_in`]). Keep every
+/// example value of `PLAYBACK_SIGNING_KEYS` in this repository here; a test greps the repository
+/// for them.
+pub const PUBLISHED_SECRETS: &[&str] = &[
+    // docker-compose.yml and .env.example until the Compose stack generated its own key.
+    "INSECURE-demo-key-set-your-own-PLAYBACK_SIGNING_KEYS",
+    // deploy/k8s/secret.yaml's placeholder (also too short to be accepted at all).
+    "REPLACE-ME",
+];
+
+/// The ids of the keys in `keys` whose secret is published (see [`PUBLISHED_SECRETS`]).
+pub fn published_in(keys: &[SigningKey]) -> Vec<&str> {
+    keys.iter()
+        .filter(|k| PUBLISHED_SECRETS.iter().any(|p| k.secret == p.as_bytes()))
+        .map(|k| k.id.as_str())
+        .collect()
+}
+
 /// One signing key.
 #[derive(Clone)]
 pub struct SigningKey {
@@ -193,12 +213,25 @@ impl Signer {
     /// A token for `video_id` valid for at least the TTL from `now`: the expiry is rounded up to a
     /// multiple of TTL/10 (1 s to 15 min), so repeated calls return the same token for a while.
     pub fn sign(&self, video_id: Uuid, now: OffsetDateTime) -> SignedToken {
-        let step = (self.ttl / 10)
-            .clamp(Duration::from_secs(1), MAX_ROUNDING)
-            .as_secs();
+        let step = self.rounding_step();
         let earliest = unix(now).saturating_add(self.ttl.as_secs());
         let expires = earliest.div_ceil(step).saturating_mul(step);
         self.sign_until(video_id, expires)
+    }
+
+    /// The expiry of a signed token is rounded up to a multiple of this (seconds).
+    fn rounding_step(&self) -> u64 {
+        (self.ttl / 10)
+            .clamp(Duration::from_secs(1), MAX_ROUNDING)
+            .as_secs()
+    }
+
+    /// The latest expiry [`Self::sign`] can give at `now`. A token that expires later was not
+    /// made by this API as configured (a leaked key, or a token minted to last forever): refused.
+    fn latest_expiry(&self, now: OffsetDateTime) -> u64 {
+        unix(now)
+            .saturating_add(self.ttl.as_secs())
+            .saturating_add(self.rounding_step())
     }
 
     /// A token for `video_id` that expires at `expires` (Unix seconds).
@@ -212,7 +245,9 @@ impl Signer {
     }
 
     /// Checks `token` for `video_id` at `now`; returns its expiry. The MAC is checked before the
-    /// expiry, in constant time, so only an authentic token can be reported as expired.
+    /// expiry, in constant time, so only an authentic token can be reported as expired. An
+    /// authentic token that expires later than a token signed now could is invalid: lowering
+    /// PLAYBACK_URL_TTL_SECS thus also shortens the URLs already handed out.
     pub fn verify(
         &self,
         video_id: Uuid,
@@ -241,6 +276,9 @@ impl Signer {
             .map_err(|_| TokenError::Invalid)?;
         if expires <= unix(now) {
             return Err(TokenError::Expired);
+        }
+        if expires > self.latest_expiry(now) {
+            return Err(TokenError::Invalid);
         }
         Ok(from_unix(expires))
     }
@@ -453,6 +491,109 @@ mod tests {
         ));
         let spec = SigningKey::generate("gen").to_spec();
         assert_eq!(parse_keys(&spec).unwrap()[0].id(), "gen");
+    }
+
+    #[test]
+    fn a_far_future_expiry_signed_with_the_right_key_is_invalid() {
+        let s = signer(&[&SigningKey::generate("k1")]);
+        let video = Uuid::now_v7();
+        // The latest a token signed now can expire: TTL plus the rounding step (6 min here).
+        let latest = unix(now()) + HOUR.as_secs() + 360;
+        assert!(
+            s.verify(video, &s.sign_until(video, latest).token, now())
+                .is_ok()
+        );
+        for expires in [latest + 1, unix(now()) + 2 * HOUR.as_secs(), 4_102_444_800] {
+            let token = s.sign_until(video, expires).token; // 4_102_444_800: 2100-01-01
+            assert_eq!(
+                s.verify(video, &token, now()),
+                Err(TokenError::Invalid),
+                "{expires}"
+            );
+        }
+    }
+
+    #[test]
+    fn published_secrets_are_found_whatever_the_key_id() {
+        let published = format!("mine:{}", PUBLISHED_SECRETS[0]);
+        let own = SigningKey::generate("own").to_spec();
+        let keys = parse_keys(&format!("{own},{published}")).unwrap();
+        assert_eq!(published_in(&keys), ["mine"]);
+        assert!(published_in(&parse_keys(&own).unwrap()).is_empty());
+    }
+
+    /// Every `PLAYBACK_SIGNING_KEYS` value written in the repository's deployment files and docs
+    /// (`=` in env files and shell, `:` in YAML) is a published secret the API refuses.
+    #[test]
+    fn every_signing_key_written_in_the_repository_is_refused() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = vec![
+            root.join("docker-compose.yml"),
+            root.join(".env.example"),
+            root.join("README.md"),
+        ];
+        for dir in ["deploy", "docs", "scripts"] {
+            files.extend(files_under(&root.join(dir)));
+        }
+        let mut seen = 0;
+        for file in &files {
+            let Ok(text) = std::fs::read_to_string(file) else {
+                continue;
+            };
+            for written in assigned_values(&text, "PLAYBACK_SIGNING_KEYS") {
+                let written = written.trim_start_matches("${PLAYBACK_SIGNING_KEYS:-");
+                // Templates and references (`$(openssl rand …)`, `${VAR}`, `$KEY`) are no key.
+                if written.contains('$') || !written.contains(':') {
+                    continue;
+                }
+                for entry in written.trim_end_matches('}').split(',') {
+                    let (_, secret) = entry.split_once(':').unwrap();
+                    seen += 1;
+                    assert!(
+                        PUBLISHED_SECRETS.contains(&secret),
+                        "{}: the signing key {entry:?} is published; add its secret to \
+                         PUBLISHED_SECRETS",
+                        file.display()
+                    );
+                }
+            }
+        }
+        assert!(
+            seen > 0,
+            "no signing key found in {files:?}: is the pattern stale?"
+        );
+    }
+
+    /// What follows `name` and `=` or `:` (with optional quotes and spaces) in `text`.
+    fn assigned_values<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+        let quotes: &[char] = &['"', '\''];
+        text.match_indices(name)
+            .filter_map(|(at, _)| {
+                let rest = text[at + name.len()..].trim_start_matches(quotes);
+                let rest = rest.trim_start_matches([' ', '\t']);
+                let rest = rest.strip_prefix(['=', ':'])?;
+                let rest = rest
+                    .trim_start_matches([' ', '\t'])
+                    .trim_start_matches(quotes);
+                let end = rest
+                    .find(|c: char| c.is_whitespace() || "\"'`".contains(c))
+                    .unwrap_or(rest.len());
+                Some(&rest[..end]).filter(|v| !v.is_empty())
+            })
+            .collect()
+    }
+
+    fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                found.extend(files_under(&path));
+            } else {
+                found.push(path);
+            }
+        }
+        found
     }
 
     #[test]

@@ -15,7 +15,6 @@
 //! Transcoding never waits for any of it: the state change only writes rows.
 
 use std::{
-    collections::HashSet,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -33,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     db::webhooks::{self as store, AttemptResult, DueDelivery, Next},
-    fetch::{self, FetchError, Policy},
+    fetch::{self, AllowList, FetchError, Policy},
     telemetry,
 };
 
@@ -49,8 +48,9 @@ const SCHEDULE: [u32; 6] = [1, 60, 360, 1440, 3600, 7200];
 /// Webhook settings (API).
 #[derive(Debug, Clone, Args)]
 pub struct WebhookConfig {
-    /// Hosts (names or IPs, as written in URLs; comma-separated) a webhook may be sent to although
-    /// they resolve to internal addresses (loopback, private, link-local…).
+    /// `host:port` pairs (comma-separated; `[v6]:port` for IPv6, `host:*` for every port) a
+    /// webhook may be sent to although they are or resolve to internal addresses (loopback,
+    /// private, link-local…). A bare host is refused at start.
     #[arg(
         long,
         env = "WEBHOOK_ALLOW_HOSTS",
@@ -95,12 +95,8 @@ impl Webhooks {
         );
         let timeout = Duration::from_secs(config.webhook_timeout_secs);
         let policy = Arc::new(Policy {
-            allow_hosts: config
-                .webhook_allow_hosts
-                .iter()
-                .map(|h| h.trim().to_owned())
-                .filter(|h| !h.is_empty())
-                .collect::<HashSet<_>>(),
+            allow: AllowList::parse(&config.webhook_allow_hosts, "WEBHOOK_ALLOW_HOSTS")
+                .map_err(anyhow::Error::msg)?,
             max_bytes: 0,
             timeout,
             max_redirects: 0,
@@ -158,19 +154,13 @@ impl Webhooks {
         let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
             return Ok(url);
         };
-        if self.policy.allows(host) {
+        if self.policy.allows(&url) {
             return Ok(url);
         }
-        if let Ok(addrs) = tokio::net::lookup_host((host, port)).await {
-            for addr in addrs {
-                if !fetch::is_public(addr.ip()) {
-                    return Err(FetchError::Forbidden(format!(
-                        "{host} resolves to {}, a loopback, private, link-local or otherwise \
-                         internal address; add the host to WEBHOOK_ALLOW_HOSTS to allow it",
-                        addr.ip()
-                    )));
-                }
-            }
+        if let Ok(mut addrs) = tokio::net::lookup_host((host, port)).await
+            && addrs.any(|addr| !fetch::is_public(addr.ip()))
+        {
+            return Err(fetch::resolves_internal(host, "WEBHOOK_ALLOW_HOSTS"));
         }
         Ok(url)
     }

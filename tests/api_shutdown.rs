@@ -69,6 +69,7 @@ async fn sigterm_lets_an_upload_in_flight_finish_and_refuses_new_connections(poo
     let mut server = Command::new(env!("CARGO_BIN_EXE_prostream"))
         .arg("serve")
         .env("BIND_ADDR", &addr)
+        .env("METRICS_ADDR", format!("127.0.0.1:{}", free_port()))
         .env("DATABASE_URL", &database_url)
         .env("REDIS_URL", &redis_url)
         .env("QUEUE_NAME", format!("prostream-test:{id}"))

@@ -29,6 +29,9 @@ SECRET_KEYS = {"DATABASE_URL", "REDIS_URL", "PLAYBACK_SIGNING_KEYS", "S3_ACCESS_
 STORAGE_KEYS = {"STORAGE_BACKEND", "S3_BUCKET", "S3_ENDPOINT", "S3_REGION", "S3_PATH_STYLE", "S3_PREFIX",
                 "S3_PUBLIC_ENDPOINT"}
 KEDA_KEYS = {"REDIS_ADDRESS", "REDIS_PASSWORD"}  # read by KEDA's redis scaler, not by the binaries
+# Compose generates the playback signing key into a volume and points the API at it; Kubernetes takes
+# PLAYBACK_SIGNING_KEYS from the Secret (the operator's own key), so this one is Compose's only.
+COMPOSE_ONLY_KEYS = {"PLAYBACK_SIGNING_KEYS_FILE"}
 
 
 def load(path):
@@ -105,7 +108,7 @@ def policy(path, compose_json):
     expected = {}
     for svc in ("api", "worker"):
         for key, value in compose.get(svc, {}).get("environment", {}).items():
-            if key not in SECRET_KEYS:
+            if key not in SECRET_KEYS | COMPOSE_ONLY_KEYS:
                 expected[key] = "" if value is None else str(value)
     for key in sorted(set(expected) | set(settings)):
         if key not in settings:

@@ -30,6 +30,9 @@ start_stack() {
     mkdir -p "$MEDIA_ROOT"
     port=$(free_port)
     export BIND_ADDR="127.0.0.1:$port" STACK_URL="http://127.0.0.1:$port"
+    # The API's metrics listener, on a port of its own (the default 9090 may be taken).
+    metrics_port=$(free_port)
+    export METRICS_ADDR="127.0.0.1:$metrics_port" STACK_METRICS_URL="http://127.0.0.1:$metrics_port/metrics"
 
     # The API refuses to start without a key that signs private videos' playback URLs.
     PLAYBACK_SIGNING_KEYS=${PLAYBACK_SIGNING_KEYS:-stack:$(head -c 32 /dev/urandom | base64 | tr -d '\n')}

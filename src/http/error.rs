@@ -39,7 +39,7 @@ error_codes! {
     InvalidCursor = "invalid_cursor": "The `cursor` is not a video id from an earlier page.",
     InvalidLimit = "invalid_limit": "`limit` is not a number from 1 to 100.",
     InvalidStatus = "invalid_status": "`status` is not one of the job states.",
-    InvalidTitle = "invalid_title": "The title is empty or longer than 200 characters.",
+    InvalidTitle = "invalid_title": "The title is empty, longer than 200 characters, or holds a control character (newline, escape…), U+2028/U+2029 or a bidi embedding, override or isolate (U+202A-U+202E, U+2066-U+2069).",
     InvalidQuery = "invalid_query": "The query string cannot be read (e.g. a parameter given twice).",
     InvalidPath = "invalid_path": "The path is not valid UTF-8 once percent-decoded.",
     InvalidJson = "invalid_json": "The JSON body cannot be read (URL ingest, webhooks).",

@@ -1,4 +1,6 @@
-//! `GET /healthz` (the process answers) and `GET /readyz` (its dependencies answer).
+//! `GET /healthz` (the process answers) and `GET /readyz` (its dependencies answer) on the API's
+//! port; `GET /metrics` on a listener of its own (METRICS_ADDR), since job counts and queue depth
+//! are nobody else's business.
 
 use std::time::Duration;
 
@@ -19,7 +21,22 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(readyz))
-        .routes(routes!(metrics))
+}
+
+/// The metrics listener's routes: `GET /metrics`, nothing else.
+pub fn metrics_router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(metrics))
+        .with_state(state)
+}
+
+/// `/metrics` on the API's port: a 404 that says where the metrics are.
+pub async fn metrics_elsewhere() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+        "metrics are not served on the API's port: scrape METRICS_ADDR (default 127.0.0.1:9090)",
+    )
 }
 
 #[derive(Serialize, ToSchema)]
@@ -32,13 +49,6 @@ pub struct Status {
 /// Prometheus text format: this process' counters, plus gauges read fresh
 /// from Postgres (jobs by state) and Redis (queue depth) at each scrape, so
 /// every API replica reports the same truth.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses(
-        (status = 200, description = "Prometheus text exposition format", body = String,
-         content_type = "text/plain; version=0.0.4"),
-        (status = 500, description = "Postgres did not answer", body = Problem,
-         content_type = "application/problem+json"),
-    ))]
 async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     use std::fmt::Write;
     let mut text = telemetry::handle().render();

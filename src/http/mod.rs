@@ -75,6 +75,11 @@ pub struct AppState {
     pub segment_cache: segment_cache::SegmentCache,
 }
 
+/// The metrics listener (METRICS_ADDR): `GET /metrics` in the Prometheus text format.
+pub fn metrics_router(state: AppState) -> Router {
+    health::metrics_router(state)
+}
+
 /// The whole API. `cors_origin` is `*` or a comma-separated list of origins.
 pub fn api_router(state: AppState, cors_origin: &str) -> Router {
     // The recorder must exist before the first request counts anything.
@@ -83,6 +88,7 @@ pub fn api_router(state: AppState, cors_origin: &str) -> Router {
     let app = router
         .merge(docs::ui(openapi))
         .merge(web::router())
+        .route("/metrics", axum::routing::get(health::metrics_elsewhere))
         .with_state(state);
     let traced = |app: Router| {
         app.layer(

@@ -8,7 +8,7 @@
 //! another instance (or this one restarted) takes it over once the lease
 //! runs out.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Json,
@@ -30,7 +30,7 @@ use super::{
 };
 use crate::{
     db::{self, Visibility},
-    fetch::{self, FetchError, Policy},
+    fetch::{self, AllowList, FetchError, Policy},
     media, queue,
     storage::TempFile,
 };
@@ -44,8 +44,9 @@ const MAX_URL_CHARS: usize = 2048;
 /// URL ingest settings.
 #[derive(Debug, Clone, Args)]
 pub struct IngestConfig {
-    /// Hosts (names or IPs, as written in URLs; comma-separated) that URL ingest may fetch even
-    /// though they resolve to internal addresses (loopback, private, link-local…).
+    /// `host:port` pairs (comma-separated; `[v6]:port` for IPv6, `host:*` for every port) that
+    /// URL ingest may fetch even though they are or resolve to internal addresses (loopback,
+    /// private, link-local…). A bare host is refused at start.
     #[arg(
         long,
         env = "URL_INGEST_ALLOW_HOSTS",
@@ -76,12 +77,8 @@ pub struct Downloads {
 impl Downloads {
     pub fn new(config: &IngestConfig, max_bytes: u64) -> anyhow::Result<Self> {
         let policy = Arc::new(Policy {
-            allow_hosts: config
-                .url_ingest_allow_hosts
-                .iter()
-                .map(|h| h.trim().to_owned())
-                .filter(|h| !h.is_empty())
-                .collect::<HashSet<_>>(),
+            allow: AllowList::parse(&config.url_ingest_allow_hosts, "URL_INGEST_ALLOW_HOSTS")
+                .map_err(anyhow::Error::msg)?,
             max_bytes,
             timeout: Duration::from_secs(config.url_ingest_timeout_secs),
             max_redirects: config.url_ingest_max_redirects,
@@ -102,7 +99,7 @@ pub struct UrlIngest {
     /// An http URL of a video or audio file (https is not supported yet).
     #[schema(example = "http://example.com/clip.mp4")]
     pub url: String,
-    /// 1-200 characters; default: the URL's file name.
+    /// 1-200 characters, no control or bidi-override characters; default: the URL's file name.
     pub title: Option<String>,
     /// `public` or `private`; default: `?visibility=`, else the server's `DEFAULT_VISIBILITY`.
     pub visibility: Option<Visibility>,

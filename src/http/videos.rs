@@ -52,7 +52,7 @@ pub struct UploadForm {
     /// The video or audio file.
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
-    /// 1-200 characters; default: the file name.
+    /// 1-200 characters, no control or bidi-override characters; default: the file name.
     title: Option<String>,
 }
 
@@ -193,7 +193,7 @@ impl VideoOut {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UploadParams {
-    /// 1-200 characters; default: the multipart `title` field, else the file name, else `Untitled`.
+    /// 1-200 characters, no control or bidi-override characters; default: the multipart `title` field, else the file name, else `Untitled`.
     title: Option<String>,
     /// `public` or `private`; default: the server's `DEFAULT_VISIBILITY`.
     #[param(value_type = Option<Visibility>)]
@@ -370,7 +370,7 @@ pub async fn get_video(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VideoPatch {
-    /// 1-200 characters.
+    /// 1-200 characters, no control or bidi-override characters.
     pub title: Option<String>,
     /// `public` or `private`. Signed URLs issued while private keep working until they expire.
     pub visibility: Option<Visibility>,

@@ -219,7 +219,9 @@ async fn health_and_readiness_answer(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
-async fn metrics_report_jobs_by_state_queue_depth_and_uploads(pool: PgPool) {
+async fn metrics_on_the_metrics_listener_report_jobs_by_state_queue_depth_and_uploads(
+    pool: PgPool,
+) {
     let app = TestApp::spawn(pool).await;
     let fixtures = scratch();
     let clip = make_clip(&fixtures, "m.mp4", 1, 160, 120, false).await;
@@ -228,8 +230,20 @@ async fn metrics_report_jobs_by_state_queue_depth_and_uploads(pool: PgPool) {
     let (status, _) = app.upload_bytes(b"not a video".to_vec(), "video/mp4").await;
     assert_eq!(status, 415);
 
-    let response = app.http.get(app.url("/metrics")).send().await.unwrap();
+    let metrics = app.serve_metrics().await;
+    let response = app
+        .http
+        .get(format!("{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     let text = response.text().await.unwrap();
     for line in [
         "prostream_jobs{state=\"queued\"} 2",
@@ -252,6 +266,28 @@ async fn metrics_report_jobs_by_state_queue_depth_and_uploads(pool: PgPool) {
     );
     app.shutdown().await;
     std::fs::remove_dir_all(fixtures).unwrap();
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn metrics_are_not_served_on_the_api_port(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = app.new_key("metrics-admin", true).await;
+    for key in [None, Some(&app.key), Some(&admin)] {
+        let mut request = reqwest::Client::new().get(app.url("/metrics"));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 404);
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "not_found");
+        assert!(body["detail"].as_str().unwrap().contains("METRICS_ADDR"));
+    }
+    app.shutdown().await;
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]

@@ -160,7 +160,7 @@ pub async fn tus_options(State(state): State<AppState>, _caller: Caller) -> Resp
         ("Upload-Length" = String, Header, pattern = "^[0-9]+$",
          description = "Size of the whole file in bytes (digits), at most MAX_UPLOAD_BYTES"),
         ("Upload-Metadata" = String, Header, description = "Comma-separated `key base64(value)` pairs; \
-          `filename` and `title` (1-200 characters) are used, other keys are kept"),
+          `filename` and `title` (1-200 characters, no control or bidi-override characters) are used, other keys are kept"),
         ("Upload-Checksum" = String, Header, description = "`sha1 <base64 digest>` of the body, when it carries a chunk"),
     ),
     request_body(description = "Optionally, the first bytes of the file (creation-with-upload)",

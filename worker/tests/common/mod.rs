@@ -57,11 +57,12 @@ pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-/// Webhooks as the tests use them: loopback receivers allowed, a 2 s timeout, retries after
+/// Webhooks as the tests use them: loopback receivers (on any port) allowed, a 2 s timeout, retries after
 /// 0.05 s, 3 s, 18 s… (the spec's schedule scaled down 100 times).
 pub fn test_webhook_config() -> prostream::webhooks::WebhookConfig {
     prostream::webhooks::WebhookConfig {
-        webhook_allow_hosts: vec!["127.0.0.1".into()],
+        // Receivers listen on ports chosen by the system: every port of 127.0.0.1.
+        webhook_allow_hosts: vec!["127.0.0.1:*".into()],
         webhook_timeout_secs: 2,
         webhook_concurrency: 8,
         webhook_retry_base_secs: 0.05,
@@ -72,7 +73,7 @@ pub fn test_webhook_config() -> prostream::webhooks::WebhookConfig {
 /// URL ingest as the tests use it: loopback test servers allowed, short limits.
 pub fn test_ingest_config() -> url_ingest::IngestConfig {
     url_ingest::IngestConfig {
-        url_ingest_allow_hosts: vec!["127.0.0.1".into()],
+        url_ingest_allow_hosts: vec!["127.0.0.1:*".into()],
         url_ingest_timeout_secs: 20,
         url_ingest_max_redirects: 3,
         url_ingest_concurrency: 4,
@@ -283,6 +284,16 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// Serves the API's metrics listener (METRICS_ADDR in `prostream serve`) on a port of its
+    /// own; returns its base URL. It stops with the test's runtime.
+    pub async fn serve_metrics(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = prostream::http::metrics_router(self.api.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        base
     }
 
     /// A job context as a worker process would build it.
