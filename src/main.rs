@@ -206,14 +206,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let metrics = prostream::http::metrics_router(state.clone());
     let app = api_router(state, &args.cors_origin);
-    let listener = tokio::net::TcpListener::bind(args.bind_addr)
-        .await
-        .with_context(|| format!("cannot listen on {} (BIND_ADDR)", args.bind_addr))?;
-    tracing::info!(addr = %listener.local_addr()?, "ProStream API listening");
+    // Bound first: once the API says it listens, both listeners answer.
     let metrics_listener = tokio::net::TcpListener::bind(args.metrics_addr)
         .await
         .with_context(|| format!("cannot listen on {} (METRICS_ADDR)", args.metrics_addr))?;
     tracing::info!(addr = %metrics_listener.local_addr()?, "metrics served at /metrics");
+    let listener = tokio::net::TcpListener::bind(args.bind_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (BIND_ADDR)", args.bind_addr))?;
+    tracing::info!(addr = %listener.local_addr()?, "ProStream API listening");
     // Scrapes are short: this listener simply ends with the process.
     tokio::spawn(async move {
         if let Err(err) = axum::serve(metrics_listener, metrics).await {

@@ -222,7 +222,7 @@ mod tests {
             "first strong\u{2068}",
         ] {
             let err = choose_title(Some(bad.into()), None).unwrap_err();
-            assert_eq!(err.code, ErrorCode::InvalidTitle, "{bad:?}");
+            assert_eq!(err.code(), ErrorCode::InvalidTitle.as_str(), "{bad:?}");
         }
         for good in [
             "Ünïcode title",
