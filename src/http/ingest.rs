@@ -208,17 +208,17 @@ mod tests {
             "esc\u{1b}[31m",
             "nul\0",
             "del\u{7f}",
-            "c1\u{85}",
+            "c1\u{85}x",
             "c1\u{9b}",
-            "sep\u{2028}",
-            "para\u{2029}",
+            "sep\u{2028}x",
+            "para\u{2029}x",
             "evil\u{202E}4pm.exe",
             "embed\u{202A}x",
             "isolate\u{2066}x\u{2069}",
             "first strong\u{2068}",
         ] {
             let err = choose_title(Some(bad.into()), None).unwrap_err();
-            assert_eq!(err.code, ErrorCode::InvalidTitle, "{bad:?}");
+            assert_eq!(err.code(), "invalid_title", "{bad:?}");
         }
         for good in [
             "Ünïcode title",
