@@ -105,7 +105,8 @@ async fn the_demo_opt_in_starts_with_a_loud_warning_and_metrics_listen_apart(poo
     .spawn()
     .unwrap();
 
-    // The warning is logged before the API listens; read the log until it says it listens.
+    // The warning is logged before the API listens; read the log until both listeners are bound
+    // (the metrics one is bound second).
     let mut log = BufReader::new(server.stdout.take().unwrap()).lines();
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -129,11 +130,17 @@ async fn the_demo_opt_in_starts_with_a_loud_warning_and_metrics_listen_apart(poo
     tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
 
     let client = reqwest::Client::new();
-    let scraped = client
-        .get(format!("http://{metrics}/metrics"))
-        .send()
-        .await
-        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let scraped = loop {
+        match client.get(format!("http://{metrics}/metrics")).send().await {
+            Ok(response) => break response,
+            Err(err) if Instant::now() < deadline => {
+                let _ = err;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => panic!("the metrics listener does not answer: {err}; log: {seen:#?}"),
+        }
+    };
     assert_eq!(scraped.status(), 200);
     assert!(
         scraped.headers()["content-type"]
