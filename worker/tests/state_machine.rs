@@ -868,24 +868,26 @@ async fn settle(world: &World) {
 async fn check(world: &World) {
     let seed = world.seed;
     no_superseded_write_succeeded(world);
-    let log = world.log.lock().unwrap();
-    let refused = log.writes.iter().filter(|w| !w.ok).count();
-    let readies = log
-        .writes
-        .iter()
-        .filter(|w| w.ok && w.kind == Kind::Ready)
-        .count();
-    eprintln!(
-        "{} claims, {} fenced writes ({refused} refused), {readies} ready, {} crashed",
-        log.claims.len(),
-        log.writes.len(),
-        log.crashed
-    );
-    assert!(
-        readies > 0 && refused > 0,
-        "the run exercised too little (seed {seed})"
-    );
-    drop(log);
+    // The guard lives in this block alone: nothing below may hold it across an await.
+    {
+        let log = world.log.lock().unwrap();
+        let refused = log.writes.iter().filter(|w| !w.ok).count();
+        let readies = log
+            .writes
+            .iter()
+            .filter(|w| w.ok && w.kind == Kind::Ready)
+            .count();
+        eprintln!(
+            "{} claims, {} fenced writes ({refused} refused), {readies} ready, {} crashed",
+            log.claims.len(),
+            log.writes.len(),
+            log.crashed
+        );
+        assert!(
+            readies > 0 && refused > 0,
+            "the run exercised too little (seed {seed})"
+        );
+    }
     let deleted = world.deleted.lock().unwrap().clone();
     let mut ready_dirs = HashSet::new();
     let mut originals = HashSet::new();
