@@ -44,6 +44,18 @@ impl Limits {
     }
 }
 
+/// The limits that apply to `owner_id`: its own overrides, else the API's defaults.
+async fn limits_of(
+    state: &AppState,
+    conn: &mut PgConnection,
+    owner_id: Uuid,
+) -> Result<Limits, ApiError> {
+    Ok(Limits::of(
+        &state.policy,
+        db::owners::overrides(conn, owner_id).await?,
+    ))
+}
+
 /// Admits one more upload of `caller`'s owner: refuses it (413) when `announced` bytes would not
 /// fit in the storage quota, then counts it against today's uploads (429 once they are used).
 pub async fn admit_upload(
@@ -55,10 +67,7 @@ pub async fn admit_upload(
         return Ok(());
     };
     let mut conn = state.pool.acquire().await?;
-    let limits = Limits::of(
-        &state.policy,
-        db::owners::overrides(&mut conn, owner_id).await?,
-    );
+    let limits = limits_of(state, &mut conn, owner_id).await?;
     if let Some(bytes) = announced {
         check_storage(&mut conn, owner_id, limits, bytes).await?;
     }
@@ -105,10 +114,7 @@ pub async fn room_left(state: &AppState, caller: &Caller) -> Result<Option<u64>,
         return Ok(None);
     };
     let mut conn = state.pool.acquire().await?;
-    let limits = Limits::of(
-        &state.policy,
-        db::owners::overrides(&mut conn, owner_id).await?,
-    );
+    let limits = limits_of(state, &mut conn, owner_id).await?;
     let Some(max) = limits.max_bytes else {
         return Ok(None);
     };
@@ -123,10 +129,7 @@ pub async fn check_room(state: &AppState, caller: &Caller, bytes: u64) -> Result
         return Ok(());
     };
     let mut conn = state.pool.acquire().await?;
-    let limits = Limits::of(
-        &state.policy,
-        db::owners::overrides(&mut conn, owner_id).await?,
-    );
+    let limits = limits_of(state, &mut conn, owner_id).await?;
     check_storage(&mut conn, owner_id, limits, bytes).await
 }
 

@@ -185,20 +185,8 @@ async fn json_bodies_past_64_kib_are_refused_with_413_body_too_large(pool: PgPoo
 async fn a_multipart_title_field_is_refused_at_its_limit_not_read_whole(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let prefix = format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\n");
-    let answer = send_chunked(
-        &app,
-        &multipart_head(),
-        prefix.as_bytes(),
-        b't',
-        HOSTILE_BYTES,
-    )
-    .await;
+    let answer = send_hostile_multipart(&app, &prefix, b't').await;
     assert_problem(&answer, 400, "invalid_title");
-    assert!(
-        app.entries("uploads").is_empty(),
-        "{:?}",
-        app.entries("uploads")
-    );
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
@@ -206,40 +194,32 @@ async fn multipart_part_headers_that_never_end_are_refused_with_413(pool: PgPool
     let app = TestApp::spawn(pool).await;
     // A header line that goes on and on: multer would buffer it until a blank line.
     let prefix = format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; x=\"");
-    let answer = send_chunked(
-        &app,
-        &multipart_head(),
-        prefix.as_bytes(),
-        b'h',
-        HOSTILE_BYTES,
-    )
-    .await;
+    let answer = send_hostile_multipart(&app, &prefix, b'h').await;
     assert_problem(&answer, 413, "body_too_large");
-    assert!(
-        app.entries("uploads").is_empty(),
-        "{:?}",
-        app.entries("uploads")
-    );
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn an_unknown_multipart_field_past_64_kib_is_refused_with_413(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let prefix = format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"extra\"\r\n\r\n");
+    let answer = send_hostile_multipart(&app, &prefix, b'x').await;
+    assert_problem(&answer, 413, "body_too_large");
+}
+
+/// Streams a multipart body of `prefix` and then `fill` for HOSTILE_BYTES; returns the answer once
+/// it has checked that nothing of the body stayed on disk.
+async fn send_hostile_multipart(app: &TestApp, prefix: &str, fill: u8) -> (u16, Value) {
     let answer = send_chunked(
-        &app,
+        app,
         &multipart_head(),
         prefix.as_bytes(),
-        b'x',
+        fill,
         HOSTILE_BYTES,
     )
     .await;
-    assert_problem(&answer, 413, "body_too_large");
-    assert!(
-        app.entries("uploads").is_empty(),
-        "{:?}",
-        app.entries("uploads")
-    );
+    let left = app.entries("uploads");
+    assert!(left.is_empty(), "{left:?}");
+    answer
 }
 
 /// Sends a bodiless request whose head is `head` plus the usual headers; returns the answer.
