@@ -5,8 +5,10 @@
 //! this crate without the `http` feature.
 
 pub mod auth;
+pub mod background;
 pub mod config;
 pub mod db;
+pub mod ids;
 pub mod media;
 pub mod playback;
 pub mod process;
@@ -15,8 +17,12 @@ pub mod storage;
 pub mod telemetry;
 
 #[cfg(feature = "http")]
+pub mod app;
+#[cfg(feature = "http")]
 pub mod fetch;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "http")]
+pub mod ingest;
 #[cfg(feature = "http")]
 pub mod webhooks;

@@ -32,6 +32,9 @@ pub const SWEPT: &str = "prostream_files_swept_total";
 /// Webhook delivery attempts (API), by `result`: `delivered`, `retried` (failed, tried again
 /// later) or `failed` (failed for good: the retry window is over).
 pub const WEBHOOK_DELIVERIES: &str = "prostream_webhook_attempts_total";
+/// Background loops running (1 each while it runs), by `task`: the API's `url-downloader`,
+/// `webhook-deliverer`, `upload-sweep`; the worker's `health-file`, `housekeeping`.
+pub const BACKGROUND_TASKS: &str = "prostream_background_tasks";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

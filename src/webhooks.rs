@@ -202,63 +202,59 @@ pub fn retry_delay(base: Duration, failed: i32) -> Duration {
 /// Sends due deliveries until `shutdown`. Woken by Postgres (NOTIFY at the commit of an event),
 /// by a finished attempt, and otherwise every retry base (within 250 ms to 1 s) for retries
 /// coming due.
-pub fn spawn_deliverer(pool: PgPool, webhooks: Arc<Webhooks>, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        let poll = webhooks
-            .retry_base
-            .clamp(Duration::from_millis(250), Duration::from_secs(1));
-        let lease = webhooks.timeout + Duration::from_secs(30);
-        let slots = Arc::new(Semaphore::new(webhooks.concurrency));
-        let mut listener = listen(&pool).await;
-        loop {
-            let free = slots.available_permits();
-            if free > 0 {
-                let taken = match pool.acquire().await {
-                    Ok(mut conn) => {
-                        store::take_due(&mut conn, lease, PER_ENDPOINT, free as i64).await
-                    }
-                    Err(err) => Err(err),
-                };
-                match taken {
-                    Ok(batch) => {
-                        for delivery in batch {
-                            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                                break; // cannot happen: only this loop takes permits
-                            };
-                            let (pool, webhooks) = (pool.clone(), webhooks.clone());
-                            tokio::spawn(async move {
-                                deliver(&pool, &webhooks, delivery).await;
-                                drop(permit);
-                                webhooks.wake.notify_one();
-                            });
-                        }
-                    }
-                    Err(err) => tracing::warn!(error = %err, "cannot look for webhook deliveries"),
-                }
-            }
-            let notified = async {
-                match listener.as_mut() {
-                    Some(l) => {
-                        if l.recv().await.is_err() {
-                            tokio::time::sleep(poll).await; // reconnects at the next recv
-                        }
-                    }
-                    None => std::future::pending().await,
-                }
+pub async fn run_deliverer(pool: PgPool, webhooks: Arc<Webhooks>, shutdown: CancellationToken) {
+    let poll = webhooks
+        .retry_base
+        .clamp(Duration::from_millis(250), Duration::from_secs(1));
+    let lease = webhooks.timeout + Duration::from_secs(30);
+    let slots = Arc::new(Semaphore::new(webhooks.concurrency));
+    let mut listener = listen(&pool).await;
+    loop {
+        let free = slots.available_permits();
+        if free > 0 {
+            let taken = match pool.acquire().await {
+                Ok(mut conn) => store::take_due(&mut conn, lease, PER_ENDPOINT, free as i64).await,
+                Err(err) => Err(err),
             };
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = notified => {}
-                () = webhooks.wake.notified() => {}
-                () = tokio::time::sleep(poll) => {}
-            }
-            if pool.is_closed() {
-                // The listener keeps its connection checked out (a closed pool makes `recv` fail,
-                // but does not take the connection back): drop it, or `Pool::close` waits forever.
-                return;
+            match taken {
+                Ok(batch) => {
+                    for delivery in batch {
+                        let Ok(permit) = slots.clone().try_acquire_owned() else {
+                            break; // cannot happen: only this loop takes permits
+                        };
+                        let (pool, webhooks) = (pool.clone(), webhooks.clone());
+                        tokio::spawn(async move {
+                            deliver(&pool, &webhooks, delivery).await;
+                            drop(permit);
+                            webhooks.wake.notify_one();
+                        });
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "cannot look for webhook deliveries"),
             }
         }
-    });
+        let notified = async {
+            match listener.as_mut() {
+                Some(l) => {
+                    if l.recv().await.is_err() {
+                        tokio::time::sleep(poll).await; // reconnects at the next recv
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = notified => {}
+            () = webhooks.wake.notified() => {}
+            () = tokio::time::sleep(poll) => {}
+        }
+        if pool.is_closed() {
+            // The listener keeps its connection checked out (a closed pool makes `recv` fail,
+            // but does not take the connection back): drop it, or `Pool::close` waits forever.
+            return;
+        }
+    }
 }
 
 async fn listen(pool: &PgPool) -> Option<PgListener> {

@@ -10,7 +10,7 @@ use axum::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::media::ProbeError;
+use crate::{ingest::IngestError, media::ProbeError};
 
 /// Declares [`ErrorCode`] with each variant's wire name and meaning, once.
 macro_rules! error_codes {
@@ -230,6 +230,41 @@ impl From<ProbeError> for ApiError {
         };
         debug_assert_eq!(code.as_str(), err.code());
         Self::new(status, code, err.to_string())
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(err: IngestError) -> Self {
+        let detail = err.to_string();
+        let (status, code) = match err {
+            IngestError::Probe(probe) => return probe.into(),
+            IngestError::InvalidTitle(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidTitle),
+            IngestError::InvalidVisibility(_) => {
+                (StatusCode::BAD_REQUEST, ErrorCode::InvalidVisibility)
+            }
+            IngestError::InvalidUrl(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidUrl),
+            IngestError::UrlForbidden(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::UrlForbidden)
+            }
+            IngestError::StorageQuotaExceeded { .. } | IngestError::CutOffAtQuota { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::StorageQuotaExceeded,
+            ),
+            IngestError::UploadQuotaExceeded {
+                retry_after_secs, ..
+            } => {
+                return Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorCode::UploadQuotaExceeded,
+                    detail,
+                )
+                .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            other @ (IngestError::LostUpload(_)
+            | IngestError::Database(_)
+            | IngestError::Storage(_)) => return Self::internal(other),
+        };
+        Self::new(status, code, detail)
     }
 }
 

@@ -36,6 +36,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use serde::Deserialize;
 use time::OffsetDateTime;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
@@ -46,13 +47,13 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     AppState,
     error::{ApiError, ErrorCode, Problem},
-    extract::Path,
-    videos::{BinaryFile, PlaybackOut, parse_id},
+    extract::{Id, Path},
+    wire::BinaryFile,
 };
 use crate::{
-    db::Visibility,
+    ids::VideoId,
     media::HLS_TARGET_DURATION_SECS,
-    playback::{Signer, TokenError},
+    playback::TokenError,
     storage::{Served, Want, is_plain_file_name},
 };
 
@@ -74,6 +75,21 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_hls_file))
         .routes(routes!(get_signed_hls_file))
+}
+
+/// `{attempt}/{file}` of a public HLS URL (the `{id}` is read as [`Id`]).
+#[derive(Deserialize)]
+pub struct HlsFile {
+    attempt: String,
+    file: String,
+}
+
+/// `{token}/{attempt}/{file}` of a signed HLS URL.
+#[derive(Deserialize)]
+pub struct SignedHlsFile {
+    token: String,
+    attempt: String,
+    file: String,
 }
 
 /// Playlists change while the video encodes; everything else is written once.
@@ -116,35 +132,6 @@ fn cache_control(change: Change, access: Access, now: OffsetDateTime) -> HeaderV
     }
 }
 
-/// The `playback` of a playable video: plain URLs for a public video; for a private one, URLs
-/// signed for [`Signer::ttl`] and their expiry.
-pub(super) fn playback_out(
-    signer: &Signer,
-    video_id: Uuid,
-    visibility: Visibility,
-    attempt_key: &str,
-    with_poster: bool,
-) -> PlaybackOut {
-    let (base, expires_at) = match visibility {
-        Visibility::Public => (format!("/v1/videos/{video_id}/hls/{attempt_key}"), None),
-        Visibility::Private => {
-            let signed = signer.sign(video_id, OffsetDateTime::now_utc());
-            (
-                format!(
-                    "/v1/videos/{video_id}/signed/{}/{attempt_key}",
-                    signed.token
-                ),
-                Some(signed.expires_at),
-            )
-        }
-    };
-    PlaybackOut {
-        hls: format!("{base}/master.m3u8"),
-        poster: with_poster.then(|| format!("{base}/poster.jpg")),
-        expires_at,
-    }
-}
-
 /// An HLS file of a **public** video: `master.m3u8` (the URL in `playback.hls`), the rendition
 /// playlists, init and media segments, and `poster.jpg`. Supports `Range`, `HEAD` and conditional
 /// requests. A private (or unknown) video answers 403 `playback_token_required`: its files are
@@ -175,10 +162,11 @@ pub(super) fn playback_out(
     ))]
 pub async fn get_hls_file(
     State(state): State<AppState>,
-    Path((id, attempt, file)): Path<(String, String, String)>,
+    Id(id): Id<VideoId>,
+    Path(HlsFile { attempt, file }): Path<HlsFile>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
+    let id = id.get();
     check_names(&attempt, &file)?;
     if !state.public_videos.is_public(&state.pool, id).await? {
         return Err(ApiError::new(
@@ -221,10 +209,15 @@ pub async fn get_hls_file(
     ))]
 pub async fn get_signed_hls_file(
     State(state): State<AppState>,
-    Path((id, token, attempt, file)): Path<(String, String, String, String)>,
+    Id(id): Id<VideoId>,
+    Path(SignedHlsFile {
+        token,
+        attempt,
+        file,
+    }): Path<SignedHlsFile>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
+    let id = id.get();
     let expires_at = state
         .playback
         .verify(id, &token, OffsetDateTime::now_utc())

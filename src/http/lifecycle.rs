@@ -12,11 +12,12 @@ use super::{
     AppState,
     auth::Caller,
     error::{ApiError, ErrorCode, Problem},
-    extract::Path,
-    videos::{VideoOut, load_video, parse_id},
+    extract::Id,
+    wire::{VideoOut, load_video},
 };
 use crate::{
     db::{self, JobState},
+    ids::VideoId,
     queue, storage,
 };
 
@@ -43,9 +44,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub async fn cancel_video(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Id(id): Id<VideoId>,
 ) -> Result<Json<VideoOut>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = id.get();
     let mut conn = visible(&state, &caller, id).await?;
     if !db::jobs::cancel(&mut conn, id).await? {
         match db::jobs::state_of(&mut conn, id).await? {
@@ -85,9 +86,9 @@ pub async fn cancel_video(
 pub async fn retry_video(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Id(id): Id<VideoId>,
 ) -> Result<(StatusCode, Json<VideoOut>), ApiError> {
-    let id = parse_id(&id)?;
+    let id = id.get();
     let mut conn = visible(&state, &caller, id).await?;
     let Some((job_id, new_state)) = db::jobs::retry(&mut conn, id).await? else {
         return Err(match db::jobs::state_of(&mut conn, id).await? {
@@ -108,7 +109,7 @@ pub async fn retry_video(
     let video = load_video(&state, id, caller.scope()).await?;
     if new_state == JobState::Downloading {
         // Its download never finished: the downloader takes it again.
-        super::url_ingest::wake(&state);
+        state.ingest.wake_downloader();
     } else if let Err(err) = queue::push(&state.queue, job_id).await {
         // Queued in Postgres already; the reconciler pushes it.
         tracing::warn!(%job_id, error = %err, "retry recorded but not pushed to Redis");
@@ -145,9 +146,9 @@ async fn visible(
 pub async fn delete_video(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Id(id): Id<VideoId>,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_id(&id)?;
+    let id = id.get();
     let mut conn = state.pool.acquire().await?;
     let source = db::videos::delete(&mut conn, id, caller.scope())
         .await?

@@ -5,25 +5,25 @@ pub mod error;
 mod extract;
 mod health;
 mod hls;
-mod ingest;
 mod lifecycle;
 pub mod limits;
 mod owners;
 pub mod public_videos;
-pub mod quotas;
 pub mod segment_cache;
 pub mod serve;
+mod state;
 pub mod tus;
 mod upload;
-pub mod url_ingest;
-pub mod videos;
+mod url_ingest;
+mod videos;
 mod web;
 mod webhooks;
+mod wire;
+
+pub use state::AppState;
 
 pub use docs::openapi;
 mod docs;
-
-use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -31,49 +31,10 @@ use axum::{
     extract::{DefaultBodyLimit, MatchedPath},
     http::{HeaderName, HeaderValue, Method, Request, header},
 };
-use redis::aio::ConnectionManager;
-use sqlx::PgPool;
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     trace::TraceLayer,
 };
-
-use crate::{
-    config::{MediaLimits, OwnerPolicy},
-    queue::TranscodeQueue,
-    storage::{MediaRoot, Storage},
-};
-
-/// Everything a handler needs; cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-    pub queue: TranscodeQueue,
-    pub redis: ConnectionManager,
-    /// This process' disk: uploads arrive and are probed here, resumable uploads wait here.
-    pub media: MediaRoot,
-    /// Where accepted originals and the published HLS output live (the same volume, or S3).
-    pub store: Storage,
-    pub limits: Arc<MediaLimits>,
-    pub ffprobe: Arc<PathBuf>,
-    pub probe_timeout: Duration,
-    /// Attempts a new job gets before it is `failed` for good.
-    pub max_attempts: i32,
-    /// URL ingest: the download policy, its HTTP client and the downloader's wake-up.
-    pub downloads: Arc<url_ingest::Downloads>,
-    /// Whether `/v1` requests need an API key.
-    pub auth: auth::AuthMode,
-    /// Default visibility of new videos and the owners' default quotas.
-    pub policy: Arc<OwnerPolicy>,
-    /// Signs and checks private videos' playback URLs.
-    pub playback: crate::playback::Signer,
-    /// Webhooks: the URL checks at registration, and the deliverer's client and settings.
-    pub webhooks: Arc<crate::webhooks::Webhooks>,
-    /// Which videos the public HLS route may serve, remembered for a moment.
-    pub public_videos: public_videos::PublicVideos,
-    /// Small segments, init segments and posters, served from memory.
-    pub segment_cache: segment_cache::SegmentCache,
-}
 
 /// The metrics listener (METRICS_ADDR): `GET /metrics` in the Prometheus text format.
 pub fn metrics_router(state: AppState) -> Router {

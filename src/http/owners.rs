@@ -11,9 +11,11 @@ use super::{
     AppState,
     auth::Caller,
     error::{ApiError, Problem},
-    quotas::Limits,
 };
-use crate::db::{self, owners::UsageRow};
+use crate::{
+    db::{self, owners::UsageRow},
+    ingest::quotas::Limits,
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -5,11 +5,10 @@ use std::collections::HashMap;
 use axum::{
     Json,
     extract::{DefaultBodyLimit, Request, State, rejection::JsonRejection},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     response::IntoResponse,
 };
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -18,12 +17,15 @@ use super::{
     AppState,
     auth::Caller,
     error::{ApiError, ErrorCode, Problem},
-    extract::{Path, Query},
-    ingest, quotas,
+    extract::{Id, Query},
     upload::{self, BodyKind},
+    url_ingest,
+    wire::{BinaryFile, VideoOut, load_video, video_location},
 };
 use crate::{
-    db::{self, JobStage, JobState, Visibility},
+    db::{self, JobState, Visibility},
+    ids::VideoId,
+    ingest::{self, Accepted, IngestError, Origin},
     storage::{MediaRoot, TempFile},
     telemetry,
 };
@@ -40,11 +42,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_video, update_video))
 }
 
-/// A file's bytes as the request or response body.
-#[derive(ToSchema)]
-#[schema(value_type = String, format = Binary)]
-pub struct BinaryFile(#[allow(dead_code)] Vec<u8>);
-
 /// `multipart/form-data` upload, as an HTML form sends it.
 #[derive(ToSchema)]
 #[allow(dead_code)]
@@ -57,137 +54,10 @@ pub struct UploadForm {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct VideoOut {
-    pub id: Uuid,
-    pub title: String,
-    /// `public`: the HLS URLs work for anyone; `private`: `playback` holds signed, expiring URLs.
-    pub visibility: Visibility,
-    pub status: JobState,
-    /// True once the video can be watched: ready, or still processing with
-    /// every rendition's first segments published.
-    pub playable: bool,
-    /// Percent done, 0-100.
-    pub progress: f32,
-    pub stage: Option<JobStage>,
-    pub error: Option<ErrorOut>,
-    pub source: SourceOut,
-    pub renditions: Vec<RenditionOut>,
-    pub playback: Option<PlaybackOut>,
-    pub attempts: i32,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub started_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub finished_at: Option<OffsetDateTime>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorOut {
-    /// Why the job failed or was refused, e.g. `transcode_failed`, `retries_exhausted`, `canceled`.
-    pub code: String,
-    pub message: String,
-}
-
-/// What was uploaded; empty (`null`s) while a URL ingest is still downloading.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SourceOut {
-    /// The URL of a URL ingest.
-    pub url: Option<String>,
-    pub duration_s: Option<f64>,
-    pub width: Option<i32>,
-    pub height: Option<i32>,
-    pub frame_rate: Option<f64>,
-    pub video_codec: Option<String>,
-    pub audio_codec: Option<String>,
-    pub size_bytes: Option<i64>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RenditionOut {
-    pub name: String,
-    pub width: Option<i32>,
-    pub height: Option<i32>,
-    pub bandwidth: i64,
-    pub average_bandwidth: i64,
-    pub codecs: String,
-    pub frame_rate: Option<f64>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PlaybackOut {
-    /// The master playlist. For a private video a signed URL (`/v1/videos/{id}/signed/{token}/…`)
-    /// that covers every file of the attempt; for a public one a plain URL.
-    pub hls: String,
-    /// The poster (JPEG), once the video is ready; signed like `hls`.
-    pub poster: Option<String>,
-    /// When the signed URLs stop working (read the video again for fresh ones); null for a
-    /// public video, whose URLs do not expire.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub expires_at: Option<OffsetDateTime>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
 pub struct VideoPage {
     pub items: Vec<VideoOut>,
     /// Pass as `cursor` to get the next page; null on the last page.
     pub next_cursor: Option<Uuid>,
-}
-
-impl VideoOut {
-    fn new(
-        row: db::videos::VideoRow,
-        renditions: Vec<db::videos::RenditionRow>,
-        signer: &crate::playback::Signer,
-    ) -> Self {
-        let ready = row.state == JobState::Ready;
-        let playable = ready || (row.state == JobState::Processing && row.playable_at.is_some());
-        let playback = row.attempt_key.as_ref().filter(|_| playable).map(|key| {
-            let poster = ready && row.has_poster;
-            super::hls::playback_out(signer, row.id, row.visibility, key, poster)
-        });
-        let error = row.error_code.map(|code| ErrorOut {
-            code,
-            message: row.error_message.unwrap_or_default(),
-        });
-        Self {
-            id: row.id,
-            title: row.title,
-            visibility: row.visibility,
-            status: row.state,
-            playable,
-            progress: row.progress,
-            stage: row.stage,
-            error,
-            source: SourceOut {
-                url: row.source_url,
-                duration_s: row.duration_s,
-                width: row.width,
-                height: row.height,
-                frame_rate: row.frame_rate,
-                video_codec: row.video_codec,
-                audio_codec: row.audio_codec,
-                size_bytes: row.size_bytes,
-            },
-            renditions: renditions
-                .into_iter()
-                .map(|r| RenditionOut {
-                    name: r.name,
-                    width: r.width,
-                    height: r.height,
-                    bandwidth: r.bandwidth,
-                    average_bandwidth: r.average_bandwidth,
-                    codecs: r.codecs,
-                    frame_rate: r.frame_rate,
-                })
-                .collect(),
-            playback,
-            attempts: row.attempts,
-            created_at: row.created_at,
-            started_at: row.started_at,
-            finished_at: row.finished_at,
-        }
-    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -210,7 +80,7 @@ pub struct UploadParams {
         (BinaryFile = "video/*"),
         (BinaryFile = "audio/*"),
         (UploadForm = "multipart/form-data"),
-        (super::url_ingest::UrlIngest = "application/json"),
+        (url_ingest::UrlIngest = "application/json"),
     )),
     responses(
         (status = 202, description = "Accepted and queued", body = VideoOut,
@@ -256,18 +126,24 @@ async fn create(
     params: UploadParams,
     request: Request,
 ) -> Result<(StatusCode, HeaderMap, Json<VideoOut>), ApiError> {
-    let visibility = ingest::choose_visibility(params.visibility.as_deref(), &state)?;
+    let visibility = ingest::parse_visibility(
+        params.visibility.as_deref(),
+        state.policy.default_visibility,
+    )?;
     // A JSON body is a URL ingest: its length says nothing of the file's.
     let json = is_json(&request);
     let announced = upload::announced_length(&request).filter(|_| !json);
-    quotas::admit_upload(&state, &caller, announced).await?;
+    state
+        .ingest
+        .admit_upload(caller.owner_id, announced)
+        .await?;
     if json {
-        let asked = super::url_ingest::Asked {
+        let asked = url_ingest::Asked {
             title: params.title,
             visibility,
             caller,
         };
-        super::url_ingest::create_from_url(state, asked, request).await
+        url_ingest::create_from_url(state, asked, request).await
     } else {
         accept_upload(state, caller, params.title, visibility, request).await
     }
@@ -294,7 +170,7 @@ async fn accept_upload(
     let kind = upload::body_kind(&request)?;
     upload::check_announced_length(&request, cap)?;
     // A body of unknown length streams no further than the owner's quota has room for.
-    let room = quotas::room_left(&state, &caller).await?;
+    let room = state.ingest.room_left(caller.owner_id).await?;
     let limit = room.map_or(cap, |room| room.min(cap));
     let file = TempFile::new(state.media.incoming_path());
     let received = match kind {
@@ -303,13 +179,16 @@ async fn accept_upload(
     }
     .map_err(|err| match room {
         Some(room) if room < cap && err.code() == ErrorCode::UploadTooLarge.as_str() => {
-            quotas::cut_off_at_quota(room)
+            IngestError::CutOffAtQuota { room }.into()
         }
         _ => err,
     })?;
-    quotas::check_room(&state, &caller, received.size).await?;
+    state
+        .ingest
+        .check_room(caller.owner_id, received.size)
+        .await?;
     let title = ingest::choose_title(title.or(received.title), received.filename.as_deref())?;
-    let info = ingest::probe(&state, received.file.path()).await?;
+    let info = state.ingest.probe(received.file.path()).await?;
 
     let video_id = Uuid::now_v7();
     let dest = MediaRoot::source_relative(video_id);
@@ -319,7 +198,7 @@ async fn accept_upload(
         .await
         .map_err(ApiError::internal)?;
     // From here the original is in place: if recording fails, take it away again.
-    let accepted = ingest::Accepted {
+    let accepted = Accepted {
         video_id,
         title,
         owner_id: caller.owner_id,
@@ -327,22 +206,21 @@ async fn accept_upload(
         size: received.size,
         info,
     };
-    if let Err(err) = ingest::record_and_enqueue(&state, accepted, ingest::Origin::Direct).await {
+    if let Err(err) = state
+        .ingest
+        .record_and_enqueue(accepted, Origin::Direct)
+        .await
+    {
         if let Err(e) = state.store.remove_original(&dest).await {
             tracing::warn!(%video_id, error = %e, "could not remove the original of an upload not recorded");
         }
-        return Err(err);
+        return Err(err.into());
     }
 
     let video = load_video(&state, video_id, caller.scope()).await?;
     let mut headers = HeaderMap::new();
     headers.insert(header::LOCATION, video_location(video_id));
     Ok((StatusCode::ACCEPTED, headers, Json(video)))
-}
-
-/// `/v1/videos/{id}` as a header value.
-pub(super) fn video_location(video_id: Uuid) -> HeaderValue {
-    HeaderValue::from_str(&format!("/v1/videos/{video_id}")).expect("a UUID path is a valid header")
 }
 
 /// One video: status, progress, source, renditions and playback URLs.
@@ -360,10 +238,9 @@ pub(super) fn video_location(video_id: Uuid) -> HeaderValue {
 pub async fn get_video(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Id(id): Id<VideoId>,
 ) -> Result<Json<VideoOut>, ApiError> {
-    let id = parse_id(&id)?;
-    Ok(Json(load_video(&state, id, caller.scope()).await?))
+    Ok(Json(load_video(&state, id.get(), caller.scope()).await?))
 }
 
 /// What `PATCH /v1/videos/{id}` may change.
@@ -398,10 +275,10 @@ pub struct VideoPatch {
 pub async fn update_video(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Id(id): Id<VideoId>,
     body: Result<Json<serde_json::Map<String, serde_json::Value>>, JsonRejection>,
 ) -> Result<Json<VideoOut>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = id.get();
     // Read as a JSON object first: serde would also build the struct from an array.
     let Json(object) = body.map_err(|rejection| match rejection {
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
@@ -432,25 +309,6 @@ pub async fn update_video(
     drop(conn);
     state.public_videos.forget(id);
     Ok(Json(load_video(&state, id, caller.scope()).await?))
-}
-
-/// The video as `scope` (an owner, or `None` for an admin) may see it; 404 otherwise.
-pub(super) async fn load_video(
-    state: &AppState,
-    id: Uuid,
-    scope: Option<Uuid>,
-) -> Result<VideoOut, ApiError> {
-    let mut conn = state.pool.acquire().await?;
-    let row = db::videos::get(&mut conn, id, scope)
-        .await?
-        .ok_or_else(|| ApiError::not_found("this video"))?;
-    let renditions = db::videos::renditions(&mut conn, &[id]).await?;
-    Ok(VideoOut::new(row, renditions, &state.playback))
-}
-
-/// Ids that are not UUIDs cannot exist: 404 like any other unknown id.
-pub fn parse_id(id: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(id).map_err(|_| ApiError::not_found("this video"))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

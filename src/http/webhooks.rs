@@ -16,11 +16,12 @@ use super::{
     AppState,
     auth::Caller,
     error::{ApiError, ErrorCode, Problem},
-    extract::Path,
+    extract::Id,
 };
 use crate::{
     db::{self, webhooks::EventType},
     fetch::FetchError,
+    ids::WebhookId,
     webhooks,
 };
 
@@ -251,9 +252,9 @@ pub async fn list_webhooks(
 pub async fn delete_webhook(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Id(id): Id<WebhookId>,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_id(&id)?;
+    let id = id.get();
     let mut conn = state.pool.acquire().await?;
     if !db::webhooks::delete(&mut conn, id, caller.scope()).await? {
         return Err(ApiError::not_found("this webhook"));
@@ -275,9 +276,9 @@ pub async fn delete_webhook(
 pub async fn list_deliveries(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Id(id): Id<WebhookId>,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = id.get();
     let mut conn = state.pool.acquire().await?;
     if !db::webhooks::exists(&mut conn, id, caller.scope()).await? {
         return Err(ApiError::not_found("this webhook"));
@@ -312,8 +313,4 @@ pub async fn list_deliveries(
         })
         .collect();
     Ok(Json(DeliveryList { deliveries }))
-}
-
-fn parse_id(id: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(id).map_err(|_| ApiError::not_found("this webhook"))
 }

@@ -73,29 +73,25 @@ pub async fn tus_orphans(
 
 /// Sweeps this API's upload area every few minutes until `stop` fires (S3 backend: no worker
 /// sees this disk).
-pub fn spawn(media: MediaRoot, pool: PgPool, stop: CancellationToken) {
-    tokio::spawn(async move {
-        let mut timer = tokio::time::interval(API_SWEEP_INTERVAL);
-        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                _ = timer.tick() => {}
-            }
-            let swept = async {
-                let mut conn = pool.acquire().await?;
-                Ok::<_, anyhow::Error>(
-                    incoming(&media).await? + tus_orphans(&media, &mut conn).await?,
-                )
-            };
-            match swept.await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(swept = n, "removed abandoned uploads from the local disk"),
-                Err(err) => tracing::warn!(
-                    error = format!("{err:#}"),
-                    "sweeping the local upload area failed"
-                ),
-            }
+pub async fn run(media: MediaRoot, pool: PgPool, stop: CancellationToken) {
+    let mut timer = tokio::time::interval(API_SWEEP_INTERVAL);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = timer.tick() => {}
         }
-    });
+        let swept = async {
+            let mut conn = pool.acquire().await?;
+            Ok::<_, anyhow::Error>(incoming(&media).await? + tus_orphans(&media, &mut conn).await?)
+        };
+        match swept.await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(swept = n, "removed abandoned uploads from the local disk"),
+            Err(err) => tracing::warn!(
+                error = format!("{err:#}"),
+                "sweeping the local upload area failed"
+            ),
+        }
+    }
 }

@@ -1,5 +1,5 @@
 //! An upload whose last byte has arrived becomes a video through the same
-//! probe → record → enqueue path as `POST /v1/videos` ([`ingest`]).
+//! probe → record → enqueue path as `POST /v1/videos` ([`crate::ingest`]).
 //!
 //! Crash-safe and idempotent: the video's id is reserved on the upload's row
 //! before the file moves to `uploads/{video_id}` in the store (a rename on the
@@ -18,8 +18,8 @@ use crate::{
     http::{
         AppState,
         error::{ApiError, ErrorCode},
-        ingest,
     },
+    ingest::{self, Accepted, Origin},
     storage::{self, MediaRoot, TempFile},
     telemetry,
 };
@@ -90,7 +90,7 @@ async fn accept(state: &AppState, lease: &Lease, row: &UploadRow) -> Result<Uuid
             partial.display(),
         )));
     };
-    let info = ingest::probe(state, &probed).await?;
+    let info = state.ingest.probe(&probed).await?;
     drop(fetched);
     let title = ingest::choose_title(row.title.clone(), row.filename.as_deref())?;
     if here {
@@ -101,7 +101,7 @@ async fn accept(state: &AppState, lease: &Lease, row: &UploadRow) -> Result<Uuid
             .await
             .map_err(ApiError::internal)?;
     }
-    let accepted = ingest::Accepted {
+    let accepted = Accepted {
         video_id,
         title,
         owner_id: row.owner_id,
@@ -109,12 +109,12 @@ async fn accept(state: &AppState, lease: &Lease, row: &UploadRow) -> Result<Uuid
         size: row.upload_length as u64,
         info,
     };
-    let origin = ingest::Origin::Tus {
+    let origin = Origin::Tus {
         upload_id: row.id,
         lock_token: lease.token,
         keep: state.limits.upload_expiry(),
     };
-    ingest::record_and_enqueue(state, accepted, origin).await?;
+    state.ingest.record_and_enqueue(accepted, origin).await?;
     Ok(video_id)
 }
 

@@ -240,7 +240,7 @@ pub fn insert_video(headers: &mut HeaderMap, video_id: Uuid) {
     );
     headers.insert(
         header::CONTENT_LOCATION,
-        crate::http::videos::video_location(video_id),
+        crate::http::wire::video_location(video_id),
     );
 }
 

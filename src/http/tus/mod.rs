@@ -42,13 +42,17 @@ use super::{
     AppState,
     auth::Caller,
     error::{ApiError, ErrorCode, Problem},
-    extract::Path,
-    ingest, quotas, upload,
-    videos::BinaryFile,
+    extract::Id,
+    upload,
+    wire::BinaryFile,
 };
-use crate::db::{
-    self,
-    uploads::{NewUpload, UploadRow},
+use crate::{
+    db::{
+        self,
+        uploads::{NewUpload, UploadRow},
+    },
+    ids::UploadId,
+    ingest::{self, quotas},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -218,7 +222,8 @@ pub async fn create_upload(
     if let Some(title) = &meta.title {
         ingest::choose_title(Some(title.clone()), None)?;
     }
-    let visibility = ingest::choose_visibility(meta.visibility.as_deref(), &state)?;
+    let visibility =
+        ingest::parse_visibility(meta.visibility.as_deref(), state.policy.default_visibility)?;
     let with_upload = headers::is_offset_octet_stream(&headers);
     let digest = if with_upload {
         headers::checksum(&headers)?.map(ChunkDigest::new)
@@ -229,7 +234,10 @@ pub async fn create_upload(
         return Err(length_exceeded(length));
     }
     // The whole length counts against the storage quota from now on.
-    quotas::admit_upload(&state, &caller, Some(length)).await?;
+    state
+        .ingest
+        .admit_upload(caller.owner_id, Some(length))
+        .await?;
     let new = NewUpload {
         id: Uuid::now_v7(),
         length: length as i64,
@@ -369,9 +377,9 @@ async fn create(
 pub async fn head_upload(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Id(id): Id<UploadId>,
 ) -> Result<Response, ApiError> {
-    let id = parse_upload_id(&id)?;
+    let id = id.get();
     detached(head(state, caller, id)).await
 }
 
@@ -474,7 +482,7 @@ async fn head(state: AppState, caller: Caller, id: Uuid) -> Result<Response, Api
 pub async fn patch_upload(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Id(id): Id<UploadId>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -483,7 +491,7 @@ pub async fn patch_upload(
     }
     let offset = headers::upload_offset(&headers)?;
     let digest = headers::checksum(&headers)?.map(ChunkDigest::new);
-    let id = parse_upload_id(&id)?;
+    let id = id.get();
     let announced = headers::content_length(&headers);
     detached(patch(state, caller, id, offset, announced, digest, body)).await
 }
@@ -597,9 +605,9 @@ async fn patch(
 pub async fn delete_upload(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Id(id): Id<UploadId>,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_upload_id(&id)?;
+    let id = id.get();
     detached(async move {
         let (lease, row) = lease_or_refusal(&state, &caller, id).await?;
         if row.video_id.is_some() {
@@ -652,10 +660,6 @@ async fn lease_or_refusal(
             "another request is writing to this upload; try again when it has ended",
         ),
     })
-}
-
-fn parse_upload_id(id: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(id).map_err(|_| not_found())
 }
 
 fn not_found() -> ApiError {

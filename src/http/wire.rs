@@ -1,0 +1,194 @@
+//! What the API answers about a video, shared by every route that answers with one (upload, URL
+//! ingest, get, list, PATCH, cancel, retry) and by the HLS routes' playback URLs.
+
+use axum::http::HeaderValue;
+use serde::Serialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{AppState, error::ApiError};
+use crate::{
+    db::{self, JobStage, JobState, Visibility},
+    playback::Signer,
+};
+
+/// A file's bytes as the request or response body.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct BinaryFile(#[allow(dead_code)] Vec<u8>);
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VideoOut {
+    pub id: Uuid,
+    pub title: String,
+    /// `public`: the HLS URLs work for anyone; `private`: `playback` holds signed, expiring URLs.
+    pub visibility: Visibility,
+    pub status: JobState,
+    /// True once the video can be watched: ready, or still processing with
+    /// every rendition's first segments published.
+    pub playable: bool,
+    /// Percent done, 0-100.
+    pub progress: f32,
+    pub stage: Option<JobStage>,
+    pub error: Option<ErrorOut>,
+    pub source: SourceOut,
+    pub renditions: Vec<RenditionOut>,
+    pub playback: Option<PlaybackOut>,
+    pub attempts: i32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorOut {
+    /// Why the job failed or was refused, e.g. `transcode_failed`, `retries_exhausted`, `canceled`.
+    pub code: String,
+    pub message: String,
+}
+
+/// What was uploaded; empty (`null`s) while a URL ingest is still downloading.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SourceOut {
+    /// The URL of a URL ingest.
+    pub url: Option<String>,
+    pub duration_s: Option<f64>,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub frame_rate: Option<f64>,
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
+    pub size_bytes: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RenditionOut {
+    pub name: String,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub bandwidth: i64,
+    pub average_bandwidth: i64,
+    pub codecs: String,
+    pub frame_rate: Option<f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlaybackOut {
+    /// The master playlist. For a private video a signed URL (`/v1/videos/{id}/signed/{token}/…`)
+    /// that covers every file of the attempt; for a public one a plain URL.
+    pub hls: String,
+    /// The poster (JPEG), once the video is ready; signed like `hls`.
+    pub poster: Option<String>,
+    /// When the signed URLs stop working (read the video again for fresh ones); null for a
+    /// public video, whose URLs do not expire.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl VideoOut {
+    pub fn new(
+        row: db::videos::VideoRow,
+        renditions: Vec<db::videos::RenditionRow>,
+        signer: &crate::playback::Signer,
+    ) -> Self {
+        let ready = row.state == JobState::Ready;
+        let playable = ready || (row.state == JobState::Processing && row.playable_at.is_some());
+        let playback = row.attempt_key.as_ref().filter(|_| playable).map(|key| {
+            let poster = ready && row.has_poster;
+            playback_out(signer, row.id, row.visibility, key, poster)
+        });
+        let error = row.error_code.map(|code| ErrorOut {
+            code,
+            message: row.error_message.unwrap_or_default(),
+        });
+        Self {
+            id: row.id,
+            title: row.title,
+            visibility: row.visibility,
+            status: row.state,
+            playable,
+            progress: row.progress,
+            stage: row.stage,
+            error,
+            source: SourceOut {
+                url: row.source_url,
+                duration_s: row.duration_s,
+                width: row.width,
+                height: row.height,
+                frame_rate: row.frame_rate,
+                video_codec: row.video_codec,
+                audio_codec: row.audio_codec,
+                size_bytes: row.size_bytes,
+            },
+            renditions: renditions
+                .into_iter()
+                .map(|r| RenditionOut {
+                    name: r.name,
+                    width: r.width,
+                    height: r.height,
+                    bandwidth: r.bandwidth,
+                    average_bandwidth: r.average_bandwidth,
+                    codecs: r.codecs,
+                    frame_rate: r.frame_rate,
+                })
+                .collect(),
+            playback,
+            attempts: row.attempts,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+        }
+    }
+}
+
+/// The `playback` of a playable video: plain URLs for a public video; for a private one, URLs
+/// signed for [`Signer::ttl`] and their expiry.
+fn playback_out(
+    signer: &Signer,
+    video_id: Uuid,
+    visibility: Visibility,
+    attempt_key: &str,
+    with_poster: bool,
+) -> PlaybackOut {
+    let (base, expires_at) = match visibility {
+        Visibility::Public => (format!("/v1/videos/{video_id}/hls/{attempt_key}"), None),
+        Visibility::Private => {
+            let signed = signer.sign(video_id, OffsetDateTime::now_utc());
+            (
+                format!(
+                    "/v1/videos/{video_id}/signed/{}/{attempt_key}",
+                    signed.token
+                ),
+                Some(signed.expires_at),
+            )
+        }
+    };
+    PlaybackOut {
+        hls: format!("{base}/master.m3u8"),
+        poster: with_poster.then(|| format!("{base}/poster.jpg")),
+        expires_at,
+    }
+}
+
+/// The video as `scope` (an owner, or `None` for an admin) may see it; 404 otherwise.
+pub async fn load_video(
+    state: &AppState,
+    id: Uuid,
+    scope: Option<Uuid>,
+) -> Result<VideoOut, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let row = db::videos::get(&mut conn, id, scope)
+        .await?
+        .ok_or_else(|| ApiError::not_found("this video"))?;
+    let renditions = db::videos::renditions(&mut conn, &[id]).await?;
+    Ok(VideoOut::new(row, renditions, &state.playback))
+}
+
+/// `/v1/videos/{id}` as a header value.
+pub fn video_location(video_id: Uuid) -> HeaderValue {
+    HeaderValue::from_str(&format!("/v1/videos/{video_id}")).expect("a UUID path is a valid header")
+}
