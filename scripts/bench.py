@@ -571,7 +571,7 @@ def bench_fuzz():
 
 # --- 8: the job state machine under random interleavings ----------------------------------------------
 
-# At least 10,000 operations (PROSTREAM_STATE_INTERLEAVINGS of worker/tests/state_machine.rs).
+# At least 10,000 operations (PROSTREAM_STATE_INTERLEAVINGS of worker/tests/it/state_machine.rs).
 STATE_INTERLEAVINGS = int(os.environ.get("BENCH_STATE_INTERLEAVINGS", "10000"))
 
 
@@ -579,8 +579,8 @@ def bench_state_machine():
     """Runs the randomised state-machine test with many interleavings; records the count and the
     wall time of the test itself (as it prints it), and the seed to replay the run."""
     env = dict(os.environ, PROSTREAM_STATE_INTERLEAVINGS=str(STATE_INTERLEAVINGS))
-    cmd = ["bash", "scripts/test.sh", "-p", "prostream-worker", "--test", "state_machine",
-           "-E", "test(random_interleavings)", "--no-capture"]
+    cmd = ["bash", "scripts/test.sh", "-p", "prostream-worker", "--test", "it",
+           "-E", "test(/^state_machine::random_interleavings/)", "--no-capture"]
     out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     text = ANSI.sub("", out.stdout + out.stderr)
     seed = re.search(r"PROSTREAM_FUZZ_SEED=(\d+)", text)

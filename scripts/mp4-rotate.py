@@ -5,7 +5,7 @@
 
 ffmpeg 5.1 cannot write a rotation (the `rotate` tag is gone, `-display_rotation` came in 6.0),
 so this rewrites the matrix of each `tkhd` box whose track has a picture size, as a phone does.
-The same is done in Rust by the test harness (worker/tests/common/mod.rs, `set_rotation`).
+The same is done in Rust by the test harness (worker/tests/it/common/media.rs, `set_rotation`).
 """
 import struct
 import sys

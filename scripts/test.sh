@@ -12,7 +12,7 @@
 # DATABASE_URL only has to name an existing database on a server where the user may CREATE DATABASE.
 # Each test also uses its own queue name on REDIS_URL. Both are found or started by
 # scripts/lib/services.sh; ffmpeg and ffprobe must be on PATH (installed when missing and root).
-# The STORAGE_BACKEND=s3 tests (worker/tests/s3.rs) run against a real S3-compatible server started
+# The STORAGE_BACKEND=s3 tests (`s3::` in worker/tests/it) run against a real S3-compatible server started
 # here on a free loopback port (s3s-fs from crates.io, built once per machine; see services.sh).
 # The webhook tests verify what they receive with PyPI's standardwebhooks, from a virtualenv made
 # here (.dev/venv-webhooks) and named to them by PROSTREAM_WEBHOOK_PYTHON.

@@ -1,7 +1,7 @@
 // The media matrix in a real browser: what the worker makes of a rotated phone clip, an HDR (PQ)
 // clip, a 120 fps clip and an MP3 with a cover plays in headless Chromium through hls.js (the
 // page's own copy), with the picture the right way up and tone mapped. The ffprobe-level checks of
-// every case are in worker/tests/media_matrix.rs; this proves a browser agrees. Run by
+// every case are in worker/tests/it/media_matrix.rs; this proves a browser agrees. Run by
 // scripts/web-test.sh, which starts the stack and sets PROSTREAM_URL and MATRIX_DIR.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";

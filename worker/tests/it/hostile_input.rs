@@ -1,7 +1,7 @@
 //! Input from an adversary, against the real API, Postgres, Redis and ffprobe: titles that forge
 //! lines or reverse text, URLs that spell loopback in IPv6, and playback tokens minted to last.
 
-mod common;
+use crate::common;
 
 use std::{
     net::SocketAddr,

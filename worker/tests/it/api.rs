@@ -1,6 +1,6 @@
 //! Reading videos, listing them, serving HLS files, and health.
 
-mod common;
+use crate::common;
 
 use common::{TestApp, make_clip, scratch};
 use sqlx::PgPool;

@@ -3,7 +3,7 @@
 //! transcodes. And the SSRF guard: internal addresses are refused, before the
 //! first request and on every redirect hop, unless allowlisted.
 
-mod common;
+use crate::common;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 

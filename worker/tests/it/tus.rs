@@ -1,7 +1,7 @@
 //! Resumable uploads (tus 1.0.0) at `/v1/uploads`, against the real API,
 //! Postgres, Redis, ffprobe and (where the video must end `ready`) the worker.
 
-mod common;
+use crate::common;
 
 use std::{
     path::PathBuf,

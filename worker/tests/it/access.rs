@@ -1,7 +1,7 @@
 //! Who may do what: API keys on every `/v1` operation, owners who see only their own videos and
 //! uploads, admin keys that see everything, per-owner quotas, visibility, and `AUTH_MODE=open`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! The reaper, the reconciler, the sweeper and the disk check, one tick at a time.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

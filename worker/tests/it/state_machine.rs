@@ -13,7 +13,7 @@
 //! failure; the scheduling of the tasks still varies). `PROSTREAM_STATE_INTERLEAVINGS` sets how
 //! many operations run in all (default 800, a few seconds; scripts/bench.py runs 10,000).
 
-mod common;
+use crate::common;
 
 use std::{
     collections::{HashMap, HashSet},

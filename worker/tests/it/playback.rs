@@ -2,7 +2,7 @@
 //! expiring signed URLs the API hands out, which a standard player (ffmpeg here) follows from
 //! the master URL alone.
 
-mod common;
+use crate::common;
 
 use std::{
     path::Path,

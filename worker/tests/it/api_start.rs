@@ -1,6 +1,8 @@
 //! The real `prostream serve` process at start: what it refuses to start with, and what it
 //! serves where.
 
+use crate::common;
+
 use std::{
     process::Stdio,
     time::{Duration, Instant},
@@ -28,7 +30,7 @@ fn published_key() -> String {
 /// `prostream serve` with loopback addresses and `env`; nothing else from this environment
 /// but PATH.
 fn serve(env: &[(&str, String)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_prostream"));
+    let mut command = Command::new(common::prostream_bin());
     command
         .arg("serve")
         .env_clear()
@@ -188,7 +190,7 @@ async fn init_signing_key_makes_a_key_once_and_keeps_it() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("playback-signing-keys");
     let init = || {
-        Command::new(env!("CARGO_BIN_EXE_prostream"))
+        Command::new(common::prostream_bin())
             .arg("init-signing-key")
             .arg(&file)
             .output()

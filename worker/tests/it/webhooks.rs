@@ -3,7 +3,7 @@
 //! every request. Signatures are checked by an independent implementation of Standard Webhooks:
 //! PyPI's `standardwebhooks`, run by `tests/interop/verify_webhooks.py`.
 
-mod common;
+use crate::common;
 
 use std::{
     collections::VecDeque,

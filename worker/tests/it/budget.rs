@@ -1,7 +1,7 @@
 //! The work budget: a crafted file cannot buy hours of encoding with a few kilobytes, and a
 //! source whose frames × pixels exceed MAX_DECODE_PIXELS is refused at upload.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,8 @@
 //! SIGTERM on the real `prostream serve` process: it stops accepting
 //! connections, lets an upload in flight finish, and exits 0.
 
+use crate::common;
+
 use std::{
     process::Stdio,
     time::{Duration, Instant},
@@ -66,7 +68,7 @@ async fn sigterm_lets_an_upload_in_flight_finish_and_refuses_new_connections(poo
         .unwrap();
     drop(conn);
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_prostream"))
+    let mut server = Command::new(common::prostream_bin())
         .arg("serve")
         .env("BIND_ADDR", &addr)
         .env("METRICS_ADDR", format!("127.0.0.1:{}", free_port()))

@@ -4,7 +4,7 @@
 //! API + worker per group, and kept to a couple of seconds at ≤ 640×360 so
 //! the whole matrix runs in a few minutes on two cores.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

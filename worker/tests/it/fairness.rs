@@ -5,7 +5,7 @@
 //! First the rule itself, on rows inserted straight into Postgres and taken
 //! with `db::jobs::claim_next`; then end to end, with the real worker loop.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

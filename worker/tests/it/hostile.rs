@@ -4,7 +4,7 @@
 //! connection is closed. The clients speak HTTP/1.1 over a raw TCP socket so that they can
 //! misbehave exactly as an attacker would.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! parallel uploads of one owner cannot all take its last bytes; a body of unknown length is cut
 //! off where the quota ends, not at MAX_UPLOAD_BYTES.
 
-mod common;
+use crate::common;
 
 use std::sync::{
     Arc,

@@ -5,7 +5,7 @@
 //! One test runs the scenarios in order on one stack and prints a summary:
 //! jobs submitted, faults injected, jobs lost (must be 0), duplicate outputs (0).
 
-mod common;
+use crate::common;
 
 use std::{
     collections::HashSet,

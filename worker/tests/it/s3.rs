@@ -2,7 +2,7 @@
 //! scripts/test.sh): the API and the worker each have their own empty MEDIA_ROOT, so everything
 //! they exchange goes through the bucket. Each test works under a key prefix of its own.
 
-mod common;
+use crate::common;
 
 use std::{
     path::Path,

@@ -1,4 +1,4 @@
-//! Helpers of the media matrix (`tests/media_matrix.rs`): generating sources
+//! Helpers of the media matrix (`media_matrix.rs`): generating sources
 //! with ffmpeg, publishing them through the API and worker, and examining
 //! the published HLS over HTTP with ffprobe and ffmpeg.
 

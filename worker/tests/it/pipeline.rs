@@ -1,6 +1,6 @@
 //! End to end: upload over HTTP → Redis → worker → ffmpeg → HLS → poll → play.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Cancel, retry and delete, against jobs that are queued, running and done.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

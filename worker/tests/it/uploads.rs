@@ -1,6 +1,6 @@
 //! What `POST /v1/videos` refuses, and that a refusal leaves nothing behind.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
