@@ -48,7 +48,8 @@ pub struct Accepted {
     pub info: ProbeInfo,
 }
 
-/// Records the video and its job (invariant 1: committed before the push), then pushes the job.
+/// Records the video and its job (docs/design.md invariant 1: committed before the push), then
+/// pushes the job.
 pub async fn record_and_enqueue(
     state: &AppState,
     accepted: Accepted,
