@@ -39,7 +39,7 @@ pub async fn connect(url: &str) -> anyhow::Result<ConnectionManager> {
         .with_context(|| format!("cannot connect to Redis at {url}; is it running?"))
 }
 
-/// The apalis-redis settings APALIS.md recommends for minute-long jobs:
+/// The apalis-redis settings for minute-long jobs (docs/design.md, "Pitfalls"):
 /// one job per fetch (no prefetching while other replicas idle) and a short
 /// orphan window. Postgres leases remain the real guarantee.
 pub fn storage_config(queue_name: &str) -> apalis_redis::Config {
@@ -55,7 +55,7 @@ pub fn storage(conn: ConnectionManager, queue_name: &str) -> TranscodeQueue {
 }
 
 /// Pushes one delivery of `job_id`. The job row must already be committed
-/// (DESIGN.md invariant 1).
+/// (invariant 1 in docs/design.md).
 pub async fn push(
     queue: &TranscodeQueue,
     job_id: Uuid,

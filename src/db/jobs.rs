@@ -1,4 +1,4 @@
-//! Queries on `jobs`: the state machine of DESIGN.md.
+//! Queries on `jobs`: the state machine of docs/state-machine.md.
 //!
 //! Fencing by identity. Every claim of a job draws a fresh `fence` from the
 //! Postgres sequence `job_fence`, and every write made on behalf of that

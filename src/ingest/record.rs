@@ -45,8 +45,8 @@ impl Ingest {
         Ok(media::probe(&self.ffprobe, file, &self.limits, self.probe_timeout).await?)
     }
 
-    /// Records the video and its job (committed before the push, so a lost push loses
-    /// nothing: the reconciler pushes `queued` jobs), then pushes the job.
+    /// Records the video and its job (docs/design.md invariant 1: committed before the push, so
+    /// a lost push loses nothing: the reconciler pushes `queued` jobs), then pushes the job.
     pub async fn record_and_enqueue(
         &self,
         accepted: Accepted,

@@ -5,8 +5,8 @@
 //! segments for every rung side by side. The poster is a separate, tiny
 //! ffmpeg run (seek, one frame): as a branch of the same graph it held every
 //! rung's frames back until the poster frame arrived, which delayed the first
-//! segment by seconds (benchmark 3: 5.6 s for 1080p) and buffered frames. FFMPEG.md measured this
-//! at about 0.68× the CPU of one process per rung.
+//! segment by seconds (benchmark 3: 5.6 s for 1080p) and buffered frames. The single decode
+//! costs about 0.7× the CPU of one process per rung (benchmark 2a in BENCHMARKS.md).
 
 use std::{
     ffi::OsString,
@@ -33,7 +33,7 @@ use crate::{
 /// `EVENT` playlist (it switches to `hls_time` only once segments leave a sliding window, which
 /// an `EVENT` playlist never does), so any keyframe past the first second closes a segment:
 /// segments are as long as the keyframe interval, 2 s (measured: keyframes every 2 s give
-/// 1, 2, 2, … s; DESIGN.md's 4 s segments would need keyframes only every 4 s).
+/// 1, 2, 2, … s; 4 s segments would need keyframes only every 4 s).
 pub const SEGMENT_SECS: u32 = prostream::media::HLS_TARGET_DURATION_SECS;
 pub const KEYFRAME_SECS: u32 = SEGMENT_SECS;
 pub const FIRST_SEGMENT_SECS: u32 = 1;

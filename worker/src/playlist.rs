@@ -1,7 +1,7 @@
 //! After the encode: measure each rendition and write the master playlist.
 //!
 //! ffmpeg's own `BANDWIDTH` is derived from maxrate and understates real
-//! peaks by 3–8 % (FFMPEG.md), and its master lacks
+//! peaks by 3–8 % (docs/design.md, "Pitfalls"), and its master lacks
 //! `EXT-X-INDEPENDENT-SEGMENTS`, so we write the master ourselves from the
 //! segments on disk: `BANDWIDTH` is the peak segment bitrate, as the HLS spec
 //! defines it, and `AVERAGE-BANDWIDTH` the mean over the whole rendition.

@@ -103,7 +103,7 @@ pub async fn run(ctx: JobContext, concurrency: usize, queue_name: &str) -> anyho
             Ok(())
         })
         .await?;
-    // apalis returns Ok even when its workers died on their own (APALIS.md):
+    // apalis returns Ok even when its workers died on their own (docs/design.md, "Pitfalls"):
     // exit non-zero then, so the supervisor restarts us.
     anyhow::ensure!(
         asked_to_stop.load(Ordering::Relaxed),
