@@ -1,6 +1,7 @@
 //! The ProStream worker: takes deliveries from Redis as wake-ups, claims the
 //! fairest due job in Postgres, runs one ffmpeg per job and publishes the HLS ladder.
 
+pub mod app;
 pub mod config;
 pub mod ffmpeg;
 pub mod ladder;

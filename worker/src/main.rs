@@ -3,8 +3,7 @@
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use prostream_worker::{config::WorkerConfig, maintenance, runner};
-use tokio_util::sync::CancellationToken;
+use prostream_worker::{app::Worker, config::WorkerConfig, runner};
 
 #[derive(Parser)]
 #[command(
@@ -36,29 +35,13 @@ async fn main() -> anyhow::Result<()> {
     }
     config.log.init();
     if let Some(addr) = config.metrics_addr {
+        // Its own listener thread: it ends with the process.
         prostream::telemetry::serve(addr)?;
     }
-    let shutdown = CancellationToken::new();
-    let ctx = runner::context(&config, shutdown.clone()).await?;
-    let health = tokio::spawn(runner::keep_health_file(
-        ctx.clone(),
-        config.health_file.clone(),
-    ));
-    let housekeeping = tokio::spawn(maintenance::run(ctx.clone(), config.maintenance()));
-    let signals = tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutdown requested: handing running jobs back");
-        shutdown.cancel();
-    });
-    let result = runner::run(
-        ctx,
-        usize::from(config.concurrency),
-        &config.common.queue_name,
-    )
-    .await;
-    signals.abort();
-    let _ = tokio::join!(health, housekeeping);
-    result
+    Worker::connect(config)
+        .await?
+        .run_until(wait_for_signal())
+        .await
 }
 
 async fn wait_for_signal() {

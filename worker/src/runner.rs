@@ -11,17 +11,9 @@ use std::{
 use apalis::prelude::{
     AbortError, BackendExt, BoxDynError, Data, Monitor, WorkerBuilder, WorkerBuilderExt,
 };
-use prostream::{
-    db,
-    queue::{self, TranscodeTask},
-    storage,
-};
-use tokio_util::sync::CancellationToken;
+use prostream::queue::TranscodeTask;
 
-use crate::{
-    config::WorkerConfig,
-    pipeline::{self, JobContext},
-};
+use crate::pipeline::{self, JobContext};
 
 /// An idle worker asks Redis for work this often (apalis' default is its heartbeat, 5 s here).
 /// apalis-redis announces no push to idle workers (every push lands in the
@@ -32,39 +24,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// How often the health file is refreshed.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Builds the job context from the configuration: connects to Postgres and Redis.
-pub async fn context(
-    config: &WorkerConfig,
-    shutdown: CancellationToken,
-) -> anyhow::Result<JobContext> {
-    let common = &config.common;
-    let pool = db::connect(&common.database_url, common.database_max_connections).await?;
-    let redis = queue::connect(&common.redis_url).await?;
-    let (media, store) = storage::open(&common.storage, &common.media_root).await?;
-    Ok(JobContext {
-        pool,
-        queue: queue::storage(redis, &common.queue_name),
-        media,
-        store,
-        worker_id: unique_name(),
-        ffmpeg: config.ffmpeg_path.clone(),
-        ffprobe: common.ffprobe_path.clone(),
-        preset: config.x264_preset.clone(),
-        crf: config.x264_crf,
-        probe_timeout: common.probe_timeout(),
-        encode_timeout_factor: config.encode_timeout_factor,
-        encode_timeout_min: Duration::from_secs(config.encode_timeout_min_secs),
-        lease: config.lease(),
-        retry_backoff: Duration::from_secs(config.retry_backoff_secs),
-        min_free_disk: config.min_free_disk_bytes,
-        keep_originals: config.keep_originals,
-        shutdown,
-    })
-}
-
 /// A name no other process has used: apalis-redis refuses a worker name that
 /// is still registered, so a restart under the same name would fail.
-fn unique_name() -> String {
+pub fn unique_name() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
     let nonce = uuid::Uuid::now_v7().simple().to_string();
     format!("{host}-{}-{}", std::process::id(), &nonce[20..])

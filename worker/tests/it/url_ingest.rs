@@ -210,7 +210,7 @@ async fn size_and_time_limits_hold_and_a_failed_download_can_be_retried(pool: Pg
         max_upload_bytes: 20_000,
         ..MediaLimits::default()
     };
-    let ingest_config = prostream::http::url_ingest::IngestConfig {
+    let ingest_config = prostream::ingest::IngestConfig {
         url_ingest_timeout_secs: 2,
         ..test_ingest_config()
     };

@@ -8,18 +8,22 @@ pub mod media;
 
 use std::{
     path::{Path, PathBuf},
-    sync::Arc,
     time::{Duration, Instant},
 };
 
 use prostream::{
-    config::{MediaLimits, OwnerPolicy, StorageBackend, StorageConfig},
-    http::{AppState, api_router, auth::AuthMode, serve::ServeConfig, url_ingest},
+    app::{ApiConfig, App},
+    config::{
+        CommonConfig, LogConfig, MediaLimits, OwnerPolicy, PlaybackConfig, StorageBackend,
+        StorageConfig,
+    },
+    http::{AppState, auth::AuthMode, serve::ServeConfig},
+    ingest::IngestConfig,
     playback::{Signer, SigningKey},
-    queue::{self, TranscodeQueue},
-    storage::{self, MediaRoot, Storage},
+    queue::TranscodeQueue,
+    storage::Storage,
 };
-use prostream_worker::{pipeline::JobContext, runner};
+use prostream_worker::{app::Worker, config::WorkerConfig, pipeline::JobContext};
 use serde_json::Value;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -45,11 +49,11 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// The API key `http` sends.
     pub key: String,
+    /// The API's state as it runs now.
     api: AppState,
-    /// The server loop's timeouts (header read), as `prostream serve` takes them.
-    serve_config: ServeConfig,
-    server: CancellationToken,
-    server_task: tokio::task::JoinHandle<()>,
+    /// The settings the API runs with (restarts reuse them).
+    config: ApiConfig,
+    running: RunningApi,
     workers: Vec<(
         CancellationToken,
         tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -74,8 +78,8 @@ pub fn test_webhook_config() -> prostream::webhooks::WebhookConfig {
 }
 
 /// URL ingest as the tests use it: loopback test servers allowed, short limits.
-pub fn test_ingest_config() -> url_ingest::IngestConfig {
-    url_ingest::IngestConfig {
+pub fn test_ingest_config() -> IngestConfig {
+    IngestConfig {
         url_ingest_allow_hosts: vec!["127.0.0.1:*".into()],
         url_ingest_timeout_secs: 20,
         url_ingest_max_redirects: 3,
@@ -102,7 +106,7 @@ impl TestApp {
         pool: PgPool,
         limits: MediaLimits,
         redis_url: &str,
-        ingest_config: url_ingest::IngestConfig,
+        ingest_config: IngestConfig,
     ) -> Self {
         let policy = OwnerPolicy::default();
         Self::spawn_custom(
@@ -141,89 +145,55 @@ impl TestApp {
         pool: PgPool,
         limits: MediaLimits,
         redis_url: &str,
-        ingest_config: url_ingest::IngestConfig,
+        ingest: IngestConfig,
         policy: OwnerPolicy,
-        auth: AuthMode,
+        auth_mode: AuthMode,
     ) -> Self {
         let id = Uuid::now_v7().simple().to_string();
         let media_dir = std::env::temp_dir().join(format!("prostream-test-{id}"));
-        let (media, store) = storage::open(&StorageConfig::local(), &media_dir)
-            .await
-            .unwrap();
-        let app =
-            Self::spawn_on_store(pool, limits, redis_url, ingest_config, policy, auth, &id).await;
-        app.with_store(
-            media,
-            store,
-            StorageConfig::local(),
-            media_dir.clone(),
-            media_dir,
-        )
-        .await
+        let config = ApiConfig {
+            limits,
+            ingest,
+            policy,
+            auth_mode,
+            ..test_api_config(&id, redis_url, StorageConfig::local(), &media_dir)
+        };
+        Self::start(pool, config, media_dir.clone()).await
     }
 
     /// API and workers on S3 (the test bucket, under a prefix of this test's own), each with
     /// its own empty MEDIA_ROOT: they share no disk.
     pub async fn spawn_s3(pool: PgPool) -> Self {
         let id = Uuid::now_v7().simple().to_string();
-        let config = s3_server().config(&format!("test-{id}"));
+        let storage = s3_server().config(&format!("test-{id}"));
         let api_dir = std::env::temp_dir().join(format!("prostream-test-{id}-api"));
         let worker_dir = std::env::temp_dir().join(format!("prostream-test-{id}-worker"));
-        let (media, store) = storage::open(&config, &api_dir)
-            .await
-            .expect("the test bucket is usable (scripts/test.sh starts the S3 server)");
-        let (limits, ingest) = (MediaLimits::default(), test_ingest_config());
-        let app = Self::spawn_on_store(
-            pool,
-            limits,
-            &redis_url(),
-            ingest,
-            OwnerPolicy::default(),
-            AuthMode::Required,
-            &id,
-        )
-        .await;
-        app.with_store(media, store, config, api_dir, worker_dir)
-            .await
+        let config = test_api_config(&id, &redis_url(), storage, &api_dir);
+        Self::start(pool, config, worker_dir).await
     }
 
-    /// The API state but its storage, before it serves: see [`Unserved::with_store`].
-    async fn spawn_on_store(
-        pool: PgPool,
-        limits: MediaLimits,
-        redis_url: &str,
-        ingest_config: url_ingest::IngestConfig,
-        policy: OwnerPolicy,
-        auth: AuthMode,
-        id: &str,
-    ) -> Unserved {
-        let limits_max_upload = limits.max_upload_bytes;
-        let queue_name = format!("prostream-test:{id}");
-        let redis = queue::connect(redis_url).await.expect("Redis is reachable");
-        let state = Partial {
-            pool: pool.clone(),
-            queue: queue::storage(redis.clone(), &queue_name),
-            redis: redis.clone(),
-            limits: Arc::new(limits),
-            ffprobe: Arc::new("ffprobe".into()),
-            probe_timeout: Duration::from_secs(30),
-            max_attempts: 3,
-            downloads: Arc::new(
-                url_ingest::Downloads::new(&ingest_config, limits_max_upload)
-                    .expect("the download client builds"),
-            ),
-            auth,
-            policy: Arc::new(policy),
-            playback: test_signer(),
-            webhooks: Arc::new(
-                prostream::webhooks::Webhooks::new(&test_webhook_config())
-                    .expect("the webhook client builds"),
-            ),
-        };
-        Unserved {
-            state,
-            queue_name,
-            redis,
+    /// Builds and serves the API through the composition root (`prostream serve`'s own
+    /// functions, every background loop included) and makes the test app around it.
+    async fn start(pool: PgPool, config: ApiConfig, worker_media_dir: PathBuf) -> Self {
+        let running = RunningApi::start(&config, &pool, None).await;
+        let api = running.state.clone();
+        let key = create_key(&pool, "test-owner", false).await;
+        TestApp {
+            base: running.base.clone(),
+            pool,
+            media_dir: config.common.media_root.clone(),
+            worker_media_dir,
+            storage: config.common.storage.clone(),
+            store: api.store.clone(),
+            queue_name: config.common.queue_name.clone(),
+            queue: api.queue.clone(),
+            redis: api.redis.clone(),
+            http: client_with_key(&key),
+            key,
+            api,
+            config,
+            running,
+            workers: Vec::new(),
         }
     }
 
@@ -233,29 +203,27 @@ impl TestApp {
     }
 
     /// Stops the API (gracefully) and starts a new one on the same database, Redis and media
-    /// directory, on a new port: what survives is what Postgres and the disk hold.
+    /// directory, on a new port: what survives is what Postgres and the disk hold. The store
+    /// and signer of [`TestApp::restart_api_with_store`] and [`TestApp::restart_api_with_signer`]
+    /// stay.
     pub async fn restart_api(&mut self) {
-        self.server.cancel();
-        (&mut self.server_task).await.unwrap();
-        let state = AppState {
-            media: MediaRoot::open(&self.media_dir).await.unwrap(),
-            public_videos: Default::default(),
-            segment_cache: Default::default(),
-            ..self.api.clone()
-        };
-        (self.base, self.server, self.server_task) = serve(state, self.serve_config.clone()).await;
+        self.running.stop().await;
+        self.running = RunningApi::start(&self.config, &self.pool, Some(&self.api)).await;
+        self.api = self.running.state.clone();
+        self.base = self.running.base.clone();
         self.http = client_with_key(&self.key);
     }
 
     /// Restarts the API (as [`TestApp::restart_api`]) with other connection timeouts.
     pub async fn restart_api_with_serve_config(&mut self, config: ServeConfig) {
-        self.serve_config = config;
+        self.config.connections = config;
         self.restart_api().await;
     }
 
     /// Restarts the API (as [`TestApp::restart_api`]) on another store (e.g. one that is down).
     pub async fn restart_api_with_store(&mut self, store: Storage) {
-        self.api.store = store;
+        self.api.store = store.clone();
+        self.api.ingest.store = store;
         self.restart_api().await;
     }
 
@@ -289,48 +257,62 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
-    /// Serves the API's metrics listener (METRICS_ADDR in `prostream serve`) on a port of its
-    /// own; returns its base URL. It stops with the test's runtime.
+    /// The API's metrics listener (METRICS_ADDR in `prostream serve`): its base URL.
     pub async fn serve_metrics(&self) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = prostream::http::metrics_router(self.api.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        base
+        self.running.metrics_base.clone()
     }
 
-    /// A job context as a worker process would build it.
-    pub async fn job_context(&self) -> JobContext {
-        let (media, store) = storage::open(&self.storage, &self.worker_media_dir)
-            .await
-            .unwrap();
-        JobContext {
-            pool: self.pool.clone(),
-            queue: self.queue.clone(),
-            media,
-            store,
-            worker_id: format!("test-worker-{}", Uuid::now_v7().simple()),
-            ffmpeg: "ffmpeg".into(),
-            ffprobe: "ffprobe".into(),
-            preset: "veryfast".into(),
-            crf: 23,
-            probe_timeout: Duration::from_secs(30),
+    /// The settings a worker process of this test runs with (`prostream-worker`'s flags).
+    pub fn worker_config(&self) -> WorkerConfig {
+        let mut common = self.config.common.clone();
+        common.media_root = self.worker_media_dir.clone();
+        WorkerConfig {
+            common,
+            log: LogConfig {
+                log_format: "text".into(),
+            },
+            concurrency: 1,
+            ffmpeg_path: "ffmpeg".into(),
+            x264_preset: "veryfast".into(),
+            x264_crf: 23,
             encode_timeout_factor: 10.0,
-            encode_timeout_min: Duration::from_secs(120),
-            lease: Duration::from_secs(30),
-            retry_backoff: Duration::ZERO,
-            min_free_disk: 0,
+            encode_timeout_min_secs: 120,
+            job_lease_secs: 30,
+            retry_backoff_secs: 0,
+            maintenance_interval_secs: 5,
+            reconcile_after_secs: 30,
+            object_sweep_interval_secs: 600,
+            min_free_disk_bytes: 0,
             keep_originals: true,
-            shutdown: CancellationToken::new(),
+            metrics_addr: None,
+            health_file: self
+                .worker_media_dir
+                .join(format!("health-{}", Uuid::now_v7().simple())),
         }
     }
 
-    /// Starts the real worker loop (apalis over Redis) in this process.
+    /// A job context as a worker process builds it (to run one job through
+    /// `pipeline::process`).
+    pub async fn job_context(&self) -> JobContext {
+        Worker::build(self.worker_config(), self.pool.clone())
+            .await
+            .expect("the worker builds")
+            .context()
+            .clone()
+    }
+
+    /// Starts a real worker in this process, as `prostream-worker` runs: the queue consumer
+    /// (apalis over Redis), the health file and housekeeping.
     pub async fn start_worker(&mut self, concurrency: usize) {
-        let ctx = self.job_context().await;
-        let stop = ctx.shutdown.clone();
-        let queue_name = self.queue_name.clone();
-        let handle = tokio::spawn(async move { runner::run(ctx, concurrency, &queue_name).await });
+        let config = WorkerConfig {
+            concurrency: u16::try_from(concurrency).unwrap(),
+            ..self.worker_config()
+        };
+        let worker = Worker::build(config, self.pool.clone())
+            .await
+            .expect("the worker builds");
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(worker.run_until(stop.clone().cancelled_owned()));
         self.workers.push((stop, handle));
     }
 
@@ -464,7 +446,7 @@ impl TestApp {
             stop.cancel();
             handle.await.unwrap().unwrap();
         }
-        self.server.cancel();
+        self.running.stop().await;
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg(format!("{}*", self.queue_name))
             .query_async(&mut self.redis)
@@ -485,91 +467,87 @@ impl TestApp {
     }
 }
 
-/// The API's state without its storage yet.
-struct Partial {
-    pool: PgPool,
-    queue: TranscodeQueue,
-    redis: redis::aio::ConnectionManager,
-    limits: Arc<MediaLimits>,
-    ffprobe: Arc<PathBuf>,
-    probe_timeout: Duration,
-    max_attempts: i32,
-    downloads: Arc<url_ingest::Downloads>,
-    auth: AuthMode,
-    policy: Arc<OwnerPolicy>,
-    playback: Signer,
-    webhooks: Arc<prostream::webhooks::Webhooks>,
-}
-
-/// An API about to serve, once its storage is chosen.
-struct Unserved {
-    state: Partial,
-    queue_name: String,
-    redis: redis::aio::ConnectionManager,
-}
-
-impl Unserved {
-    /// Serves the API with this storage and makes the test app around it.
-    async fn with_store(
-        self,
-        media: MediaRoot,
-        store: Storage,
-        storage: StorageConfig,
-        media_dir: PathBuf,
-        worker_media_dir: PathBuf,
-    ) -> TestApp {
-        let Partial {
-            pool,
-            queue,
-            redis,
-            limits,
-            ffprobe,
-            probe_timeout,
-            max_attempts,
-            downloads,
-            auth,
-            policy,
-            playback,
-            webhooks,
-        } = self.state;
-        let state = AppState {
-            pool: pool.clone(),
-            queue: queue.clone(),
-            redis,
-            media,
-            store: store.clone(),
-            limits,
-            ffprobe,
-            probe_timeout,
-            max_attempts,
-            downloads,
-            auth,
-            policy,
-            playback,
-            webhooks,
-            public_videos: Default::default(),
-            segment_cache: Default::default(),
-        };
-        let (base, server, server_task) = serve(state.clone(), ServeConfig::default()).await;
-        let key = create_key(&pool, "test-owner", false).await;
-        TestApp {
-            base,
-            pool,
-            media_dir,
-            worker_media_dir,
+/// The settings a test's API runs with: `prostream serve`'s, on loopback ports of the
+/// system's choosing, with this test's queue name, media directory and a fresh signing key.
+fn test_api_config(
+    id: &str,
+    redis_url: &str,
+    storage: StorageConfig,
+    media_dir: &Path,
+) -> ApiConfig {
+    ApiConfig {
+        common: CommonConfig {
+            // The pool comes from #[sqlx::test]; this URL is not used to connect.
+            database_url: std::env::var("DATABASE_URL").unwrap_or_default(),
+            redis_url: redis_url.into(),
+            queue_name: format!("prostream-test:{id}"),
+            media_root: media_dir.into(),
+            database_max_connections: 10,
             storage,
-            store,
-            queue_name: self.queue_name,
-            queue,
-            redis: self.redis,
-            http: client_with_key(&key),
-            key,
-            api: state,
-            serve_config: ServeConfig::default(),
-            server,
-            server_task,
-            workers: Vec::new(),
+            ffprobe_path: "ffprobe".into(),
+            probe_timeout_secs: 30,
+        },
+        limits: MediaLimits::default(),
+        ingest: test_ingest_config(),
+        policy: OwnerPolicy::default(),
+        playback: PlaybackConfig {
+            playback_signing_keys: Some(SigningKey::generate("test").to_spec()),
+            playback_signing_keys_file: String::new(),
+            allow_published_signing_key: String::new(),
+            playback_url_ttl_secs: 3600,
+        },
+        webhooks: test_webhook_config(),
+        connections: ServeConfig::default(),
+        bind_addr: "127.0.0.1:0".parse().unwrap(),
+        metrics_addr: "127.0.0.1:0".parse().unwrap(),
+        cors_origin: "*".into(),
+        max_attempts: 3,
+        auth_mode: AuthMode::Required,
+        shutdown_grace_secs: 30,
+    }
+}
+
+/// An API serving in this process, and how to stop it.
+struct RunningApi {
+    state: AppState,
+    base: String,
+    metrics_base: String,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningApi {
+    /// Builds, binds and runs the API from `config` (as `prostream serve` does); `keep` carries
+    /// a previous run's store and signer over (the parts a test may have swapped).
+    async fn start(config: &ApiConfig, pool: &PgPool, keep: Option<&AppState>) -> Self {
+        let mut app = App::build(config.clone(), pool.clone())
+            .await
+            .expect("the API builds");
+        if let Some(previous) = keep {
+            let state = app.state_mut();
+            state.playback = previous.playback.clone();
+            state.store = previous.store.clone();
+            state.ingest.store = previous.store.clone();
         }
+        let state = app.state().clone();
+        let bound = app.bind().await.expect("loopback ports are free");
+        let base = format!("http://{}", bound.api_addr());
+        let metrics_base = format!("http://{}", bound.metrics_addr());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(bound.run_until(stop.clone().cancelled_owned()));
+        Self {
+            state,
+            base,
+            metrics_base,
+            stop,
+            task,
+        }
+    }
+
+    /// Stops it as SIGTERM does: drains requests, then stops the background loops.
+    async fn stop(&mut self) {
+        self.stop.cancel();
+        (&mut self.task).await.unwrap();
     }
 }
 
@@ -703,30 +681,6 @@ pub fn auth_headers(key: &str) -> reqwest::header::HeaderMap {
     value.set_sensitive(true);
     headers.insert(reqwest::header::AUTHORIZATION, value);
     headers
-}
-
-/// Serves the API (its URL downloader and webhook deliverer too) on a free port; returns its base URL and how to stop it.
-async fn serve(
-    state: AppState,
-    config: ServeConfig,
-) -> (String, CancellationToken, tokio::task::JoinHandle<()>) {
-    let downloader_state = state.clone();
-    let app = api_router(state, "*");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = CancellationToken::new();
-    prostream::webhooks::spawn_deliverer(
-        downloader_state.pool.clone(),
-        downloader_state.webhooks.clone(),
-        server.clone(),
-    );
-    url_ingest::spawn_downloader(downloader_state, server.clone());
-    let stop = server.clone();
-    // The server loop of `prostream serve`, with its timeouts.
-    let task = tokio::spawn(async move {
-        prostream::http::serve::serve(listener, app, &config, stop.cancelled_owned()).await;
-    });
-    (base, server, task)
 }
 
 /// Generates a test clip (moving test pattern plus noise, optional tone) with ffmpeg.
