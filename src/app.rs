@@ -21,6 +21,7 @@ use crate::{
     db,
     http::{self, AppState, auth::AuthMode, serve::ServeConfig},
     ingest::{self, Ingest, IngestConfig},
+    playback::Signer,
     queue, storage,
     webhooks::{self, WebhookConfig, Webhooks},
 };
@@ -76,31 +77,23 @@ pub struct App {
 }
 
 impl App {
-    /// Connects to Postgres with the configured pool, then [`App::build`].
+    /// Connects to Postgres with the configured pool, then builds as [`App::build`]. Settings
+    /// that cannot work (no signing key, a published one) are refused before any connection.
     pub async fn connect(config: ApiConfig) -> anyhow::Result<Self> {
+        let signer = load_signer(&config.playback)?;
         let common = &config.common;
         let pool = db::connect(&common.database_url, common.database_max_connections).await?;
-        Self::build(config, pool).await
+        Self::assemble(config, pool, signer).await
     }
 
     /// Everything the handlers and the background loops share, from the settings and `pool`
     /// (a test passes its own database's).
     pub async fn build(config: ApiConfig, pool: PgPool) -> anyhow::Result<Self> {
-        // Without a key private videos could not be played at all (or, with a key made up
-        // here, only until a restart and only on this replica), and with a published one anyone
-        // could play them: refuse to start instead.
-        let loaded = config
-            .playback
-            .load()
-            .context("cannot sign private videos' playback URLs")?;
-        if !loaded.published.is_empty() {
-            tracing::warn!(
-                keys = ?loaded.published,
-                "INSECURE: ALLOW_PUBLISHED_SIGNING_KEY is set and PLAYBACK_SIGNING_KEYS holds a \
-                 key published in ProStream's repository: ANYONE CAN SIGN PLAYBACK URLS AND WATCH \
-                 YOUR PRIVATE VIDEOS. A local demo only; set your own key anywhere reachable."
-            );
-        }
+        let signer = load_signer(&config.playback)?;
+        Self::assemble(config, pool, signer).await
+    }
+
+    async fn assemble(config: ApiConfig, pool: PgPool, signer: Signer) -> anyhow::Result<Self> {
         if config.auth_mode == AuthMode::Open {
             tracing::warn!(
                 "AUTH_MODE=open: requests without an API key act as an ADMIN and see every \
@@ -138,7 +131,7 @@ impl App {
             ingest,
             auth: config.auth_mode,
             policy,
-            playback: loaded.signer,
+            playback: signer,
             webhooks: Arc::new(Webhooks::new(&config.webhooks)?),
             public_videos: Default::default(),
             segment_cache: Default::default(),
@@ -252,6 +245,25 @@ impl Bound {
         background.stop(BACKGROUND_STOP_GRACE).await;
         tracing::info!("ProStream API stopped");
     }
+}
+
+/// The playback signer. Without a key private videos could not be played at all (or, with a
+/// key made up here, only until a restart and only on this replica), and with a published one
+/// anyone could play them: refuse to start instead, unless the published key is explicitly
+/// allowed for a demo.
+fn load_signer(config: &PlaybackConfig) -> anyhow::Result<Signer> {
+    let loaded = config
+        .load()
+        .context("cannot sign private videos' playback URLs")?;
+    if !loaded.published.is_empty() {
+        tracing::warn!(
+            keys = ?loaded.published,
+            "INSECURE: ALLOW_PUBLISHED_SIGNING_KEY is set and PLAYBACK_SIGNING_KEYS holds a key \
+             published in ProStream's repository: ANYONE CAN SIGN PLAYBACK URLS AND WATCH YOUR \
+             PRIVATE VIDEOS. A local demo only; set your own key anywhere reachable."
+        );
+    }
+    Ok(loaded.signer)
 }
 
 /// Every loop the API runs beside its handlers; the only place they start.
