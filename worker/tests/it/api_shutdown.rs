@@ -3,11 +3,9 @@
 
 use crate::common;
 
-use std::{
-    process::Stdio,
-    time::{Duration, Instant},
-};
+use std::{process::Stdio, time::Duration};
 
+use common::eventually;
 use sqlx::PgPool;
 use tokio::process::Command;
 
@@ -86,16 +84,10 @@ async fn sigterm_lets_an_upload_in_flight_finish_and_refuses_new_connections(poo
         .spawn()
         .unwrap();
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client
-        .get(format!("http://{addr}/healthz"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "the API did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(Duration::from_secs(20), "the API starts", async || {
+        client.get(format!("http://{addr}/healthz")).send().await
+    })
+    .await;
 
     // An upload that trickles in over about two seconds.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);

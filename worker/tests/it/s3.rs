@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{TestApp, make_clip, s3_server, scratch};
+use common::{TestApp, eventually, make_clip, s3_server, scratch};
 use object_store::{ObjectStoreExt, PutPayload};
 use prostream::{
     config::StorageConfig,
@@ -100,12 +100,20 @@ async fn assert_decodes(dir: &Path, name: &str, init: &[u8], segment: &[u8]) {
 /// Nothing of a job stays on the worker's disk, and nothing of an upload on the API's.
 async fn assert_no_local_leftovers(app: &TestApp) {
     let none = Vec::<String>::new();
-    // The worker removes its scratch right after recording the result: give it a moment.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while app.worker_entries("work") != none && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(app.worker_entries("work"), none, "worker scratch");
+    // The worker removes its scratch right after recording the result: wait for it.
+    eventually(
+        Duration::from_secs(10),
+        "the worker removes its scratch",
+        async || {
+            let left = app.worker_entries("work");
+            if left == none {
+                Ok(())
+            } else {
+                Err(format!("{left:?}"))
+            }
+        },
+    )
+    .await;
     assert_eq!(app.worker_entries("videos"), none);
     assert_eq!(app.worker_entries("uploads"), none);
     assert_eq!(app.entries("uploads"), none, "API uploads");
@@ -221,15 +229,15 @@ async fn a_video_on_s3_is_playable_while_it_encodes_and_no_playlist_lists_a_miss
     let clip = make_clip(&fixtures, "long.mp4", 40, 640, 360, true).await;
     app.start_worker(1).await;
     let id = app.upload_ok(&clip).await;
-    let deadline = Instant::now() + ENCODE_LIMIT;
-    let video = loop {
+    let video = eventually(ENCODE_LIMIT, "the video is playable", async || {
         let video = app.get_json(&format!("/v1/videos/{id}")).await;
         if video["playable"] == true {
-            break video;
+            Ok(video)
+        } else {
+            Err(video)
         }
-        assert!(Instant::now() < deadline, "never playable: {video}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await;
     assert_eq!(video["status"], "processing", "{video}");
     let base = TestApp::hls_base(&video);
 
@@ -237,7 +245,7 @@ async fn a_video_on_s3_is_playable_while_it_encodes_and_no_playlist_lists_a_miss
     // the bucket already.
     let mut rounds = 0;
     let mut growing_seen = false;
-    loop {
+    eventually(ENCODE_LIMIT, "the playlists end", async || {
         let text = app.get_text(&app.url(&format!("{base}/master.m3u8"))).await;
         let master = m3u8_rs::parse_master_playlist_res(text.as_bytes()).unwrap();
         assert_eq!(master.variants.len(), 2, "{text}");
@@ -265,12 +273,9 @@ async fn a_video_on_s3_is_playable_while_it_encodes_and_no_playlist_lists_a_miss
             }
         }
         rounds += 1;
-        if finished {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never finished");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        finished
+    })
+    .await;
     assert!(growing_seen, "the playlists were never seen growing");
     eprintln!("{rounds} rounds of playlist checks");
     let video = app
