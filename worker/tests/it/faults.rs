@@ -73,6 +73,7 @@ impl Redis {
     /// Stops the server (losing everything) and starts a new one on the same port.
     async fn restart(&mut self, down_for: Duration) {
         self.child.kill().await.unwrap();
+        // The fault itself: Redis stays away this long (not a wait for anything).
         tokio::time::sleep(down_for).await;
         *self = Self::start(self.port).await;
     }
@@ -381,6 +382,7 @@ async fn postgres_restart_during_encoding_loses_nothing() {
             stack.holder(&id).await;
             cluster.pg_ctl("stop").await;
             stack.assert_coded_5xx_while_postgres_is_down(&id).await;
+            // The fault itself: Postgres stays down this long (not a wait for anything).
             tokio::time::sleep(Duration::from_secs(2)).await;
             cluster.pg_ctl("start").await;
             stack.faults.push("Postgres restart mid-encode");
@@ -537,6 +539,7 @@ async fn redis_restart_during_uploads(stack: &mut Stack, clip: &Path) {
     let uploads = (0..6).map(|i| {
         let (client, url, body) = (client.clone(), stack.app.url("/v1/videos"), body.clone());
         async move {
+            // A burst spread over the restart, on purpose (not a wait for anything).
             tokio::time::sleep(Duration::from_millis(150 * i)).await;
             let response = client
                 .post(url)
@@ -587,6 +590,7 @@ async fn postgres_outage_during_encoding(stack: &mut Stack, clip: &Path) {
         .unwrap();
     // While it is down the API answers, with a clear error rather than hanging.
     stack.assert_coded_5xx_while_postgres_is_down(&id).await;
+    // The fault itself: Postgres refuses connections this long (not a wait for anything).
     tokio::time::sleep(Duration::from_secs(3)).await;
     sqlx::query(&format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true"))
         .execute(&admin)

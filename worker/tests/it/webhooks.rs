@@ -83,6 +83,7 @@ impl Receiver {
                 Behaviour::FailFirst(n) if seen <= n => StatusCode::INTERNAL_SERVER_ERROR,
                 Behaviour::FailFirst(_) => StatusCode::NO_CONTENT,
                 Behaviour::Sleep(d) => {
+                    // The slow endpoint under test stalls on purpose (not a wait for anything).
                     tokio::time::sleep(d).await;
                     StatusCode::OK
                 }
