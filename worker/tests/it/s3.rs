@@ -6,14 +6,15 @@ use crate::common;
 
 use std::{
     path::Path,
-    time::{Duration, Instant},
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
 };
 
 use common::{TestApp, eventually, make_clip, s3_server, scratch};
 use object_store::{ObjectStoreExt, PutPayload};
 use prostream::{
     config::StorageConfig,
-    storage::{self, MediaRoot, S3Store},
+    storage::{self, MediaRoot, S3Store, sweep::Clock},
 };
 use prostream_worker::{
     maintenance::{self, Settings},
@@ -431,7 +432,7 @@ async fn the_sweeper_removes_the_objects_of_dead_attempts_and_keeps_live_ones(po
         std::fs::write(dir.join("source"), b"x").unwrap();
     }
 
-    let ctx = app.job_context().await;
+    let mut ctx = app.job_context().await;
     let settings = Settings {
         interval: Duration::from_secs(1),
         reconcile_after: Duration::from_secs(30),
@@ -443,12 +444,16 @@ async fn the_sweeper_removes_the_objects_of_dead_attempts_and_keeps_live_ones(po
     assert_eq!(tick.swept, 0, "{tick:?}");
     assert_eq!(s3_server().keys(prefix).await.len(), 5);
 
-    let old_enough = Settings {
-        sweep_min_age: Duration::ZERO,
-        ..settings
-    };
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let tick = maintenance::tick(&ctx, old_enough).await.unwrap();
+    // An hour on: the store judges its objects (timed by the S3 server) by a clock set ahead,
+    // and the scratch on the worker's disk is an hour old.
+    let an_hour = Duration::from_secs(3600);
+    let store = S3Store::new(&app.storage, ctx.media.clone()).unwrap();
+    ctx.store = Arc::new(store.with_clock(Clock::ahead(an_hour)));
+    let dead = work.join(gone.to_string());
+    for dir in [dead.join("1-orphan"), dead] {
+        set_back(&dir, an_hour);
+    }
+    let tick = maintenance::tick(&ctx, settings).await.unwrap();
     assert_eq!(
         tick.swept, 3,
         "two dead attempts' objects, one scratch dir: {tick:?}"
@@ -461,6 +466,14 @@ async fn the_sweeper_removes_the_objects_of_dead_attempts_and_keeps_live_ones(po
     assert_eq!(app.worker_entries(&format!("work/{id}")), ["2-live"]);
     app.shutdown().await;
     std::fs::remove_dir_all(fixtures).unwrap();
+}
+
+/// Sets a file's (or directory's) modification time `by` back.
+fn set_back(path: &Path, by: Duration) {
+    std::fs::File::open(path)
+        .unwrap()
+        .set_modified(SystemTime::now() - by)
+        .unwrap();
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
