@@ -72,3 +72,23 @@ pub async fn eventually<C: Check>(
         pause = (pause * 2).min(POLL_MAX);
     }
 }
+
+#[tokio::test]
+async fn eventually_returns_what_the_check_found_once_it_passes() {
+    let mut calls = 0;
+    let found = eventually(Duration::from_secs(5), "the third call", async || {
+        calls += 1;
+        (calls == 3).then_some(calls)
+    })
+    .await;
+    assert_eq!(found, 3);
+}
+
+#[tokio::test]
+#[should_panic(expected = "the impossible: not within 50ms; last seen: still 7")]
+async fn eventually_says_what_did_not_happen_and_what_it_saw_instead() {
+    eventually(Duration::from_millis(50), "the impossible", async || {
+        Err::<(), _>(format!("still {}", 7))
+    })
+    .await;
+}
