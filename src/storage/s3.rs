@@ -30,7 +30,7 @@ use object_store::{
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
-use super::{MediaRoot, MediaStore, Served, StorageError, Want};
+use super::{MediaRoot, MediaStore, Served, StorageError, Want, sweep::Clock};
 use crate::config::{StorageBackend, StorageConfig};
 
 /// Parts of a multipart upload (originals): 10,000 parts × 8 MiB covers far more than
@@ -51,6 +51,8 @@ pub struct S3Store {
     /// `S3_PREFIX` with a trailing `/`, or empty.
     prefix: String,
     presign_ttl: Duration,
+    /// What the output sweep judges an object's age by.
+    clock: Clock,
 }
 
 impl std::fmt::Debug for S3Store {
@@ -96,7 +98,13 @@ impl S3Store {
             ),
             prefix,
             presign_ttl: Duration::from_secs(config.s3_presign_ttl_secs),
+            clock: Clock::SYSTEM,
         })
+    }
+
+    /// The same store with the output sweep judging ages by `clock` (tests: time moved on).
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Self { clock, ..self }
     }
 
     /// The key of `relative` (a path in the local layout).
@@ -422,7 +430,7 @@ impl MediaStore for S3Store {
     ) -> Result<usize, StorageError> {
         let what = "sweeping the objects of dead attempts";
         let err = |e| StorageError::object(what, e);
-        let cutoff = unix_secs(SystemTime::now()).saturating_sub(min_age.as_secs() as i64);
+        let cutoff = unix_secs(self.clock.now()).saturating_sub(min_age.as_secs() as i64);
         let videos = self
             .client
             .list_with_delimiter(Some(&self.key("videos")))

@@ -4,7 +4,10 @@
 //! Workers run it as part of their maintenance. With `STORAGE_BACKEND=s3` an API's MEDIA_ROOT is
 //! its own disk, which no worker sees, so the API runs it too ([`spawn`]).
 
-use std::{io, time::Duration};
+use std::{
+    io,
+    time::{Duration, SystemTime},
+};
 
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +23,29 @@ pub const INCOMING_MAX_IDLE: Duration = Duration::from_secs(3600);
 pub const TUS_ORPHAN_AGE: Duration = Duration::from_secs(3600);
 /// How often an API sweeps its own upload area.
 const API_SWEEP_INTERVAL: Duration = Duration::from_secs(300);
+
+/// The time a sweep judges ages by: the system clock, or (in tests) the system clock set ahead,
+/// so that what was written a moment ago is old without waiting for it to age.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Clock {
+    ahead: Duration,
+}
+
+impl Clock {
+    /// The system clock: what every process runs with.
+    pub const SYSTEM: Self = Self {
+        ahead: Duration::ZERO,
+    };
+
+    /// The system clock, `by` ahead.
+    pub const fn ahead(by: Duration) -> Self {
+        Self { ahead: by }
+    }
+
+    pub fn now(self) -> SystemTime {
+        SystemTime::now() + self.ahead
+    }
+}
 
 /// Removes uploads that stopped arriving long ago (the API that took them died).
 pub async fn incoming(media: &MediaRoot) -> io::Result<usize> {

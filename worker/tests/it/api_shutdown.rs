@@ -3,11 +3,9 @@
 
 use crate::common;
 
-use std::{
-    process::Stdio,
-    time::{Duration, Instant},
-};
+use std::{process::Stdio, time::Duration};
 
+use common::eventually;
 use sqlx::PgPool;
 use tokio::process::Command;
 
@@ -86,16 +84,10 @@ async fn sigterm_lets_an_upload_in_flight_finish_and_refuses_new_connections(poo
         .spawn()
         .unwrap();
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client
-        .get(format!("http://{addr}/healthz"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "the API did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(Duration::from_secs(20), "the API starts", async || {
+        client.get(format!("http://{addr}/healthz")).send().await
+    })
+    .await;
 
     // An upload that trickles in over about two seconds.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
@@ -121,7 +113,20 @@ async fn sigterm_lets_an_upload_in_flight_finish_and_refuses_new_connections(poo
     });
     let mut chunks = chunks.into_iter();
     tx.send(Ok(chunks.next().unwrap())).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The API is receiving it: the upload's file is there.
+    let uploads = media.join("root/uploads");
+    eventually(
+        Duration::from_secs(20),
+        "the API receives the upload",
+        async || {
+            std::fs::read_dir(&uploads).is_ok_and(|mut entries| {
+                entries.any(|e| {
+                    e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with(".incoming-"))
+                })
+            })
+        },
+    )
+    .await;
 
     let pid = server.id().unwrap().to_string();
     assert!(
@@ -132,18 +137,22 @@ async fn sigterm_lets_an_upload_in_flight_finish_and_refuses_new_connections(poo
             .unwrap()
             .success()
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
     // New connections are refused while the upload is still arriving.
-    assert!(
-        reqwest::Client::new()
-            .get(format!("http://{addr}/healthz"))
-            .send()
-            .await
-            .is_err(),
-        "the API still accepts connections after SIGTERM"
-    );
+    eventually(
+        Duration::from_secs(10),
+        "the API refuses connections after SIGTERM",
+        async || {
+            reqwest::Client::new()
+                .get(format!("http://{addr}/healthz"))
+                .send()
+                .await
+                .is_err()
+        },
+    )
+    .await;
     for chunk in chunks {
         tx.send(Ok(chunk)).await.unwrap();
+        // The slow client under test: the rest trickles in (not a wait for anything).
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     drop(tx);

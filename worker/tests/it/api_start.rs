@@ -8,6 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::eventually;
 use sqlx::PgPool;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
@@ -132,17 +133,11 @@ async fn the_demo_opt_in_starts_with_a_loud_warning_and_metrics_listen_apart(poo
     tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
 
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let scraped = loop {
-        match client.get(format!("http://{metrics}/metrics")).send().await {
-            Ok(response) => break response,
-            Err(err) if Instant::now() < deadline => {
-                let _ = err;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(err) => panic!("the metrics listener does not answer: {err}; log: {seen:#?}"),
-        }
-    };
+    let what = format!("the metrics listener answers (the API's log: {seen:#?})");
+    let scraped = eventually(Duration::from_secs(10), &what, async || {
+        client.get(format!("http://{metrics}/metrics")).send().await
+    })
+    .await;
     assert_eq!(scraped.status(), 200);
     assert!(
         scraped.headers()["content-type"]

@@ -12,7 +12,7 @@ use std::{
     },
 };
 
-use common::{TestApp, make_clip, prostream_bin, scratch};
+use common::{TestApp, eventually, make_clip, prostream_bin, scratch};
 use serde_json::Value;
 use sqlx::PgPool;
 
@@ -265,14 +265,12 @@ async fn an_upload_cut_off_midway_resumes_from_the_servers_offset_when_run_again
     // The server records what arrived once it notices the broken body, then
     // answers and closes the connection; read the offset after every
     // connection the client opened is closed by the server.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while open.load(Ordering::SeqCst) > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the server kept a connection of the broken upload open"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    eventually(
+        std::time::Duration::from_secs(60),
+        "the server closes every connection of the broken upload",
+        async || open.load(Ordering::SeqCst) == 0,
+    )
+    .await;
     let (kept, locked): (i64, bool) =
         sqlx::query_as("SELECT upload_offset, lock_token IS NOT NULL FROM uploads")
             .fetch_one(&app.pool)

@@ -7,9 +7,9 @@
 
 use crate::common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{TestApp, client_with_key, make_clip, scratch};
+use common::{TestApp, client_with_key, eventually, make_clip, scratch};
 use prostream::db::jobs::{self, ClaimedJob};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -247,19 +247,13 @@ async fn upload_as(app: &TestApp, client: &reqwest::Client, clip: &[u8]) -> Uuid
     video["id"].as_str().unwrap().parse().unwrap()
 }
 
-/// Polls until `sql` (a count) returns at least `wanted`.
-async fn wait_for_count(pool: &PgPool, sql: &str, wanted: i64, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let n: i64 = sqlx::query_scalar(sql).fetch_one(pool).await.unwrap();
-        if n >= wanted {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{sql}: {n} after {limit:?}, wanted {wanted}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+/// A check for [`eventually`]: whether `sql` (a count) returns at least `wanted`.
+async fn at_least(pool: &PgPool, sql: &str, wanted: i64) -> Result<(), String> {
+    let n: i64 = sqlx::query_scalar(sql).fetch_one(pool).await.unwrap();
+    if n >= wanted {
+        Ok(())
+    } else {
+        Err(format!("{sql}: {n}, wanted {wanted}"))
     }
 }
 
@@ -273,12 +267,10 @@ struct Started {
 
 /// Every job by start time, once all `jobs` have ended, each ready in one attempt.
 async fn start_order(pool: &PgPool, jobs: i64) -> Vec<Started> {
-    wait_for_count(
-        pool,
-        "SELECT count(*) FROM jobs WHERE state IN ('ready', 'failed', 'canceled')",
-        jobs,
-        Duration::from_secs(120),
-    )
+    let ended = "SELECT count(*) FROM jobs WHERE state IN ('ready', 'failed', 'canceled')";
+    eventually(Duration::from_secs(120), "every job ends", async || {
+        at_least(pool, ended, jobs).await
+    })
     .await;
     let rows: Vec<(String, Uuid, String, i32, f64, f64)> = sqlx::query_as(
         "SELECT o.name, v.id, j.state::text, j.attempts,
@@ -321,12 +313,10 @@ async fn one_owners_backlog_delays_another_owners_upload_by_at_most_one_job(pool
     }
     app.start_worker(1).await;
     // A's backlog is being worked through when B's single upload arrives.
-    wait_for_count(
-        &app.pool,
-        "SELECT count(*) FROM jobs WHERE started_at IS NOT NULL",
-        1,
-        Duration::from_secs(30),
-    )
+    let started = "SELECT count(*) FROM jobs WHERE started_at IS NOT NULL";
+    eventually(Duration::from_secs(30), "a job of A's starts", async || {
+        at_least(&app.pool, started, 1).await
+    })
     .await;
     let b_video = upload_as(&app, &owner_b, &clip).await;
 

@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{TestApp, make_clip, scratch};
+use common::{TestApp, eventually, make_clip, scratch};
 use prostream::config::MediaLimits;
 use sqlx::PgPool;
 use tokio::process::{Child, Command};
@@ -38,9 +38,11 @@ impl Redis {
             .spawn()
             .expect("redis-server is installed");
         let redis = Self { port, child };
-        wait_until("redis-server answers", Duration::from_secs(10), || async {
-            redis.ping().await
-        })
+        eventually(
+            Duration::from_secs(10),
+            "redis-server answers",
+            async || redis.ping().await,
+        )
         .await;
         redis
     }
@@ -71,6 +73,7 @@ impl Redis {
     /// Stops the server (losing everything) and starts a new one on the same port.
     async fn restart(&mut self, down_for: Duration) {
         self.child.kill().await.unwrap();
+        // The fault itself: Redis stays away this long (not a wait for anything).
         tokio::time::sleep(down_for).await;
         *self = Self::start(self.port).await;
     }
@@ -147,8 +150,8 @@ impl Stack {
 
     /// The worker process holding `video`'s job, once it is processing.
     async fn holder(&self, video: &str) -> usize {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        let what = format!("{video} is claimed by a worker");
+        eventually(Duration::from_secs(60), &what, async || {
             let worker: Option<String> = sqlx::query_scalar(
                 "SELECT worker_id FROM jobs WHERE video_id = $1::uuid AND state = 'processing'",
             )
@@ -157,17 +160,12 @@ impl Stack {
             .await
             .unwrap()
             .flatten();
-            if let Some(w) = worker
-                && let Some(i) = self
-                    .workers
-                    .iter()
-                    .position(|p| w.starts_with(&format!("{}-", p.host)))
-            {
-                return i;
-            }
-            assert!(Instant::now() < deadline, "{video} was never claimed");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            let w = worker?;
+            self.workers
+                .iter()
+                .position(|p| w.starts_with(&format!("{}-", p.host)))
+        })
+        .await
     }
 
     async fn signal(&mut self, index: usize, signal: &str) -> Worker {
@@ -384,6 +382,7 @@ async fn postgres_restart_during_encoding_loses_nothing() {
             stack.holder(&id).await;
             cluster.pg_ctl("stop").await;
             stack.assert_coded_5xx_while_postgres_is_down(&id).await;
+            // The fault itself: Postgres stays down this long (not a wait for anything).
             tokio::time::sleep(Duration::from_secs(2)).await;
             cluster.pg_ctl("start").await;
             stack.faults.push("Postgres restart mid-encode");
@@ -500,10 +499,10 @@ async fn sigkill_mid_encode(stack: &mut Stack, clip: &Path) {
     // Its ffmpeg is orphaned, not killed: it dies on its next progress write
     // into the closed pipe (about every half second).
     let pattern = format!("{}/videos/{id}/1-", stack.app.media_dir.display());
-    wait_until_no_process(
-        "the killed worker's ffmpeg exits",
-        &pattern,
+    eventually(
         Duration::from_secs(5),
+        "the killed worker's ffmpeg exits",
+        async || no_process(&pattern).await,
     )
     .await;
     stack.spawn_worker(&[]);
@@ -540,6 +539,7 @@ async fn redis_restart_during_uploads(stack: &mut Stack, clip: &Path) {
     let uploads = (0..6).map(|i| {
         let (client, url, body) = (client.clone(), stack.app.url("/v1/videos"), body.clone());
         async move {
+            // A burst spread over the restart, on purpose (not a wait for anything).
             tokio::time::sleep(Duration::from_millis(150 * i)).await;
             let response = client
                 .post(url)
@@ -590,6 +590,7 @@ async fn postgres_outage_during_encoding(stack: &mut Stack, clip: &Path) {
         .unwrap();
     // While it is down the API answers, with a clear error rather than hanging.
     stack.assert_coded_5xx_while_postgres_is_down(&id).await;
+    // The fault itself: Postgres refuses connections this long (not a wait for anything).
     tokio::time::sleep(Duration::from_secs(3)).await;
     sqlx::query(&format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true"))
         .execute(&admin)
@@ -702,10 +703,10 @@ async fn cancel_retry_delete(stack: &mut Stack, medium: &Path, small: &Path) {
     assert_eq!(status, 200);
     let canceled_at = Instant::now();
     let pattern = format!("{}/videos/{running}/", stack.app.media_dir.display());
-    wait_until_no_process(
-        "the canceled job's ffmpeg exits",
-        &pattern,
+    eventually(
         Duration::from_secs(2),
+        "the canceled job's ffmpeg exits",
+        async || no_process(&pattern).await,
     )
     .await;
     eprintln!(
@@ -740,27 +741,12 @@ async fn cancel_retry_delete(stack: &mut Stack, medium: &Path, small: &Path) {
     stack.faults.push("delete ready");
 }
 
-/// Waits until no process has `pattern` on its command line.
-async fn wait_until_no_process(what: &str, pattern: &str, limit: Duration) {
-    wait_until(what, limit, || async move {
-        let out = Command::new("pgrep")
-            .args(["-f", pattern])
-            .output()
-            .await
-            .unwrap();
-        out.stdout.is_empty()
-    })
-    .await;
-}
-
-async fn wait_until<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// Whether no process has `pattern` on its command line.
+async fn no_process(pattern: &str) -> bool {
+    let out = Command::new("pgrep")
+        .args(["-f", pattern])
+        .output()
+        .await
+        .unwrap();
+    out.stdout.is_empty()
 }

@@ -304,7 +304,7 @@ async fn connections_that_dribble_their_headers_are_closed(pool: PgPool) {
     for _ in 0..5 {
         let (mut read, mut write) = connect(&app).await.into_split();
         // One byte every 200 ms: each arrives well within any per-read timeout, the whole
-        // head never does.
+        // head never does. (The slow client under test, not a wait for anything.)
         let dribble = tokio::spawn(async move {
             for byte in head {
                 if write.write_all(&[*byte]).await.is_err() {

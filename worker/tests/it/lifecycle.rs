@@ -4,7 +4,7 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestApp, make_clip, scratch};
+use common::{TestApp, eventually, make_clip, scratch};
 use prostream_worker::pipeline::{self, Outcome};
 use sqlx::PgPool;
 
@@ -74,14 +74,18 @@ async fn canceling_a_running_job_stops_ffmpeg_within_two_seconds(pool: PgPool) {
     let job = app.job_id(&id).await;
     let ctx = app.job_context().await;
     let running = tokio::spawn(async move { pipeline::process(&ctx, job).await });
-    wait_until(|| app.ffmpeg_running(), Duration::from_secs(30)).await;
+    eventually(Duration::from_secs(30), "ffmpeg starts", async || {
+        app.ffmpeg_running().await
+    })
+    .await;
 
     let (status, video) = app.post(&format!("/v1/videos/{id}/cancel")).await;
     assert_eq!((status, video["status"].as_str()), (200, Some("canceled")));
     let asked = Instant::now();
-    wait_until(
-        || async { !app.ffmpeg_running().await },
+    eventually(
         Duration::from_secs(2),
+        "ffmpeg exits after the cancel",
+        async || !app.ffmpeg_running().await,
     )
     .await;
     eprintln!("ffmpeg gone {:?} after the cancel", asked.elapsed());
@@ -114,7 +118,10 @@ async fn deleting_removes_rows_and_every_file_whatever_the_state(pool: PgPool) {
     let job = app.job_id(&running_id).await;
     let worker_ctx = ctx.clone();
     let running = tokio::spawn(async move { pipeline::process(&worker_ctx, job).await });
-    wait_until(|| app.ffmpeg_running(), Duration::from_secs(30)).await;
+    eventually(Duration::from_secs(30), "ffmpeg starts", async || {
+        app.ffmpeg_running().await
+    })
+    .await;
     // A queued one.
     let queued = app.upload_ok(&short).await;
 
@@ -199,19 +206,4 @@ async fn concurrent_cancel_retry_and_delete_leave_a_consistent_state(pool: PgPoo
     }
     app.shutdown().await;
     std::fs::remove_dir_all(fixtures).unwrap();
-}
-
-async fn wait_until<F, Fut>(mut check: F, limit: Duration)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !check().await {
-        assert!(
-            Instant::now() < deadline,
-            "condition not met within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

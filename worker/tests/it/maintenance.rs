@@ -110,15 +110,19 @@ async fn queued_jobs_lost_by_redis_are_pushed_again(pool: PgPool) {
 
     // Pushed moments ago: not yet considered lost.
     assert_eq!(maintenance::tick(&ctx, SETTINGS).await.unwrap().pushed, 0);
-    let quick = Settings {
-        reconcile_after: Duration::from_millis(200),
-        ..SETTINGS
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(maintenance::tick(&ctx, quick).await.unwrap().pushed, 1);
+    // Pushed longer ago than `reconcile_after` (the time is Postgres', so it is set back there).
+    sqlx::query(
+        "UPDATE jobs SET pushed_at = pushed_at - make_interval(secs => $2) WHERE video_id = $1::uuid",
+    )
+    .bind(&id)
+    .bind((SETTINGS.reconcile_after + Duration::from_secs(1)).as_secs_f64())
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(maintenance::tick(&ctx, SETTINGS).await.unwrap().pushed, 1);
     assert_eq!(deliveries(&app).await, 1);
     // Just pushed again: the next tick leaves it alone.
-    assert_eq!(maintenance::tick(&ctx, quick).await.unwrap().pushed, 0);
+    assert_eq!(maintenance::tick(&ctx, SETTINGS).await.unwrap().pushed, 0);
     assert_eq!(
         pipeline::process(&ctx, app.job_id(&id).await)
             .await

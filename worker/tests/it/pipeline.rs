@@ -4,7 +4,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::{TestApp, make_clip, probe_duration, scratch};
+use common::{TestApp, eventually, make_clip, probe_duration, scratch};
 use prostream::queue;
 use prostream_worker::pipeline::{self, Outcome};
 use sqlx::PgPool;
@@ -281,22 +281,23 @@ async fn the_same_job_pushed_twice_is_processed_once(pool: PgPool) {
         .await;
     assert_eq!(video["status"], "ready", "{video}");
     // Wait until the worker has taken the second delivery too, then check it changed nothing.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let done: usize = redis::cmd("SCARD")
-            .arg(format!("{}:done", app.queue_name))
-            .query_async(&mut redis)
-            .await
-            .unwrap();
-        if done == 2 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "second delivery never consumed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(30),
+        "the second delivery is consumed",
+        async || {
+            let done: usize = redis::cmd("SCARD")
+                .arg(format!("{}:done", app.queue_name))
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            if done == 2 {
+                Ok(())
+            } else {
+                Err(format!("{done} done"))
+            }
+        },
+    )
+    .await;
     let video = app.get_json(&format!("/v1/videos/{id}")).await;
     assert_eq!(video["attempts"], 1, "{video}");
     assert_eq!(video["status"], "ready");
@@ -451,18 +452,15 @@ async fn a_long_video_is_playable_while_it_encodes(pool: PgPool) {
     let id = app.upload_ok(&clip).await;
 
     // As soon as the API says playable, while the job still runs.
-    let deadline = uploaded + ENCODE_LIMIT;
-    let video = loop {
+    let video = eventually(ENCODE_LIMIT, "the video is playable", async || {
         let video = app.get_json(&format!("/v1/videos/{id}")).await;
         if video["playable"] == true {
-            break video;
+            Ok(video)
+        } else {
+            Err(video)
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never playable: {video}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await;
     let playable_after = uploaded.elapsed();
     assert_eq!(
         video["status"], "processing",

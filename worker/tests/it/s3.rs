@@ -6,14 +6,15 @@ use crate::common;
 
 use std::{
     path::Path,
-    time::{Duration, Instant},
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
 };
 
-use common::{TestApp, make_clip, s3_server, scratch};
+use common::{TestApp, eventually, make_clip, s3_server, scratch};
 use object_store::{ObjectStoreExt, PutPayload};
 use prostream::{
     config::StorageConfig,
-    storage::{self, MediaRoot, S3Store},
+    storage::{self, MediaRoot, S3Store, sweep::Clock},
 };
 use prostream_worker::{
     maintenance::{self, Settings},
@@ -100,12 +101,20 @@ async fn assert_decodes(dir: &Path, name: &str, init: &[u8], segment: &[u8]) {
 /// Nothing of a job stays on the worker's disk, and nothing of an upload on the API's.
 async fn assert_no_local_leftovers(app: &TestApp) {
     let none = Vec::<String>::new();
-    // The worker removes its scratch right after recording the result: give it a moment.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while app.worker_entries("work") != none && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(app.worker_entries("work"), none, "worker scratch");
+    // The worker removes its scratch right after recording the result: wait for it.
+    eventually(
+        Duration::from_secs(10),
+        "the worker removes its scratch",
+        async || {
+            let left = app.worker_entries("work");
+            if left == none {
+                Ok(())
+            } else {
+                Err(format!("{left:?}"))
+            }
+        },
+    )
+    .await;
     assert_eq!(app.worker_entries("videos"), none);
     assert_eq!(app.worker_entries("uploads"), none);
     assert_eq!(app.entries("uploads"), none, "API uploads");
@@ -221,15 +230,15 @@ async fn a_video_on_s3_is_playable_while_it_encodes_and_no_playlist_lists_a_miss
     let clip = make_clip(&fixtures, "long.mp4", 40, 640, 360, true).await;
     app.start_worker(1).await;
     let id = app.upload_ok(&clip).await;
-    let deadline = Instant::now() + ENCODE_LIMIT;
-    let video = loop {
+    let video = eventually(ENCODE_LIMIT, "the video is playable", async || {
         let video = app.get_json(&format!("/v1/videos/{id}")).await;
         if video["playable"] == true {
-            break video;
+            Ok(video)
+        } else {
+            Err(video)
         }
-        assert!(Instant::now() < deadline, "never playable: {video}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await;
     assert_eq!(video["status"], "processing", "{video}");
     let base = TestApp::hls_base(&video);
 
@@ -237,7 +246,7 @@ async fn a_video_on_s3_is_playable_while_it_encodes_and_no_playlist_lists_a_miss
     // the bucket already.
     let mut rounds = 0;
     let mut growing_seen = false;
-    loop {
+    eventually(ENCODE_LIMIT, "the playlists end", async || {
         let text = app.get_text(&app.url(&format!("{base}/master.m3u8"))).await;
         let master = m3u8_rs::parse_master_playlist_res(text.as_bytes()).unwrap();
         assert_eq!(master.variants.len(), 2, "{text}");
@@ -265,12 +274,9 @@ async fn a_video_on_s3_is_playable_while_it_encodes_and_no_playlist_lists_a_miss
             }
         }
         rounds += 1;
-        if finished {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never finished");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        finished
+    })
+    .await;
     assert!(growing_seen, "the playlists were never seen growing");
     eprintln!("{rounds} rounds of playlist checks");
     let video = app
@@ -426,7 +432,7 @@ async fn the_sweeper_removes_the_objects_of_dead_attempts_and_keeps_live_ones(po
         std::fs::write(dir.join("source"), b"x").unwrap();
     }
 
-    let ctx = app.job_context().await;
+    let mut ctx = app.job_context().await;
     let settings = Settings {
         interval: Duration::from_secs(1),
         reconcile_after: Duration::from_secs(30),
@@ -438,12 +444,16 @@ async fn the_sweeper_removes_the_objects_of_dead_attempts_and_keeps_live_ones(po
     assert_eq!(tick.swept, 0, "{tick:?}");
     assert_eq!(s3_server().keys(prefix).await.len(), 5);
 
-    let old_enough = Settings {
-        sweep_min_age: Duration::ZERO,
-        ..settings
-    };
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let tick = maintenance::tick(&ctx, old_enough).await.unwrap();
+    // An hour on: the store judges its objects (timed by the S3 server) by a clock set ahead,
+    // and the scratch on the worker's disk is an hour old.
+    let an_hour = Duration::from_secs(3600);
+    let store = S3Store::new(&app.storage, ctx.media.clone()).unwrap();
+    ctx.store = Arc::new(store.with_clock(Clock::ahead(an_hour)));
+    let dead = work.join(gone.to_string());
+    for dir in [dead.join("1-orphan"), dead] {
+        set_back(&dir, an_hour);
+    }
+    let tick = maintenance::tick(&ctx, settings).await.unwrap();
     assert_eq!(
         tick.swept, 3,
         "two dead attempts' objects, one scratch dir: {tick:?}"
@@ -456,6 +466,14 @@ async fn the_sweeper_removes_the_objects_of_dead_attempts_and_keeps_live_ones(po
     assert_eq!(app.worker_entries(&format!("work/{id}")), ["2-live"]);
     app.shutdown().await;
     std::fs::remove_dir_all(fixtures).unwrap();
+}
+
+/// Sets a file's (or directory's) modification time `by` back.
+fn set_back(path: &Path, by: Duration) {
+    std::fs::File::open(path)
+        .unwrap()
+        .set_modified(SystemTime::now() - by)
+        .unwrap();
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]

@@ -5,11 +5,11 @@ use crate::common;
 
 use std::{
     path::PathBuf,
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, SystemTime},
 };
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
-use common::{TestApp, make_clip, scratch};
+use common::{TestApp, eventually, make_clip, scratch};
 use prostream::config::MediaLimits;
 use prostream_worker::maintenance::{self, Settings};
 use reqwest::{Method, Response};
@@ -112,18 +112,6 @@ fn video_of(response: &Response) -> String {
 /// The original stored for a video.
 fn original(app: &TestApp, video_id: &str) -> Vec<u8> {
     std::fs::read(app.media_dir.join("uploads").join(video_id)).unwrap()
-}
-
-/// Polls `check` until it holds, or panics after `limit` saying `what`.
-async fn eventually<F: AsyncFn() -> bool>(limit: Duration, what: &str, check: F) {
-    let deadline = Instant::now() + limit;
-    while !check().await {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not happen within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn locked(app: &TestApp, path: &str) -> bool {

@@ -4,7 +4,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::{TestApp, make_clip, scratch};
+use common::{TestApp, eventually, make_clip, scratch};
 use prostream::config::MediaLimits;
 use sqlx::PgPool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -202,11 +202,13 @@ async fn a_body_that_breaks_off_mid_stream_is_not_queued(pool: PgPool) {
     let _ = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut reply)).await;
     let reply = String::from_utf8_lossy(&reply);
     assert!(!reply.starts_with("HTTP/1.1 202"), "{reply}");
-    // The server notices asynchronously; give it a moment to clean up.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !app.entries("uploads").is_empty() && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // The server notices asynchronously: wait for it to clean up.
+    eventually(
+        Duration::from_secs(10),
+        "the broken upload's file is removed",
+        async || app.entries("uploads").is_empty(),
+    )
+    .await;
     assert_nothing_left(&app).await;
     app.shutdown().await;
 }

@@ -15,7 +15,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     routing::get,
 };
-use common::{TestApp, make_clip, redis_url, scratch, test_ingest_config};
+use common::{TestApp, eventually, make_clip, redis_url, scratch, test_ingest_config};
 use prostream::config::MediaLimits;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -66,6 +66,13 @@ async fn origin(clip_path: PathBuf) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
+}
+
+/// The files of the downloads in progress (`uploads/.incoming-*`).
+fn downloading(app: &TestApp) -> Vec<String> {
+    let mut names = app.entries("uploads");
+    names.retain(|name| name.starts_with(".incoming-"));
+    names
 }
 
 async fn ingest(app: &TestApp, body: Value) -> (u16, Value) {
@@ -249,6 +256,12 @@ async fn size_and_time_limits_hold_and_a_failed_download_can_be_retried(pool: Pg
 
     // Cancel and delete while a download stalls: nothing stays.
     let stalled = accepted(&app, &format!("http://{addr}/stall")).await;
+    let first = eventually(
+        Duration::from_secs(10),
+        "the stall's download starts",
+        async || downloading(&app).into_iter().next(),
+    )
+    .await;
     let cancel = app
         .http
         .post(app.url(&format!("/v1/videos/{stalled}/cancel")))
@@ -257,6 +270,12 @@ async fn size_and_time_limits_hold_and_a_failed_download_can_be_retried(pool: Pg
         .unwrap();
     assert_eq!(cancel.status(), 200);
     let deleted = accepted(&app, &format!("http://{addr}/stall")).await;
+    eventually(
+        Duration::from_secs(10),
+        "the second stall's download starts",
+        async || downloading(&app).iter().any(|name| *name != first),
+    )
+    .await;
     let delete = app
         .http
         .delete(app.url(&format!("/v1/videos/{deleted}")))
@@ -264,12 +283,20 @@ async fn size_and_time_limits_hold_and_a_failed_download_can_be_retried(pool: Pg
         .await
         .unwrap();
     assert_eq!(delete.status(), 204);
-    tokio::time::sleep(Duration::from_secs(3)).await; // past the stalls' time limit
-    assert!(
-        app.entries("uploads").is_empty(),
-        "{:?}",
-        app.entries("uploads")
-    );
+    // Both downloads end (at the stalls' time limit at the latest); the file goes last.
+    eventually(
+        Duration::from_secs(30),
+        "the stalled downloads leave nothing",
+        async || {
+            let left = app.entries("uploads");
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{left:?}"))
+            }
+        },
+    )
+    .await;
     let video = app.get_json(&format!("/v1/videos/{stalled}")).await;
     assert_eq!(video["status"], "canceled");
     let _ = std::fs::remove_dir_all(fixtures);

@@ -18,7 +18,7 @@ use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
 };
-use common::{TestApp, client_with_key, make_clip, scratch};
+use common::{TestApp, client_with_key, eventually, make_clip, scratch};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -83,6 +83,7 @@ impl Receiver {
                 Behaviour::FailFirst(n) if seen <= n => StatusCode::INTERNAL_SERVER_ERROR,
                 Behaviour::FailFirst(_) => StatusCode::NO_CONTENT,
                 Behaviour::Sleep(d) => {
+                    // The slow endpoint under test stalls on purpose (not a wait for anything).
                     tokio::time::sleep(d).await;
                     StatusCode::OK
                 }
@@ -108,24 +109,25 @@ impl Receiver {
 
     /// Polls until a request for `video_id` of event `kind` arrived; returns it.
     async fn wait_for(&self, video_id: &str, kind: &str, limit: Duration) -> Received {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(found) = self.requests().into_iter().find(|r| {
+        let what = format!("a {kind} for {video_id}");
+        eventually(limit, &what, async || {
+            let requests = self.requests();
+            let found = requests.iter().find(|r| {
                 let event = r.json();
                 event["type"] == kind && event["data"]["video_id"] == video_id
-            }) {
-                return found;
+            });
+            match found {
+                Some(found) => Ok(found.clone()),
+                None => Err(format!(
+                    "got {:?}",
+                    requests
+                        .iter()
+                        .map(|r| r.json()["type"].clone())
+                        .collect::<Vec<_>>()
+                )),
             }
-            assert!(
-                Instant::now() < deadline,
-                "no {kind} for {video_id} within {limit:?}; got {:?}",
-                self.requests()
-                    .iter()
-                    .map(|r| r.json()["type"].clone())
-                    .collect::<Vec<_>>()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 }
 
@@ -348,15 +350,14 @@ async fn a_failing_endpoint_is_retried_with_backoff_until_it_answers_2xx(pool: P
 
     // Test schedule (WEBHOOK_RETRY_BASE_SECS 0.05): 0.05 s after the 1st failure, 3 s after the 2nd.
     let hook_id = hook["id"].as_str().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let delivery = loop {
+    let delivery = eventually(Duration::from_secs(20), "the delivery", async || {
         let listed = deliveries(&app, hook_id).await;
-        if listed.first().is_some_and(|d| d["state"] == "delivered") {
-            break listed[0].clone();
+        match listed.first() {
+            Some(d) if d["state"] == "delivered" => Ok(d.clone()),
+            _ => Err(format!("not delivered: {listed:?}")),
         }
-        assert!(Instant::now() < deadline, "not delivered: {listed:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     let attempts = delivery["attempts"].as_array().unwrap();
     let statuses: Vec<i64> = attempts
         .iter()
@@ -447,24 +448,28 @@ async fn a_slow_endpoint_delays_neither_the_video_nor_another_owners_deliveries(
     // video may be ready before the first 2 s timeout has run out: that is the point).
     assert!(!slow.requests().is_empty());
     let hook = slow_hook_id(&app).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let timed_out = loop {
-        let listed = deliveries(&app, &hook).await;
-        let timed_out = listed
-            .iter()
-            .flat_map(|d| d["attempts"].as_array().unwrap().iter())
-            .filter(|a| {
-                a["error"]
-                    .as_str()
-                    .is_some_and(|e| e.contains("no answer within"))
-            })
-            .count();
-        if timed_out > 0 {
-            break timed_out;
-        }
-        assert!(Instant::now() < deadline, "{listed:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let timed_out = eventually(
+        Duration::from_secs(30),
+        "a timed-out attempt to the slow endpoint",
+        async || {
+            let listed = deliveries(&app, &hook).await;
+            let timed_out = listed
+                .iter()
+                .flat_map(|d| d["attempts"].as_array().unwrap().iter())
+                .filter(|a| {
+                    a["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("no answer within"))
+                })
+                .count();
+            if timed_out > 0 {
+                Ok(timed_out)
+            } else {
+                Err(format!("{listed:?}"))
+            }
+        },
+    )
+    .await;
     println!(
         "other owner told {told_in:?} after its cancel; video ready {ready_in:?} after the worker \
          started; {timed_out} attempts to the slow endpoint timed out meanwhile"

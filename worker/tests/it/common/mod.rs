@@ -4,11 +4,12 @@
 #![allow(dead_code)] // not every helper has a caller at every moment
 
 pub mod binary;
+pub mod eventually;
 pub mod media;
 
 use std::{
     path::{Path, PathBuf},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use prostream::{
@@ -30,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use binary::prostream_bin;
+pub use eventually::eventually;
 
 pub struct TestApp {
     pub base: String,
@@ -360,19 +362,16 @@ impl TestApp {
 
     /// Polls the video until its status is one of `wanted`, or panics after `limit`.
     pub async fn wait_for_status(&self, id: &str, wanted: &[&str], limit: Duration) -> Value {
-        let deadline = Instant::now() + limit;
-        loop {
+        eventually(limit, &format!("video {id} {wanted:?}"), async || {
             let video = self.get_json(&format!("/v1/videos/{id}")).await;
-            let status = video["status"].as_str().unwrap_or_default().to_owned();
-            if wanted.contains(&status.as_str()) {
-                return video;
+            let status = video["status"].as_str().unwrap_or_default();
+            if wanted.contains(&status) {
+                Ok(video)
+            } else {
+                Err(format!("still {status}: {video}"))
             }
-            assert!(
-                Instant::now() < deadline,
-                "video {id} still {status} after {limit:?}: {video}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await
     }
 
     /// The job of a video.
