@@ -40,7 +40,6 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
-use uuid::Uuid;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -166,7 +165,6 @@ pub async fn get_hls_file(
     Path(HlsFile { attempt, file }): Path<HlsFile>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let id = id.get();
     check_names(&attempt, &file)?;
     if !state.public_videos.is_public(&state.pool, id).await? {
         return Err(ApiError::new(
@@ -217,7 +215,6 @@ pub async fn get_signed_hls_file(
     }): Path<SignedHlsFile>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let id = id.get();
     let expires_at = state
         .playback
         .verify(id, &token, OffsetDateTime::now_utc())
@@ -264,7 +261,7 @@ fn check_names(attempt: &str, file: &str) -> Result<(), ApiError> {
 /// a redirect to a presigned URL.
 async fn serve(
     state: &AppState,
-    id: Uuid,
+    id: VideoId,
     attempt: &str,
     file: &str,
     access: Access,

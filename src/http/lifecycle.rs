@@ -46,7 +46,6 @@ pub async fn cancel_video(
     caller: Caller,
     Id(id): Id<VideoId>,
 ) -> Result<Json<VideoOut>, ApiError> {
-    let id = id.get();
     let mut conn = visible(&state, &caller, id).await?;
     if !db::jobs::cancel(&mut conn, id).await? {
         match db::jobs::state_of(&mut conn, id).await? {
@@ -88,7 +87,6 @@ pub async fn retry_video(
     caller: Caller,
     Id(id): Id<VideoId>,
 ) -> Result<(StatusCode, Json<VideoOut>), ApiError> {
-    let id = id.get();
     let mut conn = visible(&state, &caller, id).await?;
     let Some((job_id, new_state)) = db::jobs::retry(&mut conn, id).await? else {
         return Err(match db::jobs::state_of(&mut conn, id).await? {
@@ -123,7 +121,7 @@ pub async fn retry_video(
 async fn visible(
     state: &AppState,
     caller: &Caller,
-    id: uuid::Uuid,
+    id: VideoId,
 ) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, ApiError> {
     let mut conn = state.pool.acquire().await?;
     if !db::videos::visible_to(&mut conn, id, caller.scope()).await? {
@@ -148,7 +146,6 @@ pub async fn delete_video(
     caller: Caller,
     Id(id): Id<VideoId>,
 ) -> Result<StatusCode, ApiError> {
-    let id = id.get();
     let mut conn = state.pool.acquire().await?;
     let source = db::videos::delete(&mut conn, id, caller.scope())
         .await?

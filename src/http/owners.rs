@@ -5,7 +5,6 @@ use axum::{Json, extract::State};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use uuid::Uuid;
 
 use super::{
     AppState,
@@ -14,6 +13,7 @@ use super::{
 };
 use crate::{
     db::{self, owners::UsageRow},
+    ids::OwnerId,
     ingest::quotas::Limits,
 };
 
@@ -26,7 +26,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// An owner's usage and the limits that apply to it (`null`: no limit).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UsageOut {
-    pub owner_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub owner_id: OwnerId,
     pub owner: String,
     /// Bytes of originals plus the announced lengths of unfinished resumable uploads.
     pub stored_bytes: i64,

@@ -11,7 +11,6 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
-use uuid::Uuid;
 
 use super::{
     AppState,
@@ -57,7 +56,8 @@ pub struct UploadForm {
 pub struct VideoPage {
     pub items: Vec<VideoOut>,
     /// Pass as `cursor` to get the next page; null on the last page.
-    pub next_cursor: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub next_cursor: Option<VideoId>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -190,7 +190,7 @@ async fn accept_upload(
     let title = ingest::choose_title(title.or(received.title), received.filename.as_deref())?;
     let info = state.ingest.probe(received.file.path()).await?;
 
-    let video_id = Uuid::now_v7();
+    let video_id = VideoId::generate();
     let dest = MediaRoot::source_relative(video_id);
     received
         .file
@@ -240,7 +240,7 @@ pub async fn get_video(
     caller: Caller,
     Id(id): Id<VideoId>,
 ) -> Result<Json<VideoOut>, ApiError> {
-    Ok(Json(load_video(&state, id.get(), caller.scope()).await?))
+    Ok(Json(load_video(&state, id, caller.scope()).await?))
 }
 
 /// What `PATCH /v1/videos/{id}` may change.
@@ -278,7 +278,6 @@ pub async fn update_video(
     Id(id): Id<VideoId>,
     body: Result<Json<serde_json::Map<String, serde_json::Value>>, JsonRejection>,
 ) -> Result<Json<VideoOut>, ApiError> {
-    let id = id.get();
     // Read as a JSON object first: serde would also build the struct from an array.
     let Json(object) = body.map_err(|rejection| match rejection {
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
@@ -362,7 +361,7 @@ pub async fn list_videos(
     let cursor = params
         .cursor
         .as_deref()
-        .map(Uuid::parse_str)
+        .map(str::parse::<VideoId>)
         .transpose()
         .map_err(|_| {
             ApiError::bad_request(
@@ -376,8 +375,8 @@ pub async fn list_videos(
     let mut rows = db::videos::list(&mut conn, caller.scope(), status, cursor, limit + 1).await?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let mut renditions: HashMap<Uuid, Vec<_>> = HashMap::new();
+    let ids: Vec<VideoId> = rows.iter().map(|r| r.id).collect();
+    let mut renditions: HashMap<VideoId, Vec<_>> = HashMap::new();
     for r in db::videos::renditions(&mut conn, &ids).await? {
         renditions.entry(r.video_id).or_default().push(r);
     }

@@ -21,7 +21,7 @@ use super::{
 use crate::{
     db::{self, webhooks::EventType},
     fetch::FetchError,
-    ids::WebhookId,
+    ids::{VideoId, WebhookId},
     webhooks,
 };
 
@@ -50,7 +50,8 @@ pub struct WebhookIn {
 /// A registered endpoint, as listed (the secret is shown only when it is created).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookOut {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: WebhookId,
     pub url: String,
     pub events: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
@@ -60,7 +61,8 @@ pub struct WebhookOut {
 /// A new endpoint with its signing secret, which is never shown again.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookCreated {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: WebhookId,
     pub url: String,
     pub events: Vec<String>,
     /// `whsec_` + base64 of 32 random bytes: give it to your Standard Webhooks library.
@@ -83,7 +85,8 @@ pub struct DeliveryOut {
     pub event_id: Uuid,
     /// `video.playable`, `video.ready`, `video.failed` or `video.canceled`.
     pub event_type: String,
-    pub video_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub video_id: VideoId,
     /// `pending` (being sent or waiting to be tried again), `delivered` or `failed` (no 2xx
     /// within WEBHOOK_RETRY_WINDOW_SECS of the event).
     pub state: String,
@@ -164,7 +167,7 @@ pub async fn create_webhook(
     let mut conn = state.pool.acquire().await?;
     let row = db::webhooks::insert(
         &mut conn,
-        Uuid::now_v7(),
+        WebhookId::generate(),
         owner_id,
         url.as_str(),
         &events,
@@ -254,7 +257,6 @@ pub async fn delete_webhook(
     caller: Caller,
     Id(id): Id<WebhookId>,
 ) -> Result<StatusCode, ApiError> {
-    let id = id.get();
     let mut conn = state.pool.acquire().await?;
     if !db::webhooks::delete(&mut conn, id, caller.scope()).await? {
         return Err(ApiError::not_found("this webhook"));
@@ -278,7 +280,6 @@ pub async fn list_deliveries(
     caller: Caller,
     Id(id): Id<WebhookId>,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    let id = id.get();
     let mut conn = state.pool.acquire().await?;
     if !db::webhooks::exists(&mut conn, id, caller.scope()).await? {
         return Err(ApiError::not_found("this webhook"));

@@ -239,7 +239,7 @@ pub async fn create_upload(
         .admit_upload(caller.owner_id, Some(length))
         .await?;
     let new = NewUpload {
-        id: Uuid::now_v7(),
+        id: UploadId::generate(),
         length: length as i64,
         metadata: meta.raw,
         filename: meta.filename,
@@ -379,11 +379,10 @@ pub async fn head_upload(
     caller: Caller,
     Id(id): Id<UploadId>,
 ) -> Result<Response, ApiError> {
-    let id = id.get();
     detached(head(state, caller, id)).await
 }
 
-async fn head(state: AppState, caller: Caller, id: Uuid) -> Result<Response, ApiError> {
+async fn head(state: AppState, caller: Caller, id: UploadId) -> Result<Response, ApiError> {
     let mut conn = state.pool.acquire().await?;
     let mut row = db::uploads::get(&mut conn, id)
         .await?
@@ -491,7 +490,6 @@ pub async fn patch_upload(
     }
     let offset = headers::upload_offset(&headers)?;
     let digest = headers::checksum(&headers)?.map(ChunkDigest::new);
-    let id = id.get();
     let announced = headers::content_length(&headers);
     detached(patch(state, caller, id, offset, announced, digest, body)).await
 }
@@ -499,7 +497,7 @@ pub async fn patch_upload(
 async fn patch(
     state: AppState,
     caller: Caller,
-    id: Uuid,
+    id: UploadId,
     offset: u64,
     announced: Option<u64>,
     digest: Option<ChunkDigest>,
@@ -607,7 +605,6 @@ pub async fn delete_upload(
     caller: Caller,
     Id(id): Id<UploadId>,
 ) -> Result<StatusCode, ApiError> {
-    let id = id.get();
     detached(async move {
         let (lease, row) = lease_or_refusal(&state, &caller, id).await?;
         if row.video_id.is_some() {
@@ -637,7 +634,7 @@ async fn detached<T: Send + 'static>(
 async fn lease_or_refusal(
     state: &AppState,
     caller: &Caller,
-    id: Uuid,
+    id: UploadId,
 ) -> Result<(Lease, UploadRow), ApiError> {
     let mut conn = state.pool.acquire().await?;
     let owner = db::uploads::get(&mut conn, id)
