@@ -47,6 +47,7 @@ use super::{
     AppState,
     error::{ApiError, ErrorCode, Problem},
     extract::{Id, Path},
+    responses::{FileNotFound, InternalError, InvalidFileName},
     wire::BinaryFile,
 };
 use crate::{
@@ -152,12 +153,12 @@ fn cache_control(change: Change, access: Access, now: OffsetDateTime) -> HeaderV
         (status = 307, description = "With S3 storage, for segments, init segments and the poster: the file's presigned URL \
          in `Location` (valid `S3_PRESIGN_TTL_SECS` at most)"),
         (status = 304, description = "Not modified since the validator sent"),
-        (status = 400, description = "`invalid_file_name`", body = Problem, content_type = "application/problem+json"),
+        InvalidFileName,
         (status = 403, description = "`playback_token_required`: the video is not public (or does not exist)",
          body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        FileNotFound,
         (status = 416, description = "The range is outside the file"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        InternalError,
     ))]
 pub async fn get_hls_file(
     State(state): State<AppState>,
@@ -198,12 +199,12 @@ pub async fn get_hls_file(
         (status = 307, description = "With S3 storage, for segments, init segments and the poster: the file's presigned URL \
          in `Location` (valid `S3_PRESIGN_TTL_SECS` at most)"),
         (status = 304, description = "Not modified since the validator sent"),
-        (status = 400, description = "`invalid_file_name`", body = Problem, content_type = "application/problem+json"),
+        InvalidFileName,
         (status = 403, description = "`playback_token_invalid` (malformed, tampered, unknown key, another video's), \
          `playback_token_expired`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        FileNotFound,
         (status = 416, description = "The range is outside the file"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        InternalError,
     ))]
 pub async fn get_signed_hls_file(
     State(state): State<AppState>,

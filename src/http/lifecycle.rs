@@ -13,6 +13,7 @@ use super::{
     auth::Caller,
     error::{ApiError, ErrorCode, Problem},
     extract::Id,
+    responses::{InternalError, Unauthorized, VideoNotFound},
     wire::{VideoOut, load_video},
 };
 use crate::{
@@ -34,11 +35,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(("id" = String, Path, description = "The video's id (a UUID)")),
     responses(
         (status = 200, description = "Canceled", body = VideoOut),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
-         content_type = "application/problem+json"),
-        (status = 404, description = "`not_found` (also another owner's video)", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        VideoNotFound,
         (status = 409, description = "`not_cancelable`: ready or failed already", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn cancel_video(
@@ -75,11 +75,10 @@ pub async fn cancel_video(
     params(("id" = String, Path, description = "The video's id (a UUID)")),
     responses(
         (status = 202, description = "Queued again", body = VideoOut),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
-         content_type = "application/problem+json"),
-        (status = 404, description = "`not_found` (also another owner's video)", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        VideoNotFound,
         (status = 409, description = "`not_retryable`: queued, processing or ready", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn retry_video(
@@ -135,10 +134,9 @@ async fn visible(
     params(("id" = String, Path, description = "The video's id (a UUID)")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
-         content_type = "application/problem+json"),
-        (status = 404, description = "`not_found` (also another owner's video)", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        VideoNotFound,
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn delete_video(

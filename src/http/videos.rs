@@ -17,6 +17,10 @@ use super::{
     auth::Caller,
     error::{ApiError, ErrorCode, Problem},
     extract::{Id, Query},
+    responses::{
+        InternalError, JsonBodyTooLarge, Unauthorized, UploadQuotaExceeded, UriTooLong,
+        VideoNotFound,
+    },
     upload::{self, BodyKind},
     url_ingest,
     wire::{BinaryFile, VideoOut, load_video, video_location},
@@ -88,24 +92,20 @@ pub struct UploadParams {
         (status = 400, description = "`invalid_title`, `invalid_visibility`, `invalid_multipart`, `missing_file`, \
          `upload_incomplete`, `invalid_json`, `invalid_url`",
          body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
-         content_type = "application/problem+json"),
+        Unauthorized,
         (status = 408, description = "`upload_timeout`: the body sent nothing for UPLOAD_IDLE_TIMEOUT_SECS", body = Problem,
          content_type = "application/problem+json"),
         (status = 413, description = "`upload_too_large`, `storage_quota_exceeded`, `body_too_large` (a JSON body over 64 KiB, \
          or over 64 KiB of multipart besides the file)", body = Problem,
          content_type = "application/problem+json"),
-        (status = 414, description = "`uri_too_long`: path and query over 8 KiB", body = Problem,
-         content_type = "application/problem+json"),
+        UriTooLong,
         (status = 415, description = "`unsupported_content_type`, `unsupported_media`", body = Problem,
          content_type = "application/problem+json"),
         (status = 422, description = "`url_forbidden`, `empty_upload`, `truncated_media`, `corrupt_media`, `no_media_streams`, \
          `dimensions_exceeded`, `duration_exceeded`, `frame_rate_exceeded`, `implausible_timing`, `work_budget_exceeded`, `probe_timeout`", body = Problem,
          content_type = "application/problem+json"),
-        (status = 429, description = "`upload_quota_exceeded`", body = Problem,
-         content_type = "application/problem+json",
-         headers(("Retry-After" = String, description = "Seconds until the next UTC day"))),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        UploadQuotaExceeded,
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn create_video(
@@ -228,11 +228,9 @@ async fn accept_upload(
     params(("id" = String, Path, description = "The video's id (a UUID)")),
     responses(
         (status = 200, description = "The video", body = VideoOut),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
-         content_type = "application/problem+json"),
-        (status = 404, description = "`not_found` (also another owner's video)", body = Problem,
-         content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        VideoNotFound,
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn get_video(
@@ -261,15 +259,12 @@ pub struct VideoPatch {
         (status = 200, description = "The video as it is now", body = VideoOut),
         (status = 400, description = "`invalid_json`, `invalid_title`", body = Problem,
          content_type = "application/problem+json"),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
-         content_type = "application/problem+json"),
-        (status = 404, description = "`not_found` (also another owner's video)", body = Problem,
-         content_type = "application/problem+json"),
-        (status = 413, description = "`body_too_large`: a JSON body over 64 KiB", body = Problem,
-         content_type = "application/problem+json"),
+        Unauthorized,
+        VideoNotFound,
+        JsonBodyTooLarge,
         (status = 415, description = "`unsupported_content_type`: send application/json", body = Problem,
          content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn update_video(
@@ -330,11 +325,9 @@ pub struct ListParams {
         (status = 200, description = "A page of videos", body = VideoPage),
         (status = 400, description = "`invalid_status`, `invalid_limit`, `invalid_cursor`", body = Problem,
          content_type = "application/problem+json"),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
-         content_type = "application/problem+json"),
-        (status = 414, description = "`uri_too_long`: path and query over 8 KiB", body = Problem,
-         content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        UriTooLong,
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn list_videos(

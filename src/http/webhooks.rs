@@ -17,6 +17,7 @@ use super::{
     auth::Caller,
     error::{ApiError, ErrorCode, Problem},
     extract::Id,
+    responses::{InternalError, JsonBodyTooLarge, Unauthorized, WebhookNotFound},
 };
 use crate::{
     db::{self, webhooks::EventType},
@@ -137,11 +138,11 @@ impl From<db::webhooks::WebhookRow> for WebhookOut {
     responses(
         (status = 201, description = "Registered; `Location: /v1/webhooks/{id}`", body = WebhookCreated),
         (status = 400, description = "`invalid_json`, `invalid_url` (also https: not supported yet), `invalid_events`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 403, description = "`forbidden`: a request without a key (AUTH_MODE=open) has no owner to hold the webhook", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`body_too_large`: a JSON body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        JsonBodyTooLarge,
         (status = 422, description = "`url_forbidden`: an internal address", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn create_webhook(
@@ -227,8 +228,8 @@ fn refusal(err: FetchError) -> ApiError {
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks",
     responses(
         (status = 200, description = "The endpoints", body = WebhookList),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn list_webhooks(
@@ -247,9 +248,9 @@ pub async fn list_webhooks(
     params(("id" = String, Path, description = "The webhook's id (a UUID)")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found` (also another owner's webhook)", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        WebhookNotFound,
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn delete_webhook(
@@ -270,9 +271,9 @@ pub async fn delete_webhook(
     params(("id" = String, Path, description = "The webhook's id (a UUID)")),
     responses(
         (status = 200, description = "The deliveries", body = DeliveryList),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found` (also another owner's webhook)", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        WebhookNotFound,
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn list_deliveries(
