@@ -22,7 +22,8 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 use time::OffsetDateTime;
-use uuid::Uuid;
+
+use crate::ids::VideoId;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -99,11 +100,11 @@ impl SigningKey {
         format!("{}:{}", self.id, String::from_utf8_lossy(&self.secret))
     }
 
-    fn mac(&self, video_id: Uuid, expires: u64) -> HmacSha256 {
+    fn mac(&self, video_id: VideoId, expires: u64) -> HmacSha256 {
         let mut mac =
             HmacSha256::new_from_slice(&self.secret).expect("HMAC takes a key of any length");
         mac.update(DOMAIN);
-        mac.update(video_id.as_bytes());
+        mac.update(video_id.get().as_bytes());
         mac.update(&expires.to_be_bytes());
         mac
     }
@@ -212,7 +213,7 @@ impl Signer {
 
     /// A token for `video_id` valid for at least the TTL from `now`: the expiry is rounded up to a
     /// multiple of TTL/10 (1 s to 15 min), so repeated calls return the same token for a while.
-    pub fn sign(&self, video_id: Uuid, now: OffsetDateTime) -> SignedToken {
+    pub fn sign(&self, video_id: VideoId, now: OffsetDateTime) -> SignedToken {
         let step = self.rounding_step();
         let earliest = unix(now).saturating_add(self.ttl.as_secs());
         let expires = earliest.div_ceil(step).saturating_mul(step);
@@ -235,7 +236,7 @@ impl Signer {
     }
 
     /// A token for `video_id` that expires at `expires` (Unix seconds).
-    pub fn sign_until(&self, video_id: Uuid, expires: u64) -> SignedToken {
+    pub fn sign_until(&self, video_id: VideoId, expires: u64) -> SignedToken {
         let key = &self.keys[0];
         let mac = key.mac(video_id, expires).finalize().into_bytes();
         SignedToken {
@@ -250,7 +251,7 @@ impl Signer {
     /// PLAYBACK_URL_TTL_SECS thus also shortens the URLs already handed out.
     pub fn verify(
         &self,
-        video_id: Uuid,
+        video_id: VideoId,
         token: &str,
         now: OffsetDateTime,
     ) -> Result<OffsetDateTime, TokenError> {
@@ -332,7 +333,7 @@ mod tests {
     #[test]
     fn a_token_verifies_for_its_video_until_it_expires() {
         let s = signer(&[&SigningKey::generate("k1")]);
-        let video = Uuid::now_v7();
+        let video = VideoId::generate();
         let signed = s.sign(video, now());
         assert!(signed.expires_at >= now() + HOUR);
         assert!(signed.expires_at <= now() + HOUR + HOUR / 10);
@@ -348,7 +349,7 @@ mod tests {
     #[test]
     fn tokens_use_only_characters_safe_in_a_path_segment() {
         let s = signer(&[&SigningKey::generate("key_2026-01")]);
-        let token = s.sign(Uuid::now_v7(), now()).token;
+        let token = s.sign(VideoId::generate(), now()).token;
         assert!(
             token
                 .bytes()
@@ -361,7 +362,7 @@ mod tests {
     #[test]
     fn repeated_signing_within_the_rounding_step_gives_the_same_token() {
         let s = signer(&[&SigningKey::generate("k1")]);
-        let video = Uuid::now_v7();
+        let video = VideoId::generate();
         let a = s.sign(video, now());
         let b = s.sign(video, now() + time::Duration::seconds(5));
         assert_eq!(a, b);
@@ -374,9 +375,9 @@ mod tests {
     #[test]
     fn a_token_of_another_video_is_invalid() {
         let s = signer(&[&SigningKey::generate("k1")]);
-        let token = s.sign(Uuid::now_v7(), now()).token;
+        let token = s.sign(VideoId::generate(), now()).token;
         assert_eq!(
-            s.verify(Uuid::now_v7(), &token, now()),
+            s.verify(VideoId::generate(), &token, now()),
             Err(TokenError::Invalid)
         );
     }
@@ -384,7 +385,7 @@ mod tests {
     #[test]
     fn any_flipped_character_makes_a_token_invalid_never_expired() {
         let s = signer(&[&SigningKey::generate("k1")]);
-        let video = Uuid::now_v7();
+        let video = VideoId::generate();
         let token = s.sign(video, now()).token;
         for i in 0..token.len() {
             if token.as_bytes()[i] == b'.' {
@@ -406,7 +407,7 @@ mod tests {
     #[test]
     fn malformed_tokens_are_invalid() {
         let s = signer(&[&SigningKey::generate("k1")]);
-        let video = Uuid::now_v7();
+        let video = VideoId::generate();
         let token = s.sign(video, now()).token;
         let (expires, rest) = token.split_once('.').unwrap();
         for bad in [
@@ -434,7 +435,7 @@ mod tests {
     fn rotation_signs_with_the_first_key_and_verifies_with_every_listed_one() {
         let k1 = SigningKey::generate("k1");
         let k2 = SigningKey::generate("k2");
-        let video = Uuid::now_v7();
+        let video = VideoId::generate();
         let old = signer(&[&k1]).sign(video, now()).token;
 
         let rotating = signer(&[&k2, &k1]);
@@ -450,7 +451,7 @@ mod tests {
 
     #[test]
     fn a_key_id_names_its_key_and_a_reused_id_with_another_secret_is_invalid() {
-        let video = Uuid::now_v7();
+        let video = VideoId::generate();
         let token = signer(&[&SigningKey::generate("k1")])
             .sign(video, now())
             .token;
@@ -496,7 +497,7 @@ mod tests {
     #[test]
     fn a_far_future_expiry_signed_with_the_right_key_is_invalid() {
         let s = signer(&[&SigningKey::generate("k1")]);
-        let video = Uuid::now_v7();
+        let video = VideoId::generate();
         // The latest a token signed now can expire: TTL plus the rounding step (6 min here).
         let latest = unix(now()) + HOUR.as_secs() + 360;
         assert!(

@@ -11,12 +11,13 @@ use apalis::prelude::{TaskSink, TaskSinkError};
 use apalis_redis::{Client, ConnectionManager, RedisStorage};
 use redis::aio::ConnectionManagerConfig;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
+
+use crate::ids::JobId;
 
 /// The payload of one delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TranscodeTask {
-    pub job_id: Uuid,
+    pub job_id: JobId,
 }
 
 pub type TranscodeQueue = RedisStorage<TranscodeTask>;
@@ -58,7 +59,7 @@ pub fn storage(conn: ConnectionManager, queue_name: &str) -> TranscodeQueue {
 /// (invariant 1 in docs/design.md).
 pub async fn push(
     queue: &TranscodeQueue,
-    job_id: Uuid,
+    job_id: JobId,
 ) -> Result<(), TaskSinkError<apalis_redis::Error>> {
     let mut queue = queue.clone();
     queue.push(TranscodeTask { job_id }).await

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use prostream::playback::Signer;
+use prostream::{ids::VideoId, playback::Signer};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -20,8 +20,9 @@ fuzz_target!(|data: &[u8]| {
     )
     .expect("the fuzzing keys parse");
     let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("a valid time");
-    if let Ok(expires) = signer.verify(VIDEO, token, now) {
-        let again = signer.sign_until(VIDEO, expires.unix_timestamp() as u64);
+    let video = VideoId::from(VIDEO);
+    if let Ok(expires) = signer.verify(video, token, now) {
+        let again = signer.sign_until(video, expires.unix_timestamp() as u64);
         assert_eq!(again.token, token, "a token in another spelling was accepted");
     }
 });

@@ -4,9 +4,9 @@
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use reqwest::{Body, Method, StatusCode, header};
-use uuid::Uuid;
 
 use super::{CliError, Client, check, is_missing_route};
+use prostream::ids::VideoId;
 
 const TUS_RESUMABLE: &str = "Tus-Resumable";
 const TUS_VERSION: &str = "1.0.0";
@@ -23,7 +23,7 @@ const UPLOADS: &str = "/v1/uploads";
 pub struct Status {
     pub offset: u64,
     /// Set once the last byte arrived and the video was recorded.
-    pub video_id: Option<Uuid>,
+    pub video_id: Option<VideoId>,
 }
 
 /// Whether the server speaks tus at all (older servers only take `POST /v1/videos`).

@@ -19,9 +19,9 @@ use reqwest::{Body, Method};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
-use uuid::Uuid;
 
 use super::{CliError, Client, ServerArgs, check, tus, videos};
+use prostream::ids::VideoId;
 
 const POLL: Duration = Duration::from_millis(500);
 
@@ -103,7 +103,7 @@ async fn upload_resumable(
     title: &str,
     key: &str,
     bar: &ProgressBar,
-) -> Result<Uuid, CliError> {
+) -> Result<VideoId, CliError> {
     let mut state = State::load();
     let known = match state.urls.get(key) {
         Some(url) => tus::status(client, url).await?.map(|s| (url.clone(), s)),
@@ -156,7 +156,7 @@ async fn upload_whole(
     file: &Path,
     title: &str,
     bar: &ProgressBar,
-) -> Result<Uuid, CliError> {
+) -> Result<VideoId, CliError> {
     let length = tokio::fs::metadata(file).await?.len();
     let body = file_body(file, 0, length, bar).await?;
     let response = client
@@ -190,7 +190,7 @@ async fn file_body(
 }
 
 /// Polls the video with a second bar (stage and percent) until it stops changing state.
-async fn follow(client: &Client, id: Uuid, quiet: bool) -> Result<Value, CliError> {
+async fn follow(client: &Client, id: VideoId, quiet: bool) -> Result<Value, CliError> {
     let bar = if quiet {
         ProgressBar::hidden()
     } else {

@@ -37,14 +37,15 @@ use super::{
     JobStage, JobState,
     webhooks::{self, EventType},
 };
+use crate::ids::{JobId, OwnerId, VideoId};
 
 /// What a worker needs once it holds a job.
 #[derive(Debug, Clone)]
 pub struct ClaimedJob {
-    pub job_id: Uuid,
-    pub video_id: Uuid,
+    pub job_id: JobId,
+    pub video_id: VideoId,
     /// The video's owner; `None` for videos without one (they share one fairness bucket).
-    pub owner_id: Option<Uuid>,
+    pub owner_id: Option<OwnerId>,
     /// 1 for the first attempt since the job was queued or retried: the attempt budget only
     /// (a retry resets it, so it repeats).
     pub attempt: i32,
@@ -58,18 +59,48 @@ pub struct ClaimedJob {
     pub duration_s: f64,
 }
 
+/// A [`ClaimedJob`] as the claim queries return it: `query_as!` turns a column into a typed id
+/// only when it is not nullable, and `owner_id` is.
+struct ClaimRow {
+    job_id: JobId,
+    video_id: VideoId,
+    owner_id: Option<Uuid>,
+    attempt: i32,
+    fence: i64,
+    max_attempts: i32,
+    attempt_key: String,
+    source_path: String,
+    duration_s: f64,
+}
+
+impl From<ClaimRow> for ClaimedJob {
+    fn from(row: ClaimRow) -> Self {
+        Self {
+            job_id: row.job_id,
+            video_id: row.video_id,
+            owner_id: row.owner_id.map(OwnerId::from),
+            attempt: row.attempt,
+            fence: row.fence,
+            max_attempts: row.max_attempts,
+            attempt_key: row.attempt_key,
+            source_path: row.source_path,
+            duration_s: row.duration_s,
+        }
+    }
+}
+
 pub async fn insert(
     conn: &mut PgConnection,
-    job_id: Uuid,
-    video_id: Uuid,
+    job_id: JobId,
+    video_id: VideoId,
     max_attempts: i32,
 ) -> sqlx::Result<()> {
     // Counted as pushed now: the caller pushes right after commit, and if that
     // push fails the reconciler pushes again once `pushed_at` is old enough.
     sqlx::query!(
         "INSERT INTO jobs (id, video_id, max_attempts, pushed_at) VALUES ($1, $2, $3, now())",
-        job_id,
-        video_id,
+        job_id.get(),
+        video_id.get(),
         max_attempts
     )
     .execute(conn)
@@ -81,14 +112,14 @@ pub async fn insert(
 /// the API's downloader takes it from Postgres.
 pub async fn insert_downloading(
     conn: &mut PgConnection,
-    job_id: Uuid,
-    video_id: Uuid,
+    job_id: JobId,
+    video_id: VideoId,
     max_attempts: i32,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "INSERT INTO jobs (id, video_id, max_attempts, state) VALUES ($1, $2, $3, 'downloading')",
-        job_id,
-        video_id,
+        job_id.get(),
+        video_id.get(),
         max_attempts
     )
     .execute(conn)
@@ -99,8 +130,8 @@ pub async fn insert_downloading(
 /// A download this API instance now holds.
 #[derive(Debug, Clone)]
 pub struct Download {
-    pub job_id: Uuid,
-    pub video_id: Uuid,
+    pub job_id: JobId,
+    pub video_id: VideoId,
     pub url: String,
     /// This take's identity, unique forever: renew/finish/fail are fenced by it, and the
     /// original it stores is named after it ([`Download::source_path`]).
@@ -147,14 +178,14 @@ pub async fn take_download(
 /// taken again).
 pub async fn renew_download(
     conn: &mut PgConnection,
-    job_id: Uuid,
+    job_id: JobId,
     fence: i64,
     lease: Duration,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3)
          WHERE id = $1 AND fence = $2 AND state = 'downloading'",
-        job_id,
+        job_id.get(),
         fence,
         lease.as_secs_f64()
     )
@@ -167,14 +198,14 @@ pub async fn renew_download(
 /// Fenced by the take; false when the download was canceled or taken again meanwhile.
 pub async fn finish_download(
     conn: &mut PgConnection,
-    job_id: Uuid,
+    job_id: JobId,
     fence: i64,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "UPDATE jobs SET state = 'queued', worker_id = NULL, lease_expires_at = NULL,
                          started_at = NULL, queued_at = now(), run_after = now(), pushed_at = now()
          WHERE id = $1 AND fence = $2 AND state = 'downloading'",
-        job_id,
+        job_id.get(),
         fence
     )
     .execute(conn)
@@ -185,7 +216,7 @@ pub async fn finish_download(
 /// The download failed for good (refused URL, too large, not media, …).
 pub async fn fail_download(
     conn: &mut PgConnection,
-    job_id: Uuid,
+    job_id: JobId,
     fence: i64,
     code: &str,
     message: &str,
@@ -195,7 +226,7 @@ pub async fn fail_download(
         "UPDATE jobs SET state = 'failed', worker_id = NULL, lease_expires_at = NULL,
                          error_code = $3, error_message = $4, finished_at = now()
          WHERE id = $1 AND fence = $2 AND state = 'downloading'",
-        job_id,
+        job_id.get(),
         fence,
         code,
         message
@@ -210,7 +241,7 @@ pub async fn fail_download(
 async fn announce(
     mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
     happened: bool,
-    job_id: Uuid,
+    job_id: JobId,
     kind: EventType,
 ) -> sqlx::Result<bool> {
     if happened {
@@ -263,7 +294,7 @@ pub async fn claim_next(
     // hash-joined: with 10,000 queued jobs of 50 owners, the nested loops it
     // forces made the claim take about twice as long.
     let job = sqlx::query_as!(
-        ClaimedJob,
+        ClaimRow,
         r#"WITH busy AS (
                SELECT coalesce(v.owner_id, '00000000-0000-0000-0000-000000000000'::uuid) AS bucket, count(*) AS running
                FROM jobs r JOIN videos v ON v.id = r.video_id
@@ -309,7 +340,7 @@ pub async fn claim_next(
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(job)
+    Ok(job.map(ClaimedJob::from))
 }
 
 /// Takes one given queued job for this worker in one conditional UPDATE.
@@ -319,12 +350,12 @@ pub async fn claim_next(
 /// `pipeline::process`).
 pub async fn claim(
     conn: &mut PgConnection,
-    job_id: Uuid,
+    job_id: JobId,
     worker_id: &str,
     lease: Duration,
 ) -> sqlx::Result<Option<ClaimedJob>> {
     sqlx::query_as!(
-        ClaimedJob,
+        ClaimRow,
         r#"WITH pick AS (
                SELECT id FROM jobs
                WHERE id = $1 AND state = 'queued' AND run_after <= now()
@@ -353,19 +384,20 @@ pub async fn claim(
                   attempt_key AS "attempt_key!", source_path AS "source_path!",
                   duration_s AS "duration_s!"
            FROM claimed"#,
-        job_id,
+        job_id.get(),
         worker_id,
         lease.as_secs_f64()
     )
     .fetch_optional(conn)
     .await
+    .map(|job| job.map(ClaimedJob::from))
 }
 
 /// Records the stage and progress and extends the lease. Returns false when
 /// the attempt no longer owns the job.
 pub async fn report(
     conn: &mut PgConnection,
-    job_id: Uuid,
+    job_id: JobId,
     fence: i64,
     stage: JobStage,
     progress: f32,
@@ -375,7 +407,7 @@ pub async fn report(
         "UPDATE jobs SET stage = $3, progress = $4,
                          lease_expires_at = now() + make_interval(secs => $5)
          WHERE id = $1 AND fence = $2 AND state = 'processing'",
-        job_id,
+        job_id.get(),
         fence,
         stage as JobStage,
         progress.clamp(0.0, 100.0),
@@ -392,7 +424,7 @@ pub async fn report(
 /// are noticed) is announced playable now too, so `video.playable` always comes.
 pub async fn mark_ready(
     conn: &mut PgConnection,
-    job_id: Uuid,
+    job_id: JobId,
     fence: i64,
     has_poster: bool,
 ) -> sqlx::Result<bool> {
@@ -400,7 +432,7 @@ pub async fn mark_ready(
     let unannounced = sqlx::query_scalar!(
         r#"SELECT playable_at IS NULL AS "unannounced!" FROM jobs
            WHERE id = $1 AND fence = $2 AND state = 'processing'"#,
-        job_id,
+        job_id.get(),
         fence
     )
     .fetch_optional(&mut *tx)
@@ -410,7 +442,7 @@ pub async fn mark_ready(
         "UPDATE jobs SET state = 'ready', stage = NULL, progress = 100,
                          lease_expires_at = NULL, finished_at = now(), has_poster = $3
          WHERE id = $1 AND fence = $2 AND state = 'processing'",
-        job_id,
+        job_id.get(),
         fence,
         has_poster
     )
@@ -424,7 +456,7 @@ pub async fn mark_ready(
 
 pub async fn mark_failed(
     conn: &mut PgConnection,
-    job_id: Uuid,
+    job_id: JobId,
     fence: i64,
     code: &str,
     message: &str,
@@ -435,7 +467,7 @@ pub async fn mark_failed(
                          finished_at = now(), error_code = $3, error_message = $4,
                          playable_at = NULL
          WHERE id = $1 AND fence = $2 AND state = 'processing'",
-        job_id,
+        job_id.get(),
         fence,
         code,
         message
@@ -451,7 +483,7 @@ pub async fn mark_failed(
 /// job's fault). The job is left unpushed: the caller or the reconciler pushes it.
 pub async fn requeue(
     conn: &mut PgConnection,
-    job_id: Uuid,
+    job_id: JobId,
     fence: i64,
     charge: bool,
     delay: Duration,
@@ -463,7 +495,7 @@ pub async fn requeue(
                          run_after = now() + make_interval(secs => $4), pushed_at = NULL,
                          playable_at = NULL
          WHERE id = $1 AND fence = $2 AND state = 'processing'",
-        job_id,
+        job_id.get(),
         fence,
         charge,
         delay.as_secs_f64()
@@ -474,17 +506,20 @@ pub async fn requeue(
 }
 
 /// Records that `job_id` was just pushed, so the reconciler leaves it alone for a while.
-pub async fn mark_pushed(conn: &mut PgConnection, job_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query!("UPDATE jobs SET pushed_at = now() WHERE id = $1", job_id)
-        .execute(conn)
-        .await?;
+pub async fn mark_pushed(conn: &mut PgConnection, job_id: JobId) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE jobs SET pushed_at = now() WHERE id = $1",
+        job_id.get()
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// A job whose lease ran out, and where it went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reaped {
-    pub job_id: Uuid,
+    pub job_id: JobId,
     pub state: JobState,
 }
 
@@ -534,8 +569,8 @@ pub async fn take_due_for_push(
     conn: &mut PgConnection,
     stale: Duration,
     limit: i64,
-) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query_scalar!(
+) -> sqlx::Result<Vec<JobId>> {
+    let due = sqlx::query_scalar!(
         "WITH due AS (
              SELECT id FROM jobs
              WHERE state = 'queued' AND run_after <= now()
@@ -549,19 +584,20 @@ pub async fn take_due_for_push(
         limit
     )
     .fetch_all(conn)
-    .await
+    .await?;
+    Ok(due.into_iter().map(JobId::from).collect())
 }
 
 /// Cancels a queued or running job. A running attempt notices at its next
 /// heartbeat (its fenced writes stop matching) and kills ffmpeg.
-pub async fn cancel(conn: &mut PgConnection, video_id: Uuid) -> sqlx::Result<bool> {
+pub async fn cancel(conn: &mut PgConnection, video_id: VideoId) -> sqlx::Result<bool> {
     let mut tx = conn.begin().await?;
     let done = sqlx::query!(
         "UPDATE jobs SET state = 'canceled', stage = NULL, worker_id = NULL,
                          lease_expires_at = NULL, finished_at = now(), playable_at = NULL,
                          error_code = NULL, error_message = NULL
          WHERE video_id = $1 AND state IN ('downloading', 'queued', 'processing')",
-        video_id
+        video_id.get()
     )
     .execute(&mut *tx)
     .await?;
@@ -581,8 +617,8 @@ pub async fn cancel(conn: &mut PgConnection, video_id: Uuid) -> sqlx::Result<boo
 /// `downloading` instead. Returns the job id and its new state.
 pub async fn retry(
     conn: &mut PgConnection,
-    video_id: Uuid,
-) -> sqlx::Result<Option<(Uuid, JobState)>> {
+    video_id: VideoId,
+) -> sqlx::Result<Option<(JobId, JobState)>> {
     let row = sqlx::query!(
         r#"UPDATE jobs j
            SET state = CASE WHEN v.source_path IS NULL THEN 'downloading'::job_state
@@ -594,18 +630,21 @@ pub async fn retry(
            FROM videos v
            WHERE j.video_id = $1 AND v.id = j.video_id AND j.state IN ('failed', 'canceled')
            RETURNING j.id, j.state AS "state: JobState""#,
-        video_id
+        video_id.get()
     )
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|r| (r.id, r.state)))
+    Ok(row.map(|r| (JobId::from(r.id), r.state)))
 }
 
 /// The job of a video, if it exists (for choosing the right refusal).
-pub async fn state_of(conn: &mut PgConnection, video_id: Uuid) -> sqlx::Result<Option<JobState>> {
+pub async fn state_of(
+    conn: &mut PgConnection,
+    video_id: VideoId,
+) -> sqlx::Result<Option<JobState>> {
     sqlx::query_scalar!(
         r#"SELECT state AS "state: JobState" FROM jobs WHERE video_id = $1"#,
-        video_id
+        video_id.get()
     )
     .fetch_optional(conn)
     .await
@@ -615,14 +654,14 @@ pub async fn state_of(conn: &mut PgConnection, video_id: Uuid) -> sqlx::Result<O
 /// watched while the rest is encoded. Fenced like every attempt write.
 pub async fn mark_playable(
     conn: &mut PgConnection,
-    job_id: Uuid,
+    job_id: JobId,
     fence: i64,
 ) -> sqlx::Result<bool> {
     let mut tx = conn.begin().await?;
     let done = sqlx::query!(
         "UPDATE jobs SET playable_at = now()
          WHERE id = $1 AND fence = $2 AND state = 'processing'",
-        job_id,
+        job_id.get(),
         fence
     )
     .execute(&mut *tx)
@@ -632,7 +671,7 @@ pub async fn mark_playable(
 
 /// The (video, attempt key) of every output that may be served: running or
 /// ready attempts. Any other attempt directory is a leftover.
-pub async fn live_outputs(conn: &mut PgConnection) -> sqlx::Result<Vec<(Uuid, String)>> {
+pub async fn live_outputs(conn: &mut PgConnection) -> sqlx::Result<Vec<(VideoId, String)>> {
     let rows = sqlx::query!(
         r#"SELECT video_id, attempt_key AS "attempt_key!" FROM jobs
            WHERE state IN ('processing', 'ready') AND attempt_key IS NOT NULL"#
@@ -641,12 +680,12 @@ pub async fn live_outputs(conn: &mut PgConnection) -> sqlx::Result<Vec<(Uuid, St
     .await?;
     Ok(rows
         .into_iter()
-        .map(|r| (r.video_id, r.attempt_key))
+        .map(|r| (VideoId::from(r.video_id), r.attempt_key))
         .collect())
 }
 
 /// Attempts running now (`processing`): the only ones whose scratch directory may be in use.
-pub async fn running_attempts(conn: &mut PgConnection) -> sqlx::Result<Vec<(Uuid, String)>> {
+pub async fn running_attempts(conn: &mut PgConnection) -> sqlx::Result<Vec<(VideoId, String)>> {
     let rows = sqlx::query!(
         r#"SELECT video_id, attempt_key AS "attempt_key!" FROM jobs
            WHERE state = 'processing' AND attempt_key IS NOT NULL"#
@@ -655,7 +694,7 @@ pub async fn running_attempts(conn: &mut PgConnection) -> sqlx::Result<Vec<(Uuid
     .await?;
     Ok(rows
         .into_iter()
-        .map(|r| (r.video_id, r.attempt_key))
+        .map(|r| (VideoId::from(r.video_id), r.attempt_key))
         .collect())
 }
 

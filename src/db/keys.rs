@@ -4,31 +4,34 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::ids::OwnerId;
+
 /// Who a presented key speaks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyOwner {
     pub key_id: Uuid,
-    pub owner_id: Uuid,
+    pub owner_id: OwnerId,
     pub admin: bool,
 }
 
 /// The owner called `name`, created on first use.
-pub async fn ensure_owner(conn: &mut PgConnection, name: &str) -> sqlx::Result<Uuid> {
+pub async fn ensure_owner(conn: &mut PgConnection, name: &str) -> sqlx::Result<OwnerId> {
     // DO UPDATE (a no-op) rather than DO NOTHING, so RETURNING also yields an existing row.
-    sqlx::query_scalar!(
+    let id = sqlx::query_scalar!(
         "INSERT INTO owners (id, name) VALUES ($1, $2)
          ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
          RETURNING id",
-        Uuid::now_v7(),
+        OwnerId::generate().get(),
         name
     )
     .fetch_one(conn)
-    .await
+    .await?;
+    Ok(OwnerId::from(id))
 }
 
 pub async fn insert_key(
     conn: &mut PgConnection,
-    owner_id: Uuid,
+    owner_id: OwnerId,
     name: &str,
     prefix: &str,
     sha256: &[u8; 32],
@@ -38,7 +41,7 @@ pub async fn insert_key(
         "INSERT INTO api_keys (id, owner_id, name, prefix, secret_sha256, admin)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         Uuid::now_v7(),
-        owner_id,
+        owner_id.get(),
         name,
         prefix,
         sha256.as_slice(),

@@ -1,7 +1,7 @@
 //! Queries on what an owner may still do: stored bytes and uploads per day.
 
+use crate::ids::OwnerId;
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 /// An owner's quota overrides (`None`: the API's default applies).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -12,21 +12,21 @@ pub struct Overrides {
 
 /// The owner's row, locked until the transaction ends so that two uploads of one owner check
 /// and record their bytes one after the other (nobody slips past the quota together).
-pub async fn lock(conn: &mut PgConnection, owner_id: Uuid) -> sqlx::Result<Overrides> {
+pub async fn lock(conn: &mut PgConnection, owner_id: OwnerId) -> sqlx::Result<Overrides> {
     sqlx::query_as!(
         Overrides,
         "SELECT max_bytes, max_uploads_per_day FROM owners WHERE id = $1 FOR UPDATE",
-        owner_id
+        owner_id.get()
     )
     .fetch_one(conn)
     .await
 }
 
-pub async fn overrides(conn: &mut PgConnection, owner_id: Uuid) -> sqlx::Result<Overrides> {
+pub async fn overrides(conn: &mut PgConnection, owner_id: OwnerId) -> sqlx::Result<Overrides> {
     sqlx::query_as!(
         Overrides,
         "SELECT max_bytes, max_uploads_per_day FROM owners WHERE id = $1",
-        owner_id
+        owner_id.get()
     )
     .fetch_one(conn)
     .await
@@ -35,12 +35,12 @@ pub async fn overrides(conn: &mut PgConnection, owner_id: Uuid) -> sqlx::Result<
 /// Bytes the owner holds: the originals of its videos plus the announced lengths of its
 /// resumable uploads still in progress (their bytes are promised, and a client could otherwise
 /// open many uploads at once and overshoot).
-pub async fn stored_bytes(conn: &mut PgConnection, owner_id: Uuid) -> sqlx::Result<i64> {
+pub async fn stored_bytes(conn: &mut PgConnection, owner_id: OwnerId) -> sqlx::Result<i64> {
     let total = sqlx::query_scalar!(
         r#"SELECT (coalesce((SELECT sum(size_bytes) FROM videos WHERE owner_id = $1), 0)
                  + coalesce((SELECT sum(upload_length) FROM uploads
                              WHERE owner_id = $1 AND video_id IS NULL), 0))::bigint AS "total!""#,
-        owner_id
+        owner_id.get()
     )
     .fetch_one(conn)
     .await?;
@@ -51,7 +51,7 @@ pub async fn stored_bytes(conn: &mut PgConnection, owner_id: Uuid) -> sqlx::Resu
 /// was counted. One statement, so concurrent uploads cannot both take the last place.
 pub async fn count_upload(
     conn: &mut PgConnection,
-    owner_id: Uuid,
+    owner_id: OwnerId,
     limit: i32,
 ) -> sqlx::Result<bool> {
     let counted = sqlx::query_scalar!(
@@ -60,7 +60,7 @@ pub async fn count_upload(
          ON CONFLICT (owner_id, day) DO UPDATE SET count = upload_counts.count + 1
          WHERE upload_counts.count < $2
          RETURNING count",
-        owner_id,
+        owner_id.get(),
         limit
     )
     .fetch_optional(conn)
@@ -69,11 +69,11 @@ pub async fn count_upload(
 }
 
 /// Uploads counted today (UTC).
-pub async fn uploads_today(conn: &mut PgConnection, owner_id: Uuid) -> sqlx::Result<i32> {
+pub async fn uploads_today(conn: &mut PgConnection, owner_id: OwnerId) -> sqlx::Result<i32> {
     let count = sqlx::query_scalar!(
         "SELECT count FROM upload_counts
          WHERE owner_id = $1 AND day = (now() AT TIME ZONE 'UTC')::date",
-        owner_id
+        owner_id.get()
     )
     .fetch_optional(conn)
     .await?;
@@ -101,7 +101,7 @@ pub async fn set_overrides(
 /// An owner with what it holds and may hold, for `GET /v1/owners` and `GET /v1/usage`.
 #[derive(Debug, Clone)]
 pub struct UsageRow {
-    pub id: Uuid,
+    pub id: OwnerId,
     pub name: String,
     pub stored_bytes: i64,
     pub uploads_today: i32,
@@ -110,7 +110,7 @@ pub struct UsageRow {
 }
 
 /// Every owner's usage (`only`: just that owner's), by name.
-pub async fn usage(conn: &mut PgConnection, only: Option<Uuid>) -> sqlx::Result<Vec<UsageRow>> {
+pub async fn usage(conn: &mut PgConnection, only: Option<OwnerId>) -> sqlx::Result<Vec<UsageRow>> {
     sqlx::query_as!(
         UsageRow,
         r#"SELECT o.id, o.name, o.max_bytes, o.max_uploads_per_day,
@@ -124,7 +124,7 @@ pub async fn usage(conn: &mut PgConnection, only: Option<Uuid>) -> sqlx::Result<
            FROM owners o
            WHERE $1::uuid IS NULL OR o.id = $1
            ORDER BY o.name"#,
-        only
+        only.map(OwnerId::get)
     )
     .fetch_all(conn)
     .await

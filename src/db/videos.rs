@@ -5,14 +5,15 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{JobStage, JobState, Visibility};
+use crate::ids::{OwnerId, VideoId};
 
 /// A probed, accepted upload about to be recorded.
 #[derive(Debug, Clone)]
 pub struct NewVideo {
-    pub id: Uuid,
+    pub id: VideoId,
     pub title: String,
     /// Whose it is: the uploading key's owner (`None` in `AUTH_MODE=open` without a key).
-    pub owner_id: Option<Uuid>,
+    pub owner_id: Option<OwnerId>,
     pub visibility: Visibility,
     pub source: Source,
 }
@@ -36,7 +37,7 @@ pub struct Source {
 /// while a URL ingest is still downloading.
 #[derive(Debug, Clone)]
 pub struct VideoRow {
-    pub id: Uuid,
+    pub id: VideoId,
     pub title: String,
     pub visibility: Visibility,
     pub source_url: Option<String>,
@@ -65,7 +66,7 @@ pub struct VideoRow {
 /// One published rung of a video's ladder.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RenditionRow {
-    pub video_id: Uuid,
+    pub video_id: VideoId,
     pub name: String,
     pub playlist: String,
     pub width: Option<i32>,
@@ -81,7 +82,7 @@ pub async fn insert(conn: &mut PgConnection, v: &NewVideo) -> sqlx::Result<()> {
         "INSERT INTO videos (id, title, source_path, size_bytes, format_name, duration_s,
                              width, height, frame_rate, video_codec, audio_codec, owner_id, visibility)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        v.id,
+        v.id.get(),
         v.title,
         v.source.source_path,
         v.source.size_bytes,
@@ -92,7 +93,7 @@ pub async fn insert(conn: &mut PgConnection, v: &NewVideo) -> sqlx::Result<()> {
         v.source.frame_rate,
         v.source.video_codec,
         v.source.audio_codec,
-        v.owner_id,
+        v.owner_id.map(OwnerId::get),
         v.visibility.as_str(),
     )
     .execute(conn)
@@ -103,19 +104,19 @@ pub async fn insert(conn: &mut PgConnection, v: &NewVideo) -> sqlx::Result<()> {
 /// A video whose source is still at `url`.
 pub async fn insert_from_url(
     conn: &mut PgConnection,
-    id: Uuid,
+    id: VideoId,
     title: &str,
     url: &str,
-    owner_id: Option<Uuid>,
+    owner_id: Option<OwnerId>,
     visibility: Visibility,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "INSERT INTO videos (id, title, source_url, owner_id, visibility)
          VALUES ($1, $2, $3, $4, $5)",
-        id,
+        id.get(),
         title,
         url,
-        owner_id,
+        owner_id.map(OwnerId::get),
         visibility.as_str()
     )
     .execute(conn)
@@ -124,13 +125,13 @@ pub async fn insert_from_url(
 }
 
 /// Records the downloaded, probed source of a video created from a URL.
-pub async fn set_source(conn: &mut PgConnection, id: Uuid, s: &Source) -> sqlx::Result<()> {
+pub async fn set_source(conn: &mut PgConnection, id: VideoId, s: &Source) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE videos SET source_path = $2, size_bytes = $3, format_name = $4, duration_s = $5,
                            width = $6, height = $7, frame_rate = $8, video_codec = $9,
                            audio_codec = $10
          WHERE id = $1",
-        id,
+        id.get(),
         s.source_path,
         s.size_bytes,
         s.format_name,
@@ -150,8 +151,8 @@ pub async fn set_source(conn: &mut PgConnection, id: Uuid, s: &Source) -> sqlx::
 /// (see `Caller::scope`). Another owner's video is `None`, exactly like a missing one.
 pub async fn get(
     conn: &mut PgConnection,
-    id: Uuid,
-    scope: Option<Uuid>,
+    id: VideoId,
+    scope: Option<OwnerId>,
 ) -> sqlx::Result<Option<VideoRow>> {
     sqlx::query_as!(
         VideoRow,
@@ -162,18 +163,18 @@ pub async fn get(
                   j.attempt_key, j.playable_at, j.has_poster
            FROM videos v JOIN jobs j ON j.video_id = v.id
            WHERE v.id = $1 AND ($2::uuid IS NULL OR v.owner_id = $2)"#,
-        id,
-        scope
+        id.get(),
+        scope.map(OwnerId::get)
     )
     .fetch_optional(conn)
     .await
 }
 
 /// The video's visibility; `None` if there is no such video.
-pub async fn visibility(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Visibility>> {
+pub async fn visibility(conn: &mut PgConnection, id: VideoId) -> sqlx::Result<Option<Visibility>> {
     sqlx::query_scalar!(
         r#"SELECT visibility AS "visibility: Visibility" FROM videos WHERE id = $1"#,
-        id
+        id.get()
     )
     .fetch_optional(conn)
     .await
@@ -184,9 +185,9 @@ pub async fn visibility(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Optio
 /// while new videos arrive.
 pub async fn list(
     conn: &mut PgConnection,
-    scope: Option<Uuid>,
+    scope: Option<OwnerId>,
     status: Option<JobState>,
-    before: Option<Uuid>,
+    before: Option<VideoId>,
     limit: i64,
 ) -> sqlx::Result<Vec<VideoRow>> {
     sqlx::query_as!(
@@ -203,9 +204,9 @@ pub async fn list(
            ORDER BY v.id DESC
            LIMIT $3"#,
         status as Option<JobState>,
-        before,
+        before.map(VideoId::get),
         limit,
-        scope
+        scope.map(OwnerId::get)
     )
     .fetch_all(conn)
     .await
@@ -216,15 +217,16 @@ pub async fn list(
 /// big one, so bandwidth alone does not order rungs).
 pub async fn renditions(
     conn: &mut PgConnection,
-    video_ids: &[Uuid],
+    video_ids: &[VideoId],
 ) -> sqlx::Result<Vec<RenditionRow>> {
+    let video_ids: Vec<Uuid> = video_ids.iter().map(|id| id.get()).collect();
     sqlx::query_as!(
         RenditionRow,
         "SELECT video_id, name, playlist, width, height, bandwidth, average_bandwidth, codecs,
                 frame_rate
          FROM renditions WHERE video_id = ANY($1)
          ORDER BY video_id, coalesce(width::bigint * height, 0) DESC, bandwidth DESC",
-        video_ids
+        &video_ids
     )
     .fetch_all(conn)
     .await
@@ -235,7 +237,7 @@ pub async fn insert_rendition(conn: &mut PgConnection, r: &RenditionRow) -> sqlx
         "INSERT INTO renditions (video_id, name, playlist, width, height, bandwidth,
                                  average_bandwidth, codecs, frame_rate)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        r.video_id,
+        r.video_id.get(),
         r.name,
         r.playlist,
         r.width,
@@ -250,8 +252,8 @@ pub async fn insert_rendition(conn: &mut PgConnection, r: &RenditionRow) -> sqlx
     Ok(())
 }
 
-pub async fn delete_renditions(conn: &mut PgConnection, video_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query!("DELETE FROM renditions WHERE video_id = $1", video_id)
+pub async fn delete_renditions(conn: &mut PgConnection, video_id: VideoId) -> sqlx::Result<()> {
+    sqlx::query!("DELETE FROM renditions WHERE video_id = $1", video_id.get())
         .execute(conn)
         .await?;
     Ok(())
@@ -263,38 +265,38 @@ pub async fn delete_renditions(conn: &mut PgConnection, video_id: Uuid) -> sqlx:
 /// job row), so files are removed after, not during.
 pub async fn delete(
     conn: &mut PgConnection,
-    id: Uuid,
-    scope: Option<Uuid>,
+    id: VideoId,
+    scope: Option<OwnerId>,
 ) -> sqlx::Result<Option<Option<String>>> {
     sqlx::query_scalar!(
         "DELETE FROM videos WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)
          RETURNING source_path",
-        id,
-        scope
+        id.get(),
+        scope.map(OwnerId::get)
     )
     .fetch_optional(conn)
     .await
 }
 
 /// The owner of video `id` (`None`: no such video, or it has no owner).
-pub async fn owner_of(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Uuid>> {
-    let owner = sqlx::query_scalar!("SELECT owner_id FROM videos WHERE id = $1", id)
+pub async fn owner_of(conn: &mut PgConnection, id: VideoId) -> sqlx::Result<Option<OwnerId>> {
+    let owner = sqlx::query_scalar!("SELECT owner_id FROM videos WHERE id = $1", id.get())
         .fetch_optional(conn)
         .await?;
-    Ok(owner.flatten())
+    Ok(owner.flatten().map(OwnerId::from))
 }
 
 /// Whether `scope` (an owner, or `None` for an admin) may see video `id`.
 pub async fn visible_to(
     conn: &mut PgConnection,
-    id: Uuid,
-    scope: Option<Uuid>,
+    id: VideoId,
+    scope: Option<OwnerId>,
 ) -> sqlx::Result<bool> {
     let found = sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM videos
                           WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)) AS "found!""#,
-        id,
-        scope
+        id.get(),
+        scope.map(OwnerId::get)
     )
     .fetch_one(conn)
     .await?;
@@ -304,16 +306,16 @@ pub async fn visible_to(
 /// Changes the title and/or visibility of a video `scope` may see; false if it may not.
 pub async fn update(
     conn: &mut PgConnection,
-    id: Uuid,
-    scope: Option<Uuid>,
+    id: VideoId,
+    scope: Option<OwnerId>,
     title: Option<&str>,
     visibility: Option<Visibility>,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "UPDATE videos SET title = coalesce($3, title), visibility = coalesce($4, visibility)
          WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)",
-        id,
-        scope,
+        id.get(),
+        scope.map(OwnerId::get),
         title,
         visibility.map(Visibility::as_str)
     )

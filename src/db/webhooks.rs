@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::JobState;
+use crate::ids::{JobId, OwnerId, VideoId, WebhookId};
 
 /// What an owner can subscribe to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +57,7 @@ struct VideoNow {
 /// transaction that made the change.
 pub async fn enqueue_event(
     conn: &mut PgConnection,
-    video_id: Uuid,
+    video_id: VideoId,
     kind: EventType,
 ) -> sqlx::Result<()> {
     let now = sqlx::query_as!(
@@ -67,7 +68,7 @@ pub async fn enqueue_event(
                   j.error_code, j.error_message
            FROM videos v JOIN jobs j ON j.video_id = v.id
            WHERE v.id = $1"#,
-        video_id
+        video_id.get()
     )
     .fetch_optional(&mut *conn)
     .await?;
@@ -80,14 +81,14 @@ pub async fn enqueue_event(
 /// [`enqueue_event`] for the video of `job_id`.
 pub async fn enqueue_event_for_job(
     conn: &mut PgConnection,
-    job_id: Uuid,
+    job_id: JobId,
     kind: EventType,
 ) -> sqlx::Result<()> {
-    let video_id = sqlx::query_scalar!("SELECT video_id FROM jobs WHERE id = $1", job_id)
+    let video_id = sqlx::query_scalar!("SELECT video_id FROM jobs WHERE id = $1", job_id.get())
         .fetch_optional(&mut *conn)
         .await?;
     match video_id {
-        Some(video_id) => enqueue_event(conn, video_id, kind).await,
+        Some(video_id) => enqueue_event(conn, VideoId::from(video_id), kind).await,
         None => Ok(()),
     }
 }
@@ -157,8 +158,8 @@ async fn fan_out(conn: &mut PgConnection, now: VideoNow, kind: EventType) -> sql
 /// An endpoint as listed (no secret).
 #[derive(Debug, Clone)]
 pub struct WebhookRow {
-    pub id: Uuid,
-    pub owner_id: Uuid,
+    pub id: WebhookId,
+    pub owner_id: OwnerId,
     pub url: String,
     pub events: Vec<String>,
     pub created_at: OffsetDateTime,
@@ -166,8 +167,8 @@ pub struct WebhookRow {
 
 pub async fn insert(
     conn: &mut PgConnection,
-    id: Uuid,
-    owner_id: Uuid,
+    id: WebhookId,
+    owner_id: OwnerId,
     url: &str,
     events: &[String],
     secret: &str,
@@ -176,8 +177,8 @@ pub async fn insert(
         WebhookRow,
         "INSERT INTO webhooks (id, owner_id, url, events, secret) VALUES ($1, $2, $3, $4, $5)
          RETURNING id, owner_id, url, events, created_at",
-        id,
-        owner_id,
+        id.get(),
+        owner_id.get(),
         url,
         events,
         secret
@@ -187,24 +188,31 @@ pub async fn insert(
 }
 
 /// The endpoints of `scope` (every owner's when `None`), newest first.
-pub async fn list(conn: &mut PgConnection, scope: Option<Uuid>) -> sqlx::Result<Vec<WebhookRow>> {
+pub async fn list(
+    conn: &mut PgConnection,
+    scope: Option<OwnerId>,
+) -> sqlx::Result<Vec<WebhookRow>> {
     sqlx::query_as!(
         WebhookRow,
         "SELECT id, owner_id, url, events, created_at FROM webhooks
          WHERE $1::uuid IS NULL OR owner_id = $1
          ORDER BY id DESC LIMIT 1000",
-        scope
+        scope.map(OwnerId::get)
     )
     .fetch_all(conn)
     .await
 }
 
 /// Whether `id` exists within `scope`.
-pub async fn exists(conn: &mut PgConnection, id: Uuid, scope: Option<Uuid>) -> sqlx::Result<bool> {
+pub async fn exists(
+    conn: &mut PgConnection,
+    id: WebhookId,
+    scope: Option<OwnerId>,
+) -> sqlx::Result<bool> {
     let found = sqlx::query_scalar!(
         "SELECT id FROM webhooks WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)",
-        id,
-        scope
+        id.get(),
+        scope.map(OwnerId::get)
     )
     .fetch_optional(conn)
     .await?;
@@ -212,11 +220,15 @@ pub async fn exists(conn: &mut PgConnection, id: Uuid, scope: Option<Uuid>) -> s
 }
 
 /// Deletes the endpoint and its deliveries; false when it does not exist within `scope`.
-pub async fn delete(conn: &mut PgConnection, id: Uuid, scope: Option<Uuid>) -> sqlx::Result<bool> {
+pub async fn delete(
+    conn: &mut PgConnection,
+    id: WebhookId,
+    scope: Option<OwnerId>,
+) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "DELETE FROM webhooks WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)",
-        id,
-        scope
+        id.get(),
+        scope.map(OwnerId::get)
     )
     .execute(conn)
     .await?;
@@ -342,7 +354,7 @@ pub struct DeliveryRow {
     pub id: Uuid,
     pub event_id: Uuid,
     pub event_type: String,
-    pub video_id: Uuid,
+    pub video_id: VideoId,
     pub state: String,
     pub attempts: i32,
     pub next_attempt_at: Option<OffsetDateTime>,
@@ -355,7 +367,7 @@ pub struct DeliveryRow {
 /// The most recent deliveries to `webhook_id`, newest first.
 pub async fn deliveries(
     conn: &mut PgConnection,
-    webhook_id: Uuid,
+    webhook_id: WebhookId,
     limit: i64,
 ) -> sqlx::Result<Vec<DeliveryRow>> {
     sqlx::query_as!(
@@ -367,7 +379,7 @@ pub async fn deliveries(
            WHERE d.webhook_id = $1
            ORDER BY d.id DESC
            LIMIT $2"#,
-        webhook_id,
+        webhook_id.get(),
         limit
     )
     .fetch_all(conn)

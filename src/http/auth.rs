@@ -8,13 +8,12 @@ use axum::{
     extract::FromRequestParts,
     http::{HeaderValue, StatusCode, header, request::Parts},
 };
-use uuid::Uuid;
 
 use super::{
     AppState,
     error::{ApiError, ErrorCode},
 };
-use crate::{auth, db};
+use crate::{auth, db, ids::OwnerId};
 
 /// Whether `/v1` requires a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -29,18 +28,18 @@ pub enum AuthMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Caller {
     /// The key's owner; `None` only for a keyless request in `AUTH_MODE=open`.
-    pub owner_id: Option<Uuid>,
+    pub owner_id: Option<OwnerId>,
     pub admin: bool,
 }
 
 impl Caller {
     /// The owner whose rows this caller may see: `None` means every owner's (an admin).
-    pub fn scope(&self) -> Option<Uuid> {
+    pub fn scope(&self) -> Option<OwnerId> {
         if self.admin { None } else { self.owner_id }
     }
 
     /// Whether this caller may see a resource of `owner` (an admin sees every one).
-    pub fn may_see(&self, owner: Option<Uuid>) -> bool {
+    pub fn may_see(&self, owner: Option<OwnerId>) -> bool {
         self.admin || (owner.is_some() && owner == self.owner_id)
     }
 

@@ -108,6 +108,36 @@ mod tests {
     }
 
     #[test]
+    fn every_error_with_a_body_is_a_problem_document() {
+        let json = serde_json::to_value(openapi()).unwrap();
+        let mut checked = 0;
+        for (path, item) in json["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                for (status, response) in operation["responses"].as_object().unwrap() {
+                    let error = status.parse::<u16>().is_ok_and(|s| s >= 400);
+                    let Some(content) = response.get("content").filter(|_| error) else {
+                        continue;
+                    };
+                    let types: Vec<&String> = content.as_object().unwrap().keys().collect();
+                    assert_eq!(
+                        types,
+                        ["application/problem+json"],
+                        "{method} {path} {status}"
+                    );
+                    assert_eq!(
+                        content["application/problem+json"]["schema"]["$ref"],
+                        "#/components/schemas/Problem",
+                        "{method} {path} {status}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        // The shared responses (http/responses.rs) are among them: 17 operations document a 401.
+        assert!(checked > 60, "only {checked} problem responses");
+    }
+
+    #[test]
     fn every_path_is_described() {
         let json = serde_json::to_value(openapi()).unwrap();
         let paths = json["paths"].as_object().unwrap();

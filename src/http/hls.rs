@@ -40,7 +40,6 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
-use uuid::Uuid;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -48,6 +47,7 @@ use super::{
     AppState,
     error::{ApiError, ErrorCode, Problem},
     extract::{Id, Path},
+    responses::{FileNotFound, InternalError, InvalidFileName},
     wire::BinaryFile,
 };
 use crate::{
@@ -153,12 +153,12 @@ fn cache_control(change: Change, access: Access, now: OffsetDateTime) -> HeaderV
         (status = 307, description = "With S3 storage, for segments, init segments and the poster: the file's presigned URL \
          in `Location` (valid `S3_PRESIGN_TTL_SECS` at most)"),
         (status = 304, description = "Not modified since the validator sent"),
-        (status = 400, description = "`invalid_file_name`", body = Problem, content_type = "application/problem+json"),
+        InvalidFileName,
         (status = 403, description = "`playback_token_required`: the video is not public (or does not exist)",
          body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        FileNotFound,
         (status = 416, description = "The range is outside the file"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        InternalError,
     ))]
 pub async fn get_hls_file(
     State(state): State<AppState>,
@@ -166,7 +166,6 @@ pub async fn get_hls_file(
     Path(HlsFile { attempt, file }): Path<HlsFile>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let id = id.get();
     check_names(&attempt, &file)?;
     if !state.public_videos.is_public(&state.pool, id).await? {
         return Err(ApiError::new(
@@ -200,12 +199,12 @@ pub async fn get_hls_file(
         (status = 307, description = "With S3 storage, for segments, init segments and the poster: the file's presigned URL \
          in `Location` (valid `S3_PRESIGN_TTL_SECS` at most)"),
         (status = 304, description = "Not modified since the validator sent"),
-        (status = 400, description = "`invalid_file_name`", body = Problem, content_type = "application/problem+json"),
+        InvalidFileName,
         (status = 403, description = "`playback_token_invalid` (malformed, tampered, unknown key, another video's), \
          `playback_token_expired`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        FileNotFound,
         (status = 416, description = "The range is outside the file"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        InternalError,
     ))]
 pub async fn get_signed_hls_file(
     State(state): State<AppState>,
@@ -217,7 +216,6 @@ pub async fn get_signed_hls_file(
     }): Path<SignedHlsFile>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let id = id.get();
     let expires_at = state
         .playback
         .verify(id, &token, OffsetDateTime::now_utc())
@@ -264,7 +262,7 @@ fn check_names(attempt: &str, file: &str) -> Result<(), ApiError> {
 /// a redirect to a presigned URL.
 async fn serve(
     state: &AppState,
-    id: Uuid,
+    id: VideoId,
     attempt: &str,
     file: &str,
     access: Access,

@@ -13,6 +13,7 @@ use super::{
     auth::Caller,
     error::{ApiError, ErrorCode, Problem},
     extract::Id,
+    responses::{InternalError, Unauthorized, VideoNotFound},
     wire::{VideoOut, load_video},
 };
 use crate::{
@@ -34,11 +35,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(("id" = String, Path, description = "The video's id (a UUID)")),
     responses(
         (status = 200, description = "Canceled", body = VideoOut),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
-         content_type = "application/problem+json"),
-        (status = 404, description = "`not_found` (also another owner's video)", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        VideoNotFound,
         (status = 409, description = "`not_cancelable`: ready or failed already", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn cancel_video(
@@ -46,7 +46,6 @@ pub async fn cancel_video(
     caller: Caller,
     Id(id): Id<VideoId>,
 ) -> Result<Json<VideoOut>, ApiError> {
-    let id = id.get();
     let mut conn = visible(&state, &caller, id).await?;
     if !db::jobs::cancel(&mut conn, id).await? {
         match db::jobs::state_of(&mut conn, id).await? {
@@ -76,11 +75,10 @@ pub async fn cancel_video(
     params(("id" = String, Path, description = "The video's id (a UUID)")),
     responses(
         (status = 202, description = "Queued again", body = VideoOut),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
-         content_type = "application/problem+json"),
-        (status = 404, description = "`not_found` (also another owner's video)", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        VideoNotFound,
         (status = 409, description = "`not_retryable`: queued, processing or ready", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn retry_video(
@@ -88,7 +86,6 @@ pub async fn retry_video(
     caller: Caller,
     Id(id): Id<VideoId>,
 ) -> Result<(StatusCode, Json<VideoOut>), ApiError> {
-    let id = id.get();
     let mut conn = visible(&state, &caller, id).await?;
     let Some((job_id, new_state)) = db::jobs::retry(&mut conn, id).await? else {
         return Err(match db::jobs::state_of(&mut conn, id).await? {
@@ -123,7 +120,7 @@ pub async fn retry_video(
 async fn visible(
     state: &AppState,
     caller: &Caller,
-    id: uuid::Uuid,
+    id: VideoId,
 ) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, ApiError> {
     let mut conn = state.pool.acquire().await?;
     if !db::videos::visible_to(&mut conn, id, caller.scope()).await? {
@@ -137,10 +134,9 @@ async fn visible(
     params(("id" = String, Path, description = "The video's id (a UUID)")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
-         content_type = "application/problem+json"),
-        (status = 404, description = "`not_found` (also another owner's video)", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        VideoNotFound,
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn delete_video(
@@ -148,7 +144,6 @@ pub async fn delete_video(
     caller: Caller,
     Id(id): Id<VideoId>,
 ) -> Result<StatusCode, ApiError> {
-    let id = id.get();
     let mut conn = state.pool.acquire().await?;
     let source = db::videos::delete(&mut conn, id, caller.scope())
         .await?

@@ -9,6 +9,7 @@ mod lifecycle;
 pub mod limits;
 mod owners;
 pub mod public_videos;
+mod responses;
 pub mod segment_cache;
 pub mod serve;
 mod state;

@@ -5,15 +5,16 @@ use axum::{Json, extract::State};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use uuid::Uuid;
 
 use super::{
     AppState,
     auth::Caller,
     error::{ApiError, Problem},
+    responses::{InternalError, Unauthorized},
 };
 use crate::{
     db::{self, owners::UsageRow},
+    ids::OwnerId,
     ingest::quotas::Limits,
 };
 
@@ -26,7 +27,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// An owner's usage and the limits that apply to it (`null`: no limit).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UsageOut {
-    pub owner_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub owner_id: OwnerId,
     pub owner: String,
     /// Bytes of originals plus the announced lengths of unfinished resumable uploads.
     pub stored_bytes: i64,
@@ -63,11 +65,10 @@ pub struct OwnersPage {
 #[utoipa::path(get, path = "/v1/usage", tag = "owners",
     responses(
         (status = 200, description = "The owner's usage", body = UsageOut),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
-         content_type = "application/problem+json"),
+        Unauthorized,
         (status = 404, description = "`not_found`: a keyless request (AUTH_MODE=open) has no owner",
          body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn get_usage(
@@ -89,11 +90,10 @@ pub async fn get_usage(
 #[utoipa::path(get, path = "/v1/owners", tag = "owners",
     responses(
         (status = 200, description = "Every owner, by name", body = OwnersPage),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
-         content_type = "application/problem+json"),
+        Unauthorized,
         (status = 403, description = "`forbidden`: not an admin key", body = Problem,
          content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn list_owners(

@@ -11,11 +11,12 @@
 
 use std::time::Duration;
 
+use crate::{
+    db::{self, Visibility},
+    ids::VideoId,
+};
 use moka::sync::Cache;
 use sqlx::PgPool;
-use uuid::Uuid;
-
-use crate::db::{self, Visibility};
 
 /// How long another replica may keep serving a video that has just been made private.
 pub const TTL: Duration = Duration::from_secs(2);
@@ -27,7 +28,7 @@ const CAPACITY: u64 = 100_000;
 pub struct PublicVideos {
     /// `true` for public videos; `false` for private and unknown ones, which are asked about
     /// as rarely, so a flood of requests for a private id costs no more than one for a public one.
-    known: Cache<Uuid, bool>,
+    known: Cache<VideoId, bool>,
 }
 
 impl Default for PublicVideos {
@@ -43,7 +44,7 @@ impl Default for PublicVideos {
 
 impl PublicVideos {
     /// Whether video `id` exists and is public.
-    pub async fn is_public(&self, pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
+    pub async fn is_public(&self, pool: &PgPool, id: VideoId) -> Result<bool, sqlx::Error> {
         if let Some(public) = self.known.get(&id) {
             return Ok(public);
         }
@@ -54,7 +55,7 @@ impl PublicVideos {
     }
 
     /// Drops what is known about `id`, after this process changed or deleted it.
-    pub fn forget(&self, id: Uuid) {
+    pub fn forget(&self, id: VideoId) {
         self.known.invalidate(&id);
     }
 }

@@ -11,13 +11,16 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
-use uuid::Uuid;
 
 use super::{
     AppState,
     auth::Caller,
     error::{ApiError, ErrorCode, Problem},
     extract::{Id, Query},
+    responses::{
+        InternalError, JsonBodyTooLarge, Unauthorized, UploadQuotaExceeded, UriTooLong,
+        VideoNotFound,
+    },
     upload::{self, BodyKind},
     url_ingest,
     wire::{BinaryFile, VideoOut, load_video, video_location},
@@ -57,7 +60,8 @@ pub struct UploadForm {
 pub struct VideoPage {
     pub items: Vec<VideoOut>,
     /// Pass as `cursor` to get the next page; null on the last page.
-    pub next_cursor: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub next_cursor: Option<VideoId>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -88,24 +92,20 @@ pub struct UploadParams {
         (status = 400, description = "`invalid_title`, `invalid_visibility`, `invalid_multipart`, `missing_file`, \
          `upload_incomplete`, `invalid_json`, `invalid_url`",
          body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
-         content_type = "application/problem+json"),
+        Unauthorized,
         (status = 408, description = "`upload_timeout`: the body sent nothing for UPLOAD_IDLE_TIMEOUT_SECS", body = Problem,
          content_type = "application/problem+json"),
         (status = 413, description = "`upload_too_large`, `storage_quota_exceeded`, `body_too_large` (a JSON body over 64 KiB, \
          or over 64 KiB of multipart besides the file)", body = Problem,
          content_type = "application/problem+json"),
-        (status = 414, description = "`uri_too_long`: path and query over 8 KiB", body = Problem,
-         content_type = "application/problem+json"),
+        UriTooLong,
         (status = 415, description = "`unsupported_content_type`, `unsupported_media`", body = Problem,
          content_type = "application/problem+json"),
         (status = 422, description = "`url_forbidden`, `empty_upload`, `truncated_media`, `corrupt_media`, `no_media_streams`, \
          `dimensions_exceeded`, `duration_exceeded`, `frame_rate_exceeded`, `implausible_timing`, `work_budget_exceeded`, `probe_timeout`", body = Problem,
          content_type = "application/problem+json"),
-        (status = 429, description = "`upload_quota_exceeded`", body = Problem,
-         content_type = "application/problem+json",
-         headers(("Retry-After" = String, description = "Seconds until the next UTC day"))),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        UploadQuotaExceeded,
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn create_video(
@@ -190,7 +190,7 @@ async fn accept_upload(
     let title = ingest::choose_title(title.or(received.title), received.filename.as_deref())?;
     let info = state.ingest.probe(received.file.path()).await?;
 
-    let video_id = Uuid::now_v7();
+    let video_id = VideoId::generate();
     let dest = MediaRoot::source_relative(video_id);
     received
         .file
@@ -228,11 +228,9 @@ async fn accept_upload(
     params(("id" = String, Path, description = "The video's id (a UUID)")),
     responses(
         (status = 200, description = "The video", body = VideoOut),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
-         content_type = "application/problem+json"),
-        (status = 404, description = "`not_found` (also another owner's video)", body = Problem,
-         content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        VideoNotFound,
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn get_video(
@@ -240,7 +238,7 @@ pub async fn get_video(
     caller: Caller,
     Id(id): Id<VideoId>,
 ) -> Result<Json<VideoOut>, ApiError> {
-    Ok(Json(load_video(&state, id.get(), caller.scope()).await?))
+    Ok(Json(load_video(&state, id, caller.scope()).await?))
 }
 
 /// What `PATCH /v1/videos/{id}` may change.
@@ -261,15 +259,12 @@ pub struct VideoPatch {
         (status = 200, description = "The video as it is now", body = VideoOut),
         (status = 400, description = "`invalid_json`, `invalid_title`", body = Problem,
          content_type = "application/problem+json"),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
-         content_type = "application/problem+json"),
-        (status = 404, description = "`not_found` (also another owner's video)", body = Problem,
-         content_type = "application/problem+json"),
-        (status = 413, description = "`body_too_large`: a JSON body over 64 KiB", body = Problem,
-         content_type = "application/problem+json"),
+        Unauthorized,
+        VideoNotFound,
+        JsonBodyTooLarge,
         (status = 415, description = "`unsupported_content_type`: send application/json", body = Problem,
          content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn update_video(
@@ -278,7 +273,6 @@ pub async fn update_video(
     Id(id): Id<VideoId>,
     body: Result<Json<serde_json::Map<String, serde_json::Value>>, JsonRejection>,
 ) -> Result<Json<VideoOut>, ApiError> {
-    let id = id.get();
     // Read as a JSON object first: serde would also build the struct from an array.
     let Json(object) = body.map_err(|rejection| match rejection {
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
@@ -331,11 +325,9 @@ pub struct ListParams {
         (status = 200, description = "A page of videos", body = VideoPage),
         (status = 400, description = "`invalid_status`, `invalid_limit`, `invalid_cursor`", body = Problem,
          content_type = "application/problem+json"),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
-         content_type = "application/problem+json"),
-        (status = 414, description = "`uri_too_long`: path and query over 8 KiB", body = Problem,
-         content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        UriTooLong,
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn list_videos(
@@ -362,7 +354,7 @@ pub async fn list_videos(
     let cursor = params
         .cursor
         .as_deref()
-        .map(Uuid::parse_str)
+        .map(str::parse::<VideoId>)
         .transpose()
         .map_err(|_| {
             ApiError::bad_request(
@@ -376,8 +368,8 @@ pub async fn list_videos(
     let mut rows = db::videos::list(&mut conn, caller.scope(), status, cursor, limit + 1).await?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let mut renditions: HashMap<Uuid, Vec<_>> = HashMap::new();
+    let ids: Vec<VideoId> = rows.iter().map(|r| r.id).collect();
+    let mut renditions: HashMap<VideoId, Vec<_>> = HashMap::new();
     for r in db::videos::renditions(&mut conn, &ids).await? {
         renditions.entry(r.video_id).or_default().push(r);
     }

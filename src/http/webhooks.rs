@@ -17,11 +17,12 @@ use super::{
     auth::Caller,
     error::{ApiError, ErrorCode, Problem},
     extract::Id,
+    responses::{InternalError, JsonBodyTooLarge, Unauthorized, WebhookNotFound},
 };
 use crate::{
     db::{self, webhooks::EventType},
     fetch::FetchError,
-    ids::WebhookId,
+    ids::{VideoId, WebhookId},
     webhooks,
 };
 
@@ -50,7 +51,8 @@ pub struct WebhookIn {
 /// A registered endpoint, as listed (the secret is shown only when it is created).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookOut {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: WebhookId,
     pub url: String,
     pub events: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
@@ -60,7 +62,8 @@ pub struct WebhookOut {
 /// A new endpoint with its signing secret, which is never shown again.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookCreated {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: WebhookId,
     pub url: String,
     pub events: Vec<String>,
     /// `whsec_` + base64 of 32 random bytes: give it to your Standard Webhooks library.
@@ -83,7 +86,8 @@ pub struct DeliveryOut {
     pub event_id: Uuid,
     /// `video.playable`, `video.ready`, `video.failed` or `video.canceled`.
     pub event_type: String,
-    pub video_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub video_id: VideoId,
     /// `pending` (being sent or waiting to be tried again), `delivered` or `failed` (no 2xx
     /// within WEBHOOK_RETRY_WINDOW_SECS of the event).
     pub state: String,
@@ -134,11 +138,11 @@ impl From<db::webhooks::WebhookRow> for WebhookOut {
     responses(
         (status = 201, description = "Registered; `Location: /v1/webhooks/{id}`", body = WebhookCreated),
         (status = 400, description = "`invalid_json`, `invalid_url` (also https: not supported yet), `invalid_events`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 403, description = "`forbidden`: a request without a key (AUTH_MODE=open) has no owner to hold the webhook", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`body_too_large`: a JSON body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        JsonBodyTooLarge,
         (status = 422, description = "`url_forbidden`: an internal address", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn create_webhook(
@@ -164,7 +168,7 @@ pub async fn create_webhook(
     let mut conn = state.pool.acquire().await?;
     let row = db::webhooks::insert(
         &mut conn,
-        Uuid::now_v7(),
+        WebhookId::generate(),
         owner_id,
         url.as_str(),
         &events,
@@ -224,8 +228,8 @@ fn refusal(err: FetchError) -> ApiError {
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks",
     responses(
         (status = 200, description = "The endpoints", body = WebhookList),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn list_webhooks(
@@ -244,9 +248,9 @@ pub async fn list_webhooks(
     params(("id" = String, Path, description = "The webhook's id (a UUID)")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found` (also another owner's webhook)", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        WebhookNotFound,
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn delete_webhook(
@@ -254,7 +258,6 @@ pub async fn delete_webhook(
     caller: Caller,
     Id(id): Id<WebhookId>,
 ) -> Result<StatusCode, ApiError> {
-    let id = id.get();
     let mut conn = state.pool.acquire().await?;
     if !db::webhooks::delete(&mut conn, id, caller.scope()).await? {
         return Err(ApiError::not_found("this webhook"));
@@ -268,9 +271,9 @@ pub async fn delete_webhook(
     params(("id" = String, Path, description = "The webhook's id (a UUID)")),
     responses(
         (status = 200, description = "The deliveries", body = DeliveryList),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found` (also another owner's webhook)", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        WebhookNotFound,
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn list_deliveries(
@@ -278,7 +281,6 @@ pub async fn list_deliveries(
     caller: Caller,
     Id(id): Id<WebhookId>,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    let id = id.get();
     let mut conn = state.pool.acquire().await?;
     if !db::webhooks::exists(&mut conn, id, caller.scope()).await? {
         return Err(ApiError::not_found("this webhook"));

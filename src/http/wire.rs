@@ -5,11 +5,11 @@ use axum::http::HeaderValue;
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::{AppState, error::ApiError};
 use crate::{
     db::{self, JobStage, JobState, Visibility},
+    ids::{OwnerId, VideoId},
     playback::Signer,
 };
 
@@ -20,7 +20,8 @@ pub struct BinaryFile(#[allow(dead_code)] Vec<u8>);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VideoOut {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: VideoId,
     pub title: String,
     /// `public`: the HLS URLs work for anyone; `private`: `playback` holds signed, expiring URLs.
     pub visibility: Visibility,
@@ -149,7 +150,7 @@ impl VideoOut {
 /// signed for [`Signer::ttl`] and their expiry.
 fn playback_out(
     signer: &Signer,
-    video_id: Uuid,
+    video_id: VideoId,
     visibility: Visibility,
     attempt_key: &str,
     with_poster: bool,
@@ -177,8 +178,8 @@ fn playback_out(
 /// The video as `scope` (an owner, or `None` for an admin) may see it; 404 otherwise.
 pub async fn load_video(
     state: &AppState,
-    id: Uuid,
-    scope: Option<Uuid>,
+    id: VideoId,
+    scope: Option<OwnerId>,
 ) -> Result<VideoOut, ApiError> {
     let mut conn = state.pool.acquire().await?;
     let row = db::videos::get(&mut conn, id, scope)
@@ -189,6 +190,6 @@ pub async fn load_video(
 }
 
 /// `/v1/videos/{id}` as a header value.
-pub fn video_location(video_id: Uuid) -> HeaderValue {
+pub fn video_location(video_id: VideoId) -> HeaderValue {
     HeaderValue::from_str(&format!("/v1/videos/{video_id}")).expect("a UUID path is a valid header")
 }

@@ -18,6 +18,7 @@ use super::{Ingest, IngestError, quotas, record::source_of};
 use crate::{
     db::{self, Visibility},
     fetch::{self, AllowList, FetchError, Policy},
+    ids::{JobId, OwnerId, VideoId},
     media, queue,
     storage::TempFile,
 };
@@ -86,14 +87,14 @@ pub struct NewDownload {
     /// The title asked for; default: the URL's file name.
     pub title: Option<String>,
     pub visibility: Visibility,
-    pub owner: Option<Uuid>,
+    pub owner: Option<OwnerId>,
 }
 
 impl Ingest {
     /// Checks the URL and records the video (state `downloading`) and its download; returns the
     /// video's id. The caller reads what it answers with, then [`Ingest::wake_downloader`]: a
     /// download that fails at once must not turn the answer into a report of `failed`.
-    pub async fn accept_url(&self, asked: NewDownload) -> Result<Uuid, IngestError> {
+    pub async fn accept_url(&self, asked: NewDownload) -> Result<VideoId, IngestError> {
         if asked.url.chars().count() > MAX_URL_CHARS {
             return Err(IngestError::InvalidUrl(format!(
                 "the URL is longer than {MAX_URL_CHARS} characters"
@@ -108,8 +109,8 @@ impl Ingest {
             .filter(|name| !name.is_empty());
         let title = super::choose_title(asked.title, fallback)?;
 
-        let video_id = Uuid::now_v7();
-        let job_id = Uuid::now_v7();
+        let video_id = VideoId::generate();
+        let job_id = JobId::generate();
         let mut tx = self.pool.begin().await?;
         db::videos::insert_from_url(
             &mut tx,
@@ -207,7 +208,7 @@ async fn run_one(ingest: &Ingest, download: db::jobs::Download) {
 
 async fn fail(
     ingest: &Ingest,
-    job_id: Uuid,
+    job_id: JobId,
     fence: i64,
     code: &str,
     message: &str,
@@ -218,7 +219,7 @@ async fn fail(
 }
 
 /// Renews the lease; returns only when the download is no longer ours.
-async fn keep_lease(ingest: &Ingest, job_id: Uuid, fence: i64) -> &'static str {
+async fn keep_lease(ingest: &Ingest, job_id: JobId, fence: i64) -> &'static str {
     loop {
         tokio::time::sleep(LEASE / 3).await;
         let Ok(mut conn) = ingest.pool.acquire().await else {

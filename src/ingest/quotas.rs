@@ -8,10 +8,9 @@
 
 use sqlx::PgConnection;
 use time::{Duration, OffsetDateTime, Time};
-use uuid::Uuid;
 
 use super::{Ingest, IngestError};
-use crate::{config::OwnerPolicy, db};
+use crate::{config::OwnerPolicy, db, ids::OwnerId};
 
 /// The limits that apply to one owner (`None`: unlimited).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +40,7 @@ impl Limits {
 
 impl Ingest {
     /// The limits that apply to `owner_id`: its own overrides, else the API's defaults.
-    async fn limits_of(&self, conn: &mut PgConnection, owner_id: Uuid) -> sqlx::Result<Limits> {
+    async fn limits_of(&self, conn: &mut PgConnection, owner_id: OwnerId) -> sqlx::Result<Limits> {
         Ok(Limits::of(
             &self.policy,
             db::owners::overrides(conn, owner_id).await?,
@@ -53,7 +52,7 @@ impl Ingest {
     /// `AUTH_MODE=open`) has no quota.
     pub async fn admit_upload(
         &self,
-        owner: Option<Uuid>,
+        owner: Option<OwnerId>,
         announced: Option<u64>,
     ) -> Result<(), IngestError> {
         let Some(owner_id) = owner else {
@@ -83,7 +82,7 @@ impl Ingest {
     /// Bytes `owner` may still store (`None`: no storage quota applies). Read without a lock:
     /// it caps how much of a body without `Content-Length` is streamed to disk; the locked
     /// check of [`reserve_storage`] when the upload is recorded has the last word.
-    pub async fn room_left(&self, owner: Option<Uuid>) -> Result<Option<u64>, IngestError> {
+    pub async fn room_left(&self, owner: Option<OwnerId>) -> Result<Option<u64>, IngestError> {
         let Some(owner_id) = owner else {
             return Ok(None);
         };
@@ -98,7 +97,7 @@ impl Ingest {
 
     /// Checks, before the file is probed, that `bytes` more still fit (another upload of the
     /// owner may have taken the room while this one streamed): refusing here saves the probe.
-    pub async fn check_room(&self, owner: Option<Uuid>, bytes: u64) -> Result<(), IngestError> {
+    pub async fn check_room(&self, owner: Option<OwnerId>, bytes: u64) -> Result<(), IngestError> {
         let Some(owner_id) = owner else {
             return Ok(());
         };
@@ -114,7 +113,7 @@ impl Ingest {
 pub async fn reserve_storage(
     tx: &mut PgConnection,
     policy: &OwnerPolicy,
-    owner_id: Uuid,
+    owner_id: OwnerId,
     bytes: u64,
 ) -> Result<(), IngestError> {
     let limits = Limits::of(policy, db::owners::lock(tx, owner_id).await?);
@@ -124,7 +123,7 @@ pub async fn reserve_storage(
 /// `StorageQuotaExceeded` unless `bytes` more fit in the owner's storage quota.
 async fn check_storage(
     conn: &mut PgConnection,
-    owner_id: Uuid,
+    owner_id: OwnerId,
     limits: Limits,
     bytes: u64,
 ) -> Result<(), IngestError> {

@@ -6,12 +6,10 @@
 
 use std::{path::Path, time::Duration};
 
-use uuid::Uuid;
-
 use super::{Ingest, IngestError, quotas};
 use crate::{
     db::{self, Visibility, videos::NewVideo},
-    ids::UploadId,
+    ids::{JobId, OwnerId, UploadId, VideoId},
     media::{self, ProbeInfo},
     queue,
 };
@@ -22,8 +20,8 @@ pub enum Origin {
     Direct,
     /// A tus upload: tie its row to the video, fenced by the request's lease.
     Tus {
-        upload_id: Uuid,
-        lock_token: Uuid,
+        upload_id: UploadId,
+        lock_token: uuid::Uuid,
         /// How long the upload's row stays as a receipt.
         keep: Duration,
     },
@@ -31,9 +29,9 @@ pub enum Origin {
 
 /// The probed file, already moved to `uploads/{video_id}`.
 pub struct Accepted {
-    pub video_id: Uuid,
+    pub video_id: VideoId,
     pub title: String,
-    pub owner_id: Option<Uuid>,
+    pub owner_id: Option<OwnerId>,
     pub visibility: Visibility,
     pub size: u64,
     pub info: ProbeInfo,
@@ -53,7 +51,7 @@ impl Ingest {
         origin: Origin,
     ) -> Result<(), IngestError> {
         let video_id = accepted.video_id;
-        let job_id = Uuid::now_v7();
+        let job_id = JobId::generate();
         let video = new_video(accepted);
         let mut tx = self.pool.begin().await?;
         // A resumable upload's bytes were reserved when it was created and count as stored
@@ -78,7 +76,7 @@ impl Ingest {
         {
             // Dropping the transaction rolls the video back: whoever holds the upload now
             // finishes it.
-            return Err(IngestError::LostUpload(UploadId::from(upload_id)));
+            return Err(IngestError::LostUpload(upload_id));
         }
         tx.commit().await?;
         // If Redis is down now, the job stays `queued` in Postgres and the reconciler pushes it.
@@ -109,7 +107,7 @@ fn new_video(accepted: Accepted) -> NewVideo {
 }
 
 /// What a probed original at the video's usual source path records.
-pub(super) fn source_of(video_id: Uuid, size: u64, info: ProbeInfo) -> db::videos::Source {
+pub(super) fn source_of(video_id: VideoId, size: u64, info: ProbeInfo) -> db::videos::Source {
     db::videos::Source {
         source_path: crate::storage::MediaRoot::source_relative(video_id),
         size_bytes: i64::try_from(size).unwrap_or(i64::MAX),

@@ -28,7 +28,10 @@ use super::{
     MediaStore, Served, StorageError, Want, is_plain_file_name, remove_dir_if_exists,
     remove_file_if_exists,
 };
-use crate::config::StorageBackend;
+use crate::{
+    config::StorageBackend,
+    ids::{UploadId, VideoId},
+};
 
 #[derive(Debug, Clone)]
 pub struct MediaRoot {
@@ -77,12 +80,12 @@ impl MediaRoot {
     }
 
     /// The bytes of one resumable upload.
-    pub fn tus_path(&self, upload_id: Uuid) -> PathBuf {
+    pub fn tus_path(&self, upload_id: UploadId) -> PathBuf {
         self.tus_dir().join(upload_id.to_string())
     }
 
     /// The original's path relative to the root, as stored in `videos.source_path`.
-    pub fn source_relative(video_id: Uuid) -> String {
+    pub fn source_relative(video_id: VideoId) -> String {
         format!("uploads/{video_id}")
     }
 
@@ -105,18 +108,18 @@ impl MediaRoot {
         self.root.join("videos")
     }
 
-    pub fn video_dir(&self, video_id: Uuid) -> PathBuf {
+    pub fn video_dir(&self, video_id: VideoId) -> PathBuf {
         self.videos_dir().join(video_id.to_string())
     }
 
     /// Where attempt `key` of a video publishes its HLS output on the volume.
-    pub fn attempt_dir(&self, video_id: Uuid, key: &str) -> PathBuf {
+    pub fn attempt_dir(&self, video_id: VideoId, key: &str) -> PathBuf {
         self.video_dir(video_id).join(key)
     }
 
     /// A file of an attempt's output, if both `key` and `name` are plain file
     /// names (letters, digits, `_`, `-`, `.`; not starting with a dot).
-    pub fn hls_file(&self, video_id: Uuid, key: &str, name: &str) -> Option<PathBuf> {
+    pub fn hls_file(&self, video_id: VideoId, key: &str, name: &str) -> Option<PathBuf> {
         (is_plain_file_name(key) && is_plain_file_name(name))
             .then(|| self.attempt_dir(video_id, key).join(name))
     }
@@ -127,12 +130,12 @@ impl MediaRoot {
     }
 
     /// One attempt's scratch directory (never served; removed when the attempt ends).
-    pub fn scratch_dir(&self, video_id: Uuid, key: &str) -> PathBuf {
+    pub fn scratch_dir(&self, video_id: VideoId, key: &str) -> PathBuf {
         self.work_dir().join(video_id.to_string()).join(key)
     }
 
     /// Removes one attempt's scratch directory, and the video's if that leaves it empty.
-    pub async fn remove_scratch(&self, video_id: Uuid, key: &str) -> io::Result<()> {
+    pub async fn remove_scratch(&self, video_id: VideoId, key: &str) -> io::Result<()> {
         remove_dir_if_exists(&self.scratch_dir(video_id, key)).await?;
         let _ = tokio::fs::remove_dir(self.work_dir().join(video_id.to_string())).await;
         Ok(())
@@ -142,7 +145,7 @@ impl MediaRoot {
     /// been written for `min_age`: what a killed worker left on this disk.
     pub async fn sweep_scratch(
         &self,
-        running: &HashSet<(Uuid, String)>,
+        running: &HashSet<(VideoId, String)>,
         min_age: Duration,
     ) -> io::Result<usize> {
         sweep_attempt_dirs(&self.work_dir(), running, min_age).await
@@ -191,7 +194,7 @@ impl MediaStore for MediaRoot {
             .map_err(|e| StorageError::io(format!("removing the original {}", path.display()), e))
     }
 
-    fn output_dir(&self, video_id: Uuid, key: &str) -> PathBuf {
+    fn output_dir(&self, video_id: VideoId, key: &str) -> PathBuf {
         self.attempt_dir(video_id, key)
     }
 
@@ -201,7 +204,7 @@ impl MediaStore for MediaRoot {
 
     async fn publish(
         &self,
-        _video_id: Uuid,
+        _video_id: VideoId,
         _key: &str,
         _name: &str,
         _contents: Bytes,
@@ -211,7 +214,7 @@ impl MediaStore for MediaRoot {
         Ok(())
     }
 
-    async fn remove_attempt(&self, video_id: Uuid, key: &str) -> Result<(), StorageError> {
+    async fn remove_attempt(&self, video_id: VideoId, key: &str) -> Result<(), StorageError> {
         let dir = self.attempt_dir(video_id, key);
         remove_dir_if_exists(&dir)
             .await
@@ -221,7 +224,11 @@ impl MediaStore for MediaRoot {
         Ok(())
     }
 
-    async fn remove_earlier_attempts(&self, video_id: Uuid, key: &str) -> Result<(), StorageError> {
+    async fn remove_earlier_attempts(
+        &self,
+        video_id: VideoId,
+        key: &str,
+    ) -> Result<(), StorageError> {
         let dir = self.video_dir(video_id);
         let what = || format!("removing earlier attempts under {}", dir.display());
         let mut entries = match tokio::fs::read_dir(&dir).await {
@@ -243,7 +250,7 @@ impl MediaStore for MediaRoot {
         Ok(())
     }
 
-    async fn remove_video(&self, video_id: Uuid) -> Result<(), StorageError> {
+    async fn remove_video(&self, video_id: VideoId) -> Result<(), StorageError> {
         let dir = self.video_dir(video_id);
         remove_dir_if_exists(&dir)
             .await
@@ -252,7 +259,7 @@ impl MediaStore for MediaRoot {
 
     async fn sweep_outputs(
         &self,
-        live: &HashSet<(Uuid, String)>,
+        live: &HashSet<(VideoId, String)>,
         min_age: Duration,
     ) -> Result<usize, StorageError> {
         sweep_attempt_dirs(&self.videos_dir(), live, min_age)
@@ -262,7 +269,7 @@ impl MediaStore for MediaRoot {
 
     async fn serve(
         &self,
-        video_id: Uuid,
+        video_id: VideoId,
         key: &str,
         name: &str,
         _want: Want,
@@ -286,7 +293,7 @@ impl MediaStore for MediaRoot {
 /// `min_age`, and video directories left empty.
 async fn sweep_attempt_dirs(
     base: &Path,
-    keep: &HashSet<(Uuid, String)>,
+    keep: &HashSet<(VideoId, String)>,
     min_age: Duration,
 ) -> io::Result<usize> {
     let mut swept = 0;
@@ -296,7 +303,7 @@ async fn sweep_attempt_dirs(
         Err(e) => return Err(e),
     };
     while let Some(video) = videos.next_entry().await? {
-        let Ok(video_id) = video.file_name().to_string_lossy().parse::<Uuid>() else {
+        let Ok(video_id) = video.file_name().to_string_lossy().parse::<VideoId>() else {
             continue;
         };
         // Judged before its children go: removing one refreshes the directory's time.
@@ -345,7 +352,7 @@ mod tests {
     async fn only_attempts_claimed_earlier_are_removed() {
         let tmp = std::env::temp_dir().join(format!("prostream-storage-{}", Uuid::now_v7()));
         let media = MediaRoot::open(&tmp).await.unwrap();
-        let video = Uuid::now_v7();
+        let video = VideoId::generate();
         for key in ["1-aaaa", "2-bbbb", "3-cccc"] {
             let dir = media.attempt_dir(video, key);
             tokio::fs::create_dir_all(&dir).await.unwrap();

@@ -42,12 +42,14 @@ use std::{
 };
 
 use bytes::Bytes;
-use uuid::Uuid;
 
 pub use local::MediaRoot;
 pub use s3::S3Store;
 
-use crate::config::{StorageBackend, StorageConfig};
+use crate::{
+    config::{StorageBackend, StorageConfig},
+    ids::VideoId,
+};
 
 /// The store a process uses; cheap to clone.
 pub type Storage = Arc<dyn MediaStore>;
@@ -77,7 +79,7 @@ pub trait MediaStore: Send + Sync + fmt::Debug {
 
     /// Where ffmpeg writes the attempt's files. Locally the published directory itself (players
     /// read it as it grows); with S3 a scratch directory whose files [`MediaStore::publish`] copies.
-    fn output_dir(&self, video_id: Uuid, key: &str) -> PathBuf;
+    fn output_dir(&self, video_id: VideoId, key: &str) -> PathBuf;
 
     /// Whether [`MediaStore::publish`] copies anything (false: the output directory is where
     /// players read, so callers need not even read the files).
@@ -86,29 +88,33 @@ pub trait MediaStore: Send + Sync + fmt::Debug {
     /// Makes `contents` (what `output_dir/name` held when read) visible to players as `name`.
     async fn publish(
         &self,
-        video_id: Uuid,
+        video_id: VideoId,
         key: &str,
         name: &str,
         contents: Bytes,
     ) -> Result<(), StorageError>;
 
     /// Removes one attempt's published output.
-    async fn remove_attempt(&self, video_id: Uuid, key: &str) -> Result<(), StorageError>;
+    async fn remove_attempt(&self, video_id: VideoId, key: &str) -> Result<(), StorageError>;
 
     /// Removes the published output of the video's attempts claimed before attempt `key`
     /// (a lower fence, see [`is_earlier_attempt`]): they are superseded, none of them can record
     /// anything any more. Later attempts, and keys of another form, are left alone (a later one
     /// may be running and served; the sweep removes dead ones).
-    async fn remove_earlier_attempts(&self, video_id: Uuid, key: &str) -> Result<(), StorageError>;
+    async fn remove_earlier_attempts(
+        &self,
+        video_id: VideoId,
+        key: &str,
+    ) -> Result<(), StorageError>;
 
     /// Removes everything published under the video: every attempt's output.
-    async fn remove_video(&self, video_id: Uuid) -> Result<(), StorageError>;
+    async fn remove_video(&self, video_id: VideoId) -> Result<(), StorageError>;
 
     /// Removes the output of attempts that are not in `live` and were last written more than
     /// `min_age` ago (a killed worker's, a deletion cut short); returns how many it removed.
     async fn sweep_outputs(
         &self,
-        live: &HashSet<(Uuid, String)>,
+        live: &HashSet<(VideoId, String)>,
         min_age: Duration,
     ) -> Result<usize, StorageError>;
 
@@ -118,7 +124,7 @@ pub trait MediaStore: Send + Sync + fmt::Debug {
     /// checked by the caller).
     async fn serve(
         &self,
-        video_id: Uuid,
+        video_id: VideoId,
         key: &str,
         name: &str,
         want: Want,
@@ -327,7 +333,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_dropped_temp_file_is_removed() {
-        let path = std::env::temp_dir().join(format!("prostream-tmp-{}", Uuid::now_v7()));
+        let path = std::env::temp_dir().join(format!("prostream-tmp-{}", uuid::Uuid::now_v7()));
         std::fs::write(&path, b"x").unwrap();
         drop(TempFile::new(path.clone()));
         assert!(!path.exists());

@@ -31,7 +31,10 @@ use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use super::{MediaRoot, MediaStore, Served, StorageError, Want, sweep::Clock};
-use crate::config::{StorageBackend, StorageConfig};
+use crate::{
+    config::{StorageBackend, StorageConfig},
+    ids::VideoId,
+};
 
 /// Parts of a multipart upload (originals): 10,000 parts × 8 MiB covers far more than
 /// MAX_UPLOAD_BYTES' default, and two in flight keep an upload's memory near 24 MiB.
@@ -112,11 +115,11 @@ impl S3Store {
         Key::from(format!("{}{relative}", self.prefix))
     }
 
-    fn video_key(&self, video_id: Uuid) -> Key {
+    fn video_key(&self, video_id: VideoId) -> Key {
         self.key(&format!("videos/{video_id}"))
     }
 
-    fn attempt_key(&self, video_id: Uuid, key: &str) -> Key {
+    fn attempt_key(&self, video_id: VideoId, key: &str) -> Key {
         self.key(&format!("videos/{video_id}/{key}"))
     }
 
@@ -183,7 +186,7 @@ impl S3Store {
     }
 
     /// The attempts (`videos/{video_id}/{key}/`) present under a video.
-    async fn attempts_of(&self, video_id: Uuid) -> Result<Vec<String>, object_store::Error> {
+    async fn attempts_of(&self, video_id: VideoId) -> Result<Vec<String>, object_store::Error> {
         let listed = self
             .client
             .list_with_delimiter(Some(&self.video_key(video_id)))
@@ -362,7 +365,7 @@ impl MediaStore for S3Store {
         }
     }
 
-    fn output_dir(&self, video_id: Uuid, key: &str) -> PathBuf {
+    fn output_dir(&self, video_id: VideoId, key: &str) -> PathBuf {
         self.local.scratch_dir(video_id, key).join("hls")
     }
 
@@ -372,7 +375,7 @@ impl MediaStore for S3Store {
 
     async fn publish(
         &self,
-        video_id: Uuid,
+        video_id: VideoId,
         key: &str,
         name: &str,
         contents: Bytes,
@@ -389,7 +392,7 @@ impl MediaStore for S3Store {
             .map_err(|e| StorageError::object(format!("uploading {location}"), e))
     }
 
-    async fn remove_attempt(&self, video_id: Uuid, key: &str) -> Result<(), StorageError> {
+    async fn remove_attempt(&self, video_id: VideoId, key: &str) -> Result<(), StorageError> {
         let prefix = self.attempt_key(video_id, key);
         self.delete_prefix(&prefix)
             .await
@@ -399,7 +402,7 @@ impl MediaStore for S3Store {
 
     async fn remove_earlier_attempts(
         &self,
-        video_id: Uuid,
+        video_id: VideoId,
         keep: &str,
     ) -> Result<(), StorageError> {
         let what = || format!("deleting earlier attempts of video {video_id}");
@@ -415,7 +418,7 @@ impl MediaStore for S3Store {
         Ok(())
     }
 
-    async fn remove_video(&self, video_id: Uuid) -> Result<(), StorageError> {
+    async fn remove_video(&self, video_id: VideoId) -> Result<(), StorageError> {
         let prefix = self.video_key(video_id);
         self.delete_prefix(&prefix)
             .await
@@ -425,7 +428,7 @@ impl MediaStore for S3Store {
 
     async fn sweep_outputs(
         &self,
-        live: &HashSet<(Uuid, String)>,
+        live: &HashSet<(VideoId, String)>,
         min_age: Duration,
     ) -> Result<usize, StorageError> {
         let what = "sweeping the objects of dead attempts";
@@ -438,7 +441,7 @@ impl MediaStore for S3Store {
             .map_err(err)?;
         let mut swept = 0;
         for video in &videos.common_prefixes {
-            let Some(video_id) = video.filename().and_then(|n| n.parse::<Uuid>().ok()) else {
+            let Some(video_id) = video.filename().and_then(|n| n.parse::<VideoId>().ok()) else {
                 continue;
             };
             for key in self.attempts_of(video_id).await.map_err(err)? {
@@ -468,7 +471,7 @@ impl MediaStore for S3Store {
 
     async fn serve(
         &self,
-        video_id: Uuid,
+        video_id: VideoId,
         key: &str,
         name: &str,
         want: Want,
@@ -549,7 +552,7 @@ mod tests {
     #[tokio::test]
     async fn presigned_urls_name_the_public_endpoint_and_never_outlive_the_bound() {
         let (store, dir) = offline_store("https://media.example.com").await;
-        let video = Uuid::now_v7();
+        let video = VideoId::generate();
         let redirect = |ttl, head| Want::Redirect { head, ttl };
         let Served::Redirect(url) = store
             .serve(
@@ -601,7 +604,7 @@ mod tests {
         let (store, dir) = offline_store("").await;
         let Served::Redirect(url) = store
             .serve(
-                Uuid::nil(),
+                VideoId::from(Uuid::nil()),
                 "1-ab",
                 "poster.jpg",
                 Want::Redirect {

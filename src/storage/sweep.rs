@@ -11,10 +11,9 @@ use std::{
 
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use super::{MediaRoot, local::older_than, remove_file_if_exists};
-use crate::db;
+use crate::{db, ids::UploadId};
 
 /// An upload that received no bytes for this long was abandoned by the API that took it.
 pub const INCOMING_MAX_IDLE: Duration = Duration::from_secs(3600);
@@ -80,7 +79,7 @@ pub async fn tus_orphans(
             continue;
         }
         let name = entry.file_name();
-        let owned = match name.to_string_lossy().parse::<Uuid>() {
+        let owned = match name.to_string_lossy().parse::<UploadId>() {
             // A completed upload's row (a receipt) names its video: the bytes are in the
             // store, a copy left here by a completion cut short is not needed.
             Ok(id) => db::uploads::get(conn, id)

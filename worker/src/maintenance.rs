@@ -33,11 +33,11 @@ use std::{
 use prostream::{
     config::StorageBackend,
     db::{self, JobState},
+    ids::VideoId,
     queue,
     storage::{self, MediaRoot},
     telemetry,
 };
-use uuid::Uuid;
 
 use crate::pipeline::JobContext;
 
@@ -121,11 +121,11 @@ async fn tick_with(
         queue::push(&ctx.queue, job_id).await?;
         report.pushed += 1;
     }
-    let live: HashSet<(Uuid, String)> = db::jobs::live_outputs(&mut conn)
+    let live: HashSet<(VideoId, String)> = db::jobs::live_outputs(&mut conn)
         .await?
         .into_iter()
         .collect();
-    let running: HashSet<(Uuid, String)> = db::jobs::running_attempts(&mut conn)
+    let running: HashSet<(VideoId, String)> = db::jobs::running_attempts(&mut conn)
         .await?
         .into_iter()
         .collect();

@@ -15,6 +15,7 @@ use std::{
 use anyhow::Context;
 use prostream::{
     db::{self, JobStage, jobs::ClaimedJob, videos::RenditionRow},
+    ids::{JobId, VideoId},
     media::{self, ProbeError, ProbeInfo},
     queue::{self, TranscodeQueue},
     storage::{MediaRoot, Storage, StorageError},
@@ -24,7 +25,6 @@ use sqlx::PgPool;
 use tokio::sync::Mutex;
 use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 use tracing::Instrument;
-use uuid::Uuid;
 
 use crate::{
     ffmpeg::{self, EncodeJob, FfmpegError, PosterSource},
@@ -167,7 +167,7 @@ impl AttemptError {
 /// `RECONCILE_AFTER_SECS`, again and again until it is claimed. Surplus
 /// deliveries (a canceled job's, a re-push of a job that waited its turn) find
 /// nothing or wake a worker that would otherwise idle: harmless.
-pub async fn process(ctx: &JobContext, delivered: Uuid) -> anyhow::Result<Outcome> {
+pub async fn process(ctx: &JobContext, delivered: JobId) -> anyhow::Result<Outcome> {
     let free = fs4::available_space(ctx.media.root())
         .with_context(|| format!("reading free space of {}", ctx.media.root().display()))?;
     if free < ctx.min_free_disk {
@@ -586,7 +586,7 @@ fn rendition_sizes(ladder: &Ladder) -> Vec<(String, Option<&ladder::Rung>)> {
 /// Measures every finished rendition, rewrites the master playlist with the
 /// measured bandwidths, and returns the rows to record.
 async fn describe(
-    video_id: Uuid,
+    video_id: VideoId,
     work: &std::path::Path,
     ladder: &Ladder,
     frame_rate: Option<f64>,
@@ -713,7 +713,7 @@ pub fn backoff(base: Duration, attempt: i32) -> Duration {
 
 /// Pushes a job that was just queued again. If the push fails the row still
 /// says `queued` with no recent push, and the reconciler pushes it.
-async fn push_now(ctx: &JobContext, conn: &mut sqlx::PgConnection, job_id: Uuid) {
+async fn push_now(ctx: &JobContext, conn: &mut sqlx::PgConnection, job_id: JobId) {
     match queue::push(&ctx.queue, job_id).await {
         Ok(()) => {
             if let Err(err) = db::jobs::mark_pushed(conn, job_id).await {

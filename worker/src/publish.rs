@@ -14,8 +14,10 @@ use std::{
 };
 
 use bytes::Bytes;
-use prostream::storage::{Storage, StorageError, is_plain_file_name};
-use uuid::Uuid;
+use prostream::{
+    ids::VideoId,
+    storage::{Storage, StorageError, is_plain_file_name},
+};
 
 use crate::{ffmpeg, playlist::PlaylistError};
 
@@ -23,7 +25,7 @@ use crate::{ffmpeg, playlist::PlaylistError};
 #[derive(Debug)]
 pub struct Publisher {
     store: Storage,
-    video_id: Uuid,
+    video_id: VideoId,
     key: String,
     dir: PathBuf,
     /// Segments and init segments published: written once, never changed.
@@ -35,7 +37,7 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    pub fn new(store: Storage, video_id: Uuid, key: &str, dir: &Path) -> Self {
+    pub fn new(store: Storage, video_id: VideoId, key: &str, dir: &Path) -> Self {
         Self {
             store,
             video_id,

@@ -10,7 +10,6 @@
 //! store; the lease keeps two requests from finishing one upload twice.
 
 use axum::http::StatusCode;
-use uuid::Uuid;
 
 use super::lease::Lease;
 use crate::{
@@ -19,6 +18,7 @@ use crate::{
         AppState,
         error::{ApiError, ErrorCode},
     },
+    ids::{UploadId, VideoId},
     ingest::{self, Accepted, Origin},
     storage::{self, MediaRoot, TempFile},
     telemetry,
@@ -26,7 +26,7 @@ use crate::{
 
 /// Makes the complete upload `row` (offset = length, no video yet) a video; returns its id. A file
 /// the probe refuses is answered with the probe's problem (415/422) and the upload is deleted.
-pub async fn finish(state: &AppState, lease: Lease, row: &UploadRow) -> Result<Uuid, ApiError> {
+pub async fn finish(state: &AppState, lease: Lease, row: &UploadRow) -> Result<VideoId, ApiError> {
     debug_assert!(row.is_complete() && row.video_id.is_none());
     let result = accept(state, &lease, row).await;
     let label = result.as_ref().map_or_else(ApiError::code, |_| "accepted");
@@ -57,11 +57,12 @@ pub async fn finish(state: &AppState, lease: Lease, row: &UploadRow) -> Result<U
     result
 }
 
-async fn accept(state: &AppState, lease: &Lease, row: &UploadRow) -> Result<Uuid, ApiError> {
+async fn accept(state: &AppState, lease: &Lease, row: &UploadRow) -> Result<VideoId, ApiError> {
     let mut conn = state.pool.acquire().await?;
-    let video_id = db::uploads::reserve_video_id(&mut conn, row.id, lease.token, Uuid::now_v7())
-        .await?
-        .ok_or_else(lost)?;
+    let video_id =
+        db::uploads::reserve_video_id(&mut conn, row.id, lease.token, VideoId::generate())
+            .await?
+            .ok_or_else(lost)?;
     drop(conn);
     let partial = state.media.tus_path(row.id);
     let dest = MediaRoot::source_relative(video_id);
@@ -123,7 +124,7 @@ async fn accept(state: &AppState, lease: &Lease, row: &UploadRow) -> Result<Uuid
 pub async fn discard(
     state: &AppState,
     lease: Lease,
-    reserved_video_id: Option<Uuid>,
+    reserved_video_id: Option<VideoId>,
 ) -> Result<(), ApiError> {
     let mut conn = state.pool.acquire().await?;
     if !db::uploads::delete(&mut conn, lease.upload_id, lease.token).await? {
@@ -138,8 +139,8 @@ pub async fn discard(
 /// The bytes of an upload that never became a video.
 pub async fn remove_files(
     state: &AppState,
-    upload_id: Uuid,
-    reserved_video_id: Option<Uuid>,
+    upload_id: UploadId,
+    reserved_video_id: Option<VideoId>,
 ) -> Result<(), ApiError> {
     storage::remove_file_if_exists(&state.media.tus_path(upload_id))
         .await

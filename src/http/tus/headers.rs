@@ -5,9 +5,11 @@ use std::time::SystemTime;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use base64::{Engine, engine::general_purpose};
 use sha1::{Digest, Sha1};
-use uuid::Uuid;
 
-use crate::http::error::{ApiError, ErrorCode};
+use crate::{
+    http::error::{ApiError, ErrorCode},
+    ids::VideoId,
+};
 
 pub const TUS_RESUMABLE: HeaderName = HeaderName::from_static("tus-resumable");
 pub const TUS_VERSION: HeaderName = HeaderName::from_static("tus-version");
@@ -233,7 +235,7 @@ pub fn http_date(at: time::OffsetDateTime) -> HeaderValue {
 }
 
 /// `Prostream-Video-Id` and `Content-Location` of a completed upload.
-pub fn insert_video(headers: &mut HeaderMap, video_id: Uuid) {
+pub fn insert_video(headers: &mut HeaderMap, video_id: VideoId) {
     headers.insert(
         VIDEO_ID,
         HeaderValue::from_str(&video_id.to_string()).expect("a UUID is a valid header"),

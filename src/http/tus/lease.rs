@@ -11,7 +11,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::db::{self, uploads::UploadRow};
+use crate::{
+    db::{self, uploads::UploadRow},
+    ids::UploadId,
+};
 
 /// How long a lease lasts without renewal.
 pub const LEASE: Duration = Duration::from_secs(30);
@@ -20,7 +23,7 @@ const RENEW_EVERY: Duration = Duration::from_secs(10);
 
 pub struct Lease {
     pool: PgPool,
-    pub upload_id: Uuid,
+    pub upload_id: UploadId,
     pub token: Uuid,
     /// Cancelled once the lease cannot be trusted any more (taken over, or not renewed in time).
     lost: CancellationToken,
@@ -33,7 +36,7 @@ impl Lease {
     /// `None`: no such upload, or it is locked.
     pub async fn acquire(
         pool: &PgPool,
-        upload_id: Uuid,
+        upload_id: UploadId,
     ) -> sqlx::Result<Option<(Self, UploadRow)>> {
         let token = Uuid::now_v7();
         let mut conn = pool.acquire().await?;
@@ -44,7 +47,7 @@ impl Lease {
     }
 
     /// A lease taken by the statement that created the upload.
-    pub fn held(pool: PgPool, upload_id: Uuid, token: Uuid) -> Self {
+    pub fn held(pool: PgPool, upload_id: UploadId, token: Uuid) -> Self {
         let lost = CancellationToken::new();
         let renewer = tokio::spawn(renew(pool.clone(), upload_id, token, lost.clone()));
         Self {
@@ -91,14 +94,14 @@ impl Drop for Lease {
     }
 }
 
-async fn release(pool: &PgPool, id: Uuid, token: Uuid) -> sqlx::Result<()> {
+async fn release(pool: &PgPool, id: UploadId, token: Uuid) -> sqlx::Result<()> {
     let mut conn = pool.acquire().await?;
     db::uploads::release(&mut conn, id, token).await
 }
 
 /// Renews every [`RENEW_EVERY`]; gives up (and marks the lease lost) when the row is no longer
 /// ours, or when Postgres has not confirmed a renewal for most of a lease.
-async fn renew(pool: PgPool, id: Uuid, token: Uuid, lost: CancellationToken) {
+async fn renew(pool: PgPool, id: UploadId, token: Uuid, lost: CancellationToken) {
     let mut confirmed = Instant::now();
     loop {
         tokio::time::sleep(RENEW_EVERY).await;

@@ -43,6 +43,9 @@ use super::{
     auth::Caller,
     error::{ApiError, ErrorCode, Problem},
     extract::Id,
+    responses::{
+        InternalError, TusVersionUnsupported, Unauthorized, UploadNotFound, UploadQuotaExceeded,
+    },
     upload,
     wire::BinaryFile,
 };
@@ -136,8 +139,7 @@ pub enum TusResumable {
             ("Tus-Checksum-Algorithm" = String, description = "`sha1`"),
             ("Tus-Max-Size" = String, description = "MAX_UPLOAD_BYTES"),
         )),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
-         content_type = "application/problem+json"),
+        Unauthorized,
     ),
     security(("api_key" = [])))]
 pub async fn tus_options(State(state): State<AppState>, _caller: Caller) -> Response {
@@ -181,10 +183,8 @@ pub async fn tus_options(State(state): State<AppState>, _caller: Caller) -> Resp
         (status = 400, description = "`upload_length_required`, `invalid_upload_metadata`, `invalid_title`, \
           `invalid_upload_checksum`, `unsupported_checksum_algorithm`, `upload_incomplete`",
          body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
-         content_type = "application/problem+json"),
-        (status = 412, description = "`tus_version_unsupported`", body = Problem, content_type = "application/problem+json",
-         headers(("Tus-Version" = String, description = "`1.0.0`"))),
+        Unauthorized,
+        TusVersionUnsupported,
         (status = 413, description = "`upload_too_large` (Upload-Length over MAX_UPLOAD_BYTES), \
           `upload_length_exceeded` (a body longer than Upload-Length), `storage_quota_exceeded`", body = Problem,
           content_type = "application/problem+json"),
@@ -192,12 +192,10 @@ pub async fn tus_options(State(state): State<AppState>, _caller: Caller) -> Resp
          body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`empty_upload` (Upload-Length 0) and the other refusals of POST /v1/videos",
          body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`upload_quota_exceeded`", body = Problem,
-         content_type = "application/problem+json",
-         headers(("Retry-After" = String, description = "Seconds until the next UTC day"))),
+        UploadQuotaExceeded,
         (status = 460, description = "`checksum_mismatch`: nothing was created", body = Problem,
          content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn create_upload(
@@ -239,7 +237,7 @@ pub async fn create_upload(
         .admit_upload(caller.owner_id, Some(length))
         .await?;
     let new = NewUpload {
-        id: Uuid::now_v7(),
+        id: UploadId::generate(),
         length: length as i64,
         metadata: meta.raw,
         filename: meta.filename,
@@ -379,11 +377,10 @@ pub async fn head_upload(
     caller: Caller,
     Id(id): Id<UploadId>,
 ) -> Result<Response, ApiError> {
-    let id = id.get();
     detached(head(state, caller, id)).await
 }
 
-async fn head(state: AppState, caller: Caller, id: Uuid) -> Result<Response, ApiError> {
+async fn head(state: AppState, caller: Caller, id: UploadId) -> Result<Response, ApiError> {
     let mut conn = state.pool.acquire().await?;
     let mut row = db::uploads::get(&mut conn, id)
         .await?
@@ -454,17 +451,14 @@ async fn head(state: AppState, caller: Caller, id: Uuid) -> Result<Response, Api
         (status = 400, description = "`invalid_upload_offset`, `invalid_upload_checksum`, \
           `unsupported_checksum_algorithm`, `upload_incomplete`", body = Problem,
          content_type = "application/problem+json"),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
-         content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`, also another owner's upload", body = Problem,
-         content_type = "application/problem+json"),
+        Unauthorized,
+        UploadNotFound,
         (status = 408, description = "`upload_timeout`: the body stalled; what arrived is kept", body = Problem,
          content_type = "application/problem+json"),
         (status = 409, description = "`upload_offset_mismatch`: Upload-Offset is not the upload's offset",
          body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "`upload_expired`", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "`tus_version_unsupported`", body = Problem, content_type = "application/problem+json",
-         headers(("Tus-Version" = String, description = "`1.0.0`"))),
+        TusVersionUnsupported,
         (status = 413, description = "`upload_length_exceeded`: the chunk goes past Upload-Length", body = Problem,
          content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_content_type` (send application/offset+octet-stream); \
@@ -476,7 +470,7 @@ async fn head(state: AppState, caller: Caller, id: Uuid) -> Result<Response, Api
          content_type = "application/problem+json"),
         (status = 460, description = "`checksum_mismatch`: the chunk was discarded", body = Problem,
          content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn patch_upload(
@@ -491,7 +485,6 @@ pub async fn patch_upload(
     }
     let offset = headers::upload_offset(&headers)?;
     let digest = headers::checksum(&headers)?.map(ChunkDigest::new);
-    let id = id.get();
     let announced = headers::content_length(&headers);
     detached(patch(state, caller, id, offset, announced, digest, body)).await
 }
@@ -499,7 +492,7 @@ pub async fn patch_upload(
 async fn patch(
     state: AppState,
     caller: Caller,
-    id: Uuid,
+    id: UploadId,
     offset: u64,
     announced: Option<u64>,
     digest: Option<ChunkDigest>,
@@ -591,15 +584,12 @@ async fn patch(
     ),
     responses(
         (status = 204, description = "Deleted", headers(("Tus-Resumable" = String, description = "`1.0.0`"))),
-        (status = 401, description = "`api_key_required`, `api_key_invalid`", body = Problem,
-         content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`, also another owner's upload", body = Problem,
-         content_type = "application/problem+json"),
-        (status = 412, description = "`tus_version_unsupported`", body = Problem, content_type = "application/problem+json",
-         headers(("Tus-Version" = String, description = "`1.0.0`"))),
+        Unauthorized,
+        UploadNotFound,
+        TusVersionUnsupported,
         (status = 423, description = "`upload_locked`: a PATCH is writing to it", body = Problem,
          content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        InternalError,
     ),
     security(("api_key" = [])))]
 pub async fn delete_upload(
@@ -607,7 +597,6 @@ pub async fn delete_upload(
     caller: Caller,
     Id(id): Id<UploadId>,
 ) -> Result<StatusCode, ApiError> {
-    let id = id.get();
     detached(async move {
         let (lease, row) = lease_or_refusal(&state, &caller, id).await?;
         if row.video_id.is_some() {
@@ -637,7 +626,7 @@ async fn detached<T: Send + 'static>(
 async fn lease_or_refusal(
     state: &AppState,
     caller: &Caller,
-    id: Uuid,
+    id: UploadId,
 ) -> Result<(Lease, UploadRow), ApiError> {
     let mut conn = state.pool.acquire().await?;
     let owner = db::uploads::get(&mut conn, id)

@@ -10,13 +10,16 @@ use crate::common;
 use std::time::Duration;
 
 use common::{TestApp, client_with_key, eventually, make_clip, scratch};
-use prostream::db::jobs::{self, ClaimedJob};
+use prostream::{
+    db::jobs::{self, ClaimedJob},
+    ids::{JobId, OwnerId, VideoId},
+};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 const LEASE: Duration = Duration::from_secs(30);
 
-async fn owner(pool: &PgPool, name: &str) -> Uuid {
+async fn owner(pool: &PgPool, name: &str) -> OwnerId {
     let mut conn = pool.acquire().await.unwrap();
     prostream::db::keys::ensure_owner(&mut conn, name)
         .await
@@ -24,8 +27,8 @@ async fn owner(pool: &PgPool, name: &str) -> Uuid {
 }
 
 /// A queued job of `owner` (none: a video without an owner), queued now.
-async fn queued(pool: &PgPool, owner: Option<Uuid>) -> Uuid {
-    let (video, job) = (Uuid::now_v7(), Uuid::now_v7());
+async fn queued(pool: &PgPool, owner: Option<OwnerId>) -> JobId {
+    let (video, job) = (VideoId::generate(), JobId::generate());
     sqlx::query(
         "INSERT INTO videos (id, title, source_path, size_bytes, format_name, duration_s, owner_id)
          VALUES ($1, 'clip', 'uploads/clip', 1, 'mov,mp4,m4a,3gp,3g2,mj2', 1, $2)",
@@ -47,7 +50,7 @@ async fn queued(pool: &PgPool, owner: Option<Uuid>) -> Uuid {
     job
 }
 
-async fn set_state(pool: &PgPool, job: Uuid, state: &str) {
+async fn set_state(pool: &PgPool, job: JobId, state: &str) {
     sqlx::query("UPDATE jobs SET state = $2::job_state WHERE id = $1")
         .bind(job)
         .bind(state)
@@ -57,7 +60,7 @@ async fn set_state(pool: &PgPool, job: Uuid, state: &str) {
 }
 
 /// Records that `owner`'s last claim was `secs_ago` seconds ago.
-async fn last_claimed(pool: &PgPool, owner: Option<Uuid>, secs_ago: f64) {
+async fn last_claimed(pool: &PgPool, owner: Option<OwnerId>, secs_ago: f64) {
     sqlx::query(
         "INSERT INTO owner_claims (owner_id, last_claimed_at)
          VALUES ($1, now() - make_interval(secs => $2))
@@ -77,7 +80,7 @@ async fn claim(pool: &PgPool) -> Option<ClaimedJob> {
         .unwrap()
 }
 
-async fn claim_id(pool: &PgPool) -> Option<Uuid> {
+async fn claim_id(pool: &PgPool) -> Option<JobId> {
     claim(pool).await.map(|job| job.job_id)
 }
 
@@ -218,7 +221,7 @@ async fn concurrent_claims_take_each_job_exactly_once(pool: PgPool) {
         let pool = pool.clone();
         async move { claim_id(&pool).await }
     });
-    let mut claimed: Vec<Uuid> = futures_util::future::join_all(claims)
+    let mut claimed: Vec<JobId> = futures_util::future::join_all(claims)
         .await
         .into_iter()
         .flatten()

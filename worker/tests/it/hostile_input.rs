@@ -17,7 +17,6 @@ use common::{TestApp, make_clip, scratch};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 /// Answers 200 to every request on 127.0.0.1 and counts them.
 async fn loopback_server() -> (SocketAddr, Arc<AtomicUsize>) {
@@ -277,7 +276,7 @@ async fn a_file_name_used_as_the_title_loses_its_control_and_bidi_characters(poo
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn a_playback_token_signed_to_expire_far_in_the_future_is_refused(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let video = Uuid::now_v7();
+    let video = prostream::ids::VideoId::generate();
     let now = OffsetDateTime::now_utc();
     let fair = app.signer().sign(video, now).token;
     let year_2100 = app.signer().sign_until(video, 4_102_444_800).token;

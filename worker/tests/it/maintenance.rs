@@ -5,6 +5,7 @@ use crate::common;
 use std::time::Duration;
 
 use common::{TestApp, make_clip, scratch};
+use prostream::ids::JobId;
 use prostream_worker::{
     maintenance::{self, Settings},
     pipeline::{self, Outcome},
@@ -45,7 +46,7 @@ async fn forget_redis(app: &TestApp) {
 }
 
 /// Pretends a worker claimed `job` and then died: the lease ran out a while ago.
-async fn claimed_by_a_dead_worker(app: &TestApp, job: Uuid, attempts: i32) {
+async fn claimed_by_a_dead_worker(app: &TestApp, job: JobId, attempts: i32) {
     sqlx::query(
         "UPDATE jobs SET state = 'processing', attempts = $2, worker_id = 'dead',
                          lease_expires_at = now() - interval '5 seconds', started_at = now()

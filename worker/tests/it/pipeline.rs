@@ -5,7 +5,7 @@ use crate::common;
 use std::time::Duration;
 
 use common::{TestApp, eventually, make_clip, probe_duration, scratch};
-use prostream::queue;
+use prostream::{ids::JobId, queue};
 use prostream_worker::pipeline::{self, Outcome};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -171,7 +171,7 @@ async fn a_clip_without_audio_ends_ready_with_video_only_variants(pool: PgPool) 
     let id: Uuid = video["id"].as_str().unwrap().parse().unwrap();
 
     // Run the job deterministically through the same function the worker loop calls.
-    let job_id: Uuid = sqlx::query_scalar("SELECT id FROM jobs WHERE video_id = $1")
+    let job_id: JobId = sqlx::query_scalar("SELECT id FROM jobs WHERE video_id = $1")
         .bind(id)
         .fetch_one(&app.pool)
         .await
@@ -260,7 +260,7 @@ async fn the_same_job_pushed_twice_is_processed_once(pool: PgPool) {
     let (status, video) = app.upload(&clip, "video/mp4").await;
     assert_eq!(status, 202, "{video}");
     let id = video["id"].as_str().unwrap().to_owned();
-    let job_id: Uuid = sqlx::query_scalar("SELECT j.id FROM jobs j WHERE j.video_id = $1::uuid")
+    let job_id: JobId = sqlx::query_scalar("SELECT j.id FROM jobs j WHERE j.video_id = $1::uuid")
         .bind(&id)
         .fetch_one(&app.pool)
         .await
@@ -319,7 +319,7 @@ async fn an_encode_past_its_time_limit_is_killed_and_fails_after_its_attempts(po
     let clip = make_clip(&fixtures, "slow.mp4", 6, 1280, 720, true).await;
     let (_, video) = app.upload(&clip, "video/mp4").await;
     let id: Uuid = video["id"].as_str().unwrap().parse().unwrap();
-    let job_id: Uuid = sqlx::query_scalar("SELECT id FROM jobs WHERE video_id = $1")
+    let job_id: JobId = sqlx::query_scalar("SELECT id FROM jobs WHERE video_id = $1")
         .bind(id)
         .fetch_one(&app.pool)
         .await
@@ -385,7 +385,7 @@ async fn a_worker_shutting_down_hands_its_running_job_back(pool: PgPool) {
     let (status, video) = app.upload(&clip, "video/mp4").await;
     assert_eq!(status, 202, "{video}");
     let id = video["id"].as_str().unwrap().to_owned();
-    let job_id: Uuid = sqlx::query_scalar("SELECT id FROM jobs WHERE video_id = $1::uuid")
+    let job_id: JobId = sqlx::query_scalar("SELECT id FROM jobs WHERE video_id = $1::uuid")
         .bind(&id)
         .fetch_one(&app.pool)
         .await

@@ -10,16 +10,16 @@ use std::{
 };
 
 use common::{TestApp, eventually, make_clip, probe_duration, scratch};
+use prostream::ids::VideoId;
 use prostream::playback::{Signer, SigningKey};
 use prostream_worker::pipeline::{self, Outcome};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use uuid::Uuid;
 
 /// Uploads `clip`, gives the video `visibility`, runs its job to the end; returns the video.
 async fn ready_video(app: &TestApp, clip: &Path, visibility: &str) -> Value {
-    let id: Uuid = app.upload_ok(clip).await.parse().unwrap();
+    let id: VideoId = app.upload_ok(clip).await.parse().unwrap();
     sqlx::query("UPDATE videos SET visibility = $2 WHERE id = $1")
         .bind(id)
         .bind(visibility)
@@ -250,7 +250,7 @@ fn now() -> time::OffsetDateTime {
 }
 
 /// Writes an attempt's output for a video that has no row: the signed route needs none.
-fn fake_attempt(app: &TestApp, id: Uuid, attempt: &str) {
+fn fake_attempt(app: &TestApp, id: VideoId, attempt: &str) {
     let dir = app
         .media_dir
         .join("videos")
@@ -276,10 +276,10 @@ fn flip(token: &str, index: usize) -> String {
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn tampered_expired_and_other_videos_tokens_are_refused_with_their_codes(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let (a, b) = (VideoId::generate(), VideoId::generate());
     fake_attempt(&app, a, "1-aaaa0001");
     fake_attempt(&app, b, "1-bbbb0001");
-    let url = |video: Uuid, token: &str, attempt: &str| {
+    let url = |video: VideoId, token: &str, attempt: &str| {
         app.url(&format!(
             "/v1/videos/{video}/signed/{token}/{attempt}/master.m3u8"
         ))
@@ -431,7 +431,7 @@ async fn raw_get(base: &str, path: &str) -> (u16, String) {
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn traversal_with_a_valid_token_never_reaches_a_file_outside_the_attempt(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let (a, b) = (VideoId::generate(), VideoId::generate());
     fake_attempt(&app, a, "1-aaaa0001");
     fake_attempt(&app, b, "1-bbbb0001");
     let secret = "SECRET-NOT-SERVED";

@@ -31,11 +31,11 @@ use prostream::{
         jobs::{self, ClaimedJob},
         videos::{NewVideo, RenditionRow, Source},
     },
+    ids::{JobId, VideoId},
     storage::{MediaRoot, Storage},
 };
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use sqlx::{PgPool, Row};
-use uuid::Uuid;
 
 const LEASE: Duration = Duration::from_secs(30);
 const TASKS: u64 = 4;
@@ -51,8 +51,8 @@ async fn media_root() -> (MediaRoot, Storage) {
 }
 
 /// An uploaded video (its original on the volume) with a queued job; returns (job, video).
-async fn queued_video(pool: &PgPool, media: &MediaRoot) -> (Uuid, Uuid) {
-    let (video, job) = (Uuid::now_v7(), Uuid::now_v7());
+async fn queued_video(pool: &PgPool, media: &MediaRoot) -> (JobId, VideoId) {
+    let (video, job) = (VideoId::generate(), JobId::generate());
     let source_path = MediaRoot::source_relative(video);
     tokio::fs::write(media.resolve(&source_path).unwrap(), b"original")
         .await
@@ -82,7 +82,7 @@ async fn queued_video(pool: &PgPool, media: &MediaRoot) -> (Uuid, Uuid) {
 }
 
 /// What the job row says now.
-async fn row(pool: &PgPool, job: Uuid) -> (JobState, i64, String, String) {
+async fn row(pool: &PgPool, job: JobId) -> (JobState, i64, String, String) {
     let r = sqlx::query(
         "SELECT state::text AS state, fence, attempt_key, coalesce(stage::text, '') AS stage
          FROM jobs WHERE id = $1",
@@ -142,7 +142,7 @@ async fn end_attempt(media: &MediaRoot, store: &Storage, job: &ClaimedJob, ready
     }
 }
 
-fn rendition(video_id: Uuid) -> RenditionRow {
+fn rendition(video_id: VideoId) -> RenditionRow {
     RenditionRow {
         video_id,
         name: "r".into(),
@@ -286,8 +286,8 @@ async fn an_attempt_canceled_and_retried_cannot_write_over_the_next_attempt(pool
 }
 
 /// A video from a URL with its job in `downloading`; returns (job, video).
-async fn downloading_video(pool: &PgPool) -> (Uuid, Uuid) {
-    let (video, job) = (Uuid::now_v7(), Uuid::now_v7());
+async fn downloading_video(pool: &PgPool) -> (JobId, VideoId) {
+    let (video, job) = (VideoId::generate(), JobId::generate());
     let mut tx = pool.begin().await.unwrap();
     db::videos::insert_from_url(
         &mut tx,
@@ -406,7 +406,7 @@ enum Kind {
 /// A fenced write, with the logical times before it was sent and after it returned.
 #[derive(Debug)]
 struct Write {
-    job: Uuid,
+    job: JobId,
     fence: i64,
     kind: Kind,
     start: u64,
@@ -417,11 +417,11 @@ struct Write {
 #[derive(Debug, Default)]
 struct Log {
     /// (job, fence) → when the claim returned.
-    claims: HashMap<(Uuid, i64), u64>,
+    claims: HashMap<(JobId, i64), u64>,
     writes: Vec<Write>,
     /// Successful operations that end whatever attempt held the job when they started:
     /// (job, start, done): cancel, reap, delete, retry, and an attempt's ready/failed/requeue.
-    enders: Vec<(Uuid, u64, u64)>,
+    enders: Vec<(JobId, u64, u64)>,
     crashed: usize,
 }
 
@@ -438,8 +438,8 @@ struct World {
     media: MediaRoot,
     store: Storage,
     /// (job, video) of every job created.
-    jobs: Vec<(Uuid, Uuid)>,
-    deleted: Mutex<HashSet<Uuid>>,
+    jobs: Vec<(JobId, VideoId)>,
+    deleted: Mutex<HashSet<VideoId>>,
     running: Mutex<Vec<Attempt>>,
     log: Mutex<Log>,
     clock: AtomicU64,
@@ -469,12 +469,12 @@ impl World {
         }
     }
 
-    fn ended(&self, job: Uuid, start: u64) {
+    fn ended(&self, job: JobId, start: u64) {
         let done = self.now();
         self.log.lock().unwrap().enders.push((job, start, done));
     }
 
-    fn pick_job(&self, rng: &mut StdRng) -> (Uuid, Uuid) {
+    fn pick_job(&self, rng: &mut StdRng) -> (JobId, VideoId) {
         *self.jobs.choose(rng).unwrap()
     }
 
@@ -943,7 +943,7 @@ fn names(dir: &Path) -> HashSet<String> {
 
 /// A ready video: its recorded attempt's directory is the only one, holds only that attempt's
 /// files and the whole rendition, its renditions are recorded, and (`decode`) ffmpeg plays it.
-async fn check_ready(world: &World, video: Uuid, fence: i64, key: &str, decode: bool) {
+async fn check_ready(world: &World, video: VideoId, fence: i64, key: &str, decode: bool) {
     let seed = world.seed;
     let attempts = names(&world.media.video_dir(video));
     assert_eq!(

@@ -375,7 +375,7 @@ impl TestApp {
     }
 
     /// The job of a video.
-    pub async fn job_id(&self, video_id: &str) -> Uuid {
+    pub async fn job_id(&self, video_id: &str) -> prostream::ids::JobId {
         sqlx::query_scalar("SELECT id FROM jobs WHERE video_id = $1::uuid")
             .bind(video_id)
             .fetch_one(&self.pool)
