@@ -229,14 +229,10 @@ async fn uploads_past_the_daily_quota_get_429_with_retry_after_until_an_operator
 
     for attempt in ["raw", "tus"] {
         let response = match attempt {
-            "raw" => app
-                .http
-                .post(app.url("/v1/videos"))
-                .header("content-type", "video/mp4")
-                .body(std::fs::read(&clip).unwrap())
-                .send()
-                .await
-                .unwrap(),
+            "raw" => {
+                app.post_body("/v1/videos", "video/mp4", std::fs::read(&clip).unwrap())
+                    .await
+            }
             _ => request(&app.http, Method::POST, &app.url("/v1/uploads"))
                 .header("upload-length", "100")
                 .send()
@@ -316,13 +312,12 @@ async fn uploads_that_would_pass_the_storage_quota_get_413_and_leave_nothing_beh
             .collect::<Vec<_>>(),
     );
     let response = app
-        .http
-        .post(app.url("/v1/videos"))
-        .header("content-type", "video/mp4")
-        .body(reqwest::Body::wrap_stream(stream))
-        .send()
-        .await
-        .unwrap();
+        .post_body(
+            "/v1/videos",
+            "video/mp4",
+            reqwest::Body::wrap_stream(stream),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(
         code_of(response).await.as_deref(),
@@ -362,12 +357,7 @@ async fn uploads_that_would_pass_the_storage_quota_get_413_and_leave_nothing_beh
         .as_str()
         .unwrap()
         .to_owned();
-    let deleted = app
-        .http
-        .delete(app.url(&format!("/v1/videos/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let deleted = app.delete(&format!("/v1/videos/{id}")).await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     app.upload_ok(&clip).await;
 
@@ -388,13 +378,12 @@ async fn a_video_is_private_by_default_public_on_request_and_its_visibility_can_
     let id = video["id"].as_str().unwrap().to_owned();
 
     let response = app
-        .http
-        .post(app.url("/v1/videos?visibility=public&title=Open"))
-        .header("content-type", "video/mp4")
-        .body(std::fs::read(&clip).unwrap())
-        .send()
-        .await
-        .unwrap();
+        .post_body(
+            "/v1/videos?visibility=public&title=Open",
+            "video/mp4",
+            std::fs::read(&clip).unwrap(),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let public: Value = response.json().await.unwrap();
     assert_eq!(public["visibility"], "public");
@@ -402,24 +391,22 @@ async fn a_video_is_private_by_default_public_on_request_and_its_visibility_can_
 
     for asked in ["secret", ""] {
         let bad = app
-            .http
-            .post(app.url(&format!("/v1/videos?visibility={asked}")))
-            .header("content-type", "video/mp4")
-            .body(std::fs::read(&clip).unwrap())
-            .send()
-            .await
-            .unwrap();
+            .post_body(
+                &format!("/v1/videos?visibility={asked}"),
+                "video/mp4",
+                std::fs::read(&clip).unwrap(),
+            )
+            .await;
         assert_eq!(bad.status(), StatusCode::BAD_REQUEST, "{asked:?}");
         assert_eq!(code_of(bad).await.as_deref(), Some("invalid_visibility"));
     }
 
     let patched: Value = app
-        .http
-        .patch(app.url(&format!("/v1/videos/{id}")))
-        .json(&json!({"visibility": "public", "title": "Renamed"}))
-        .send()
+        .patch_json(
+            &format!("/v1/videos/{id}"),
+            &json!({"visibility": "public", "title": "Renamed"}),
+        )
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -431,13 +418,7 @@ async fn a_video_is_private_by_default_public_on_request_and_its_visibility_can_
         (json!({"title": ""}), "invalid_title"),
         (json!([null, null]), "invalid_json"),
     ] {
-        let response = app
-            .http
-            .patch(app.url(&format!("/v1/videos/{id}")))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let response = app.patch_json(&format!("/v1/videos/{id}"), &body).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(code_of(response).await.as_deref(), Some(code), "{body}");
     }

@@ -48,12 +48,7 @@ async fn videos_are_listed_newest_first_with_a_stable_cursor(pool: PgPool) {
         ("limit=101", "invalid_limit"),
         ("cursor=nope", "invalid_cursor"),
     ] {
-        let response = app
-            .http
-            .get(app.url(&format!("/v1/videos?{query}")))
-            .send()
-            .await
-            .unwrap();
+        let response = app.get(&format!("/v1/videos?{query}")).await;
         assert_eq!(response.status(), 400, "{query}");
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["code"], code, "{query}");
@@ -82,11 +77,8 @@ async fn unknown_and_malformed_ids_are_not_found(pool: PgPool) {
     // Without a playback token an unknown video answers like a private one: whether a private
     // video exists is not for anyone to find out.
     let response = app
-        .http
-        .get(app.url("/v1/videos/01900000-0000-7000-8000-000000000000/hls/1-abcd1234/master.m3u8"))
-        .send()
-        .await
-        .unwrap();
+        .get("/v1/videos/01900000-0000-7000-8000-000000000000/hls/1-abcd1234/master.m3u8")
+        .await;
     assert_eq!(response.status(), 403);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["code"], "playback_token_required");
@@ -122,12 +114,7 @@ async fn hls_paths_other_than_plain_file_names_of_the_video_are_refused(pool: Pg
     .unwrap();
 
     let base = format!("/v1/videos/{id}/hls/1-abcd1234");
-    let ok = app
-        .http
-        .get(app.url(&format!("{base}/master.m3u8")))
-        .send()
-        .await
-        .unwrap();
+    let ok = app.get(&format!("{base}/master.m3u8")).await;
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.headers()["cache-control"], "public, max-age=1");
 
@@ -190,12 +177,7 @@ async fn hls_paths_other_than_plain_file_names_of_the_video_are_refused(pool: Pg
         ("passwd", 404),
         ("missing.m3u8", 404),
     ] {
-        let response = app
-            .http
-            .get(app.url(&format!("{base}/{file}")))
-            .send()
-            .await
-            .unwrap();
+        let response = app.get(&format!("{base}/{file}")).await;
         assert_eq!(response.status(), status, "{file}");
     }
     app.shutdown().await;
@@ -307,12 +289,7 @@ async fn the_openapi_document_and_its_offline_docs_page_are_served(pool: PgPool)
         "swagger-initializer.js",
     ] {
         assert!(page.contains(asset), "{asset} not referenced");
-        let response = app
-            .http
-            .get(app.url(&format!("/docs/{asset}")))
-            .send()
-            .await
-            .unwrap();
+        let response = app.get(&format!("/docs/{asset}")).await;
         assert_eq!(response.status(), 200, "{asset}");
     }
     assert!(

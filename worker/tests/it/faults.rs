@@ -728,13 +728,7 @@ async fn cancel_retry_delete(stack: &mut Stack, medium: &Path, small: &Path) {
 
     // Delete a ready video: rows and files go.
     let gone = stack.expect_ready.pop().unwrap();
-    let response = stack
-        .app
-        .http
-        .delete(stack.app.url(&format!("/v1/videos/{gone}")))
-        .send()
-        .await
-        .unwrap();
+    let response = stack.app.delete(&format!("/v1/videos/{gone}")).await;
     assert_eq!(response.status(), 204);
     assert!(!stack.app.entries("videos").contains(&gone));
     assert!(!stack.app.entries("uploads").contains(&gone));

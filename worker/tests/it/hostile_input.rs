@@ -58,21 +58,14 @@ async fn ipv6_spellings_of_loopback_are_refused_for_url_ingest_and_webhooks(pool
         "[2002:7f00:1::1]",     // 6to4
     ] {
         let url = format!("http://{host}:{port}/clip.mp4");
-        let ingest = app
-            .http
-            .post(app.url("/v1/videos"))
-            .json(&json!({ "url": url }))
-            .send()
-            .await
-            .unwrap();
+        let ingest = app.post_json("/v1/videos", &json!({ "url": url })).await;
         assert_problem(&status_and_json(ingest).await, 422, "url_forbidden", &url);
         let hook = app
-            .http
-            .post(app.url("/v1/webhooks"))
-            .json(&json!({ "url": url, "events": ["video.ready"] }))
-            .send()
-            .await
-            .unwrap();
+            .post_json(
+                "/v1/webhooks",
+                &json!({ "url": url, "events": ["video.ready"] }),
+            )
+            .await;
         assert_problem(&status_and_json(hook).await, 422, "url_forbidden", &url);
     }
     assert_eq!(
@@ -92,12 +85,11 @@ async fn a_name_that_resolves_inward_is_refused_without_saying_where_it_points(p
     // `localhost` is not on the allowlist (127.0.0.1:* is): refused at registration, after DNS.
     let url = format!("http://localhost:{}/hook", server.port());
     let hook = app
-        .http
-        .post(app.url("/v1/webhooks"))
-        .json(&json!({ "url": url, "events": ["video.ready"] }))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/v1/webhooks",
+            &json!({ "url": url, "events": ["video.ready"] }),
+        )
+        .await;
     let answer = status_and_json(hook).await;
     assert_problem(&answer, 422, "url_forbidden", &url);
     let detail = answer.1["detail"].as_str().unwrap();
@@ -111,13 +103,7 @@ async fn a_name_that_resolves_inward_is_refused_without_saying_where_it_points(p
     );
 
     // URL ingest learns it in the downloader: the video fails with the same discretion.
-    let ingest = app
-        .http
-        .post(app.url("/v1/videos"))
-        .json(&json!({ "url": url }))
-        .send()
-        .await
-        .unwrap();
+    let ingest = app.post_json("/v1/videos", &json!({ "url": url })).await;
     let (status, video) = status_and_json(ingest).await;
     assert_eq!(status, 202, "{video}");
     let video = app
@@ -171,13 +157,7 @@ async fn a_title_with_control_or_bidi_characters_is_refused_wherever_it_enters(p
             "file",
             reqwest::multipart::Part::bytes(bytes.clone()).file_name("t.mp4"),
         );
-        let multipart = app
-            .http
-            .post(app.url("/v1/videos"))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
+        let multipart = app.post_multipart("/v1/videos", form).await;
         assert_problem(
             &status_and_json(multipart).await,
             400,
@@ -186,12 +166,11 @@ async fn a_title_with_control_or_bidi_characters_is_refused_wherever_it_enters(p
         );
         // URL ingest's JSON.
         let ingest = app
-            .http
-            .post(app.url("/v1/videos"))
-            .json(&json!({ "url": "http://example.com/a.mp4", "title": title }))
-            .send()
-            .await
-            .unwrap();
+            .post_json(
+                "/v1/videos",
+                &json!({ "url": "http://example.com/a.mp4", "title": title }),
+            )
+            .await;
         assert_problem(
             &status_and_json(ingest).await,
             400,
@@ -211,12 +190,11 @@ async fn a_title_with_control_or_bidi_characters_is_refused_wherever_it_enters(p
         assert_problem(&status_and_json(tus).await, 400, "invalid_title", "tus");
         // PATCH of a video.
         let patch = app
-            .http
-            .patch(app.url(&format!("/v1/videos/{existing}")))
-            .json(&json!({ "title": title }))
-            .send()
-            .await
-            .unwrap();
+            .patch_json(
+                &format!("/v1/videos/{existing}"),
+                &json!({ "title": title }),
+            )
+            .await;
         assert_problem(&status_and_json(patch).await, 400, "invalid_title", "PATCH");
     }
     assert_eq!(app.count("videos").await, 1);

@@ -126,19 +126,9 @@ async fn deleting_removes_rows_and_every_file_whatever_the_state(pool: PgPool) {
     let queued = app.upload_ok(&short).await;
 
     for id in [&ready, &running_id, &queued] {
-        let response = app
-            .http
-            .delete(app.url(&format!("/v1/videos/{id}")))
-            .send()
-            .await
-            .unwrap();
+        let response = app.delete(&format!("/v1/videos/{id}")).await;
         assert_eq!(response.status(), 204, "{id}");
-        let again = app
-            .http
-            .get(app.url(&format!("/v1/videos/{id}")))
-            .send()
-            .await
-            .unwrap();
+        let again = app.get(&format!("/v1/videos/{id}")).await;
         assert_eq!(again.status(), 404);
     }
     assert_eq!(running.await.unwrap().unwrap(), Outcome::Lost);
@@ -149,12 +139,7 @@ async fn deleting_removes_rows_and_every_file_whatever_the_state(pool: PgPool) {
     for dir in ["uploads", "videos"] {
         assert!(app.entries(dir).is_empty(), "{dir}: {:?}", app.entries(dir));
     }
-    let response = app
-        .http
-        .delete(app.url(&format!("/v1/videos/{ready}")))
-        .send()
-        .await
-        .unwrap();
+    let response = app.delete(&format!("/v1/videos/{ready}")).await;
     assert_eq!(response.status(), 404);
     app.shutdown().await;
     std::fs::remove_dir_all(fixtures).unwrap();
@@ -187,12 +172,7 @@ async fn concurrent_cancel_retry_and_delete_leave_a_consistent_state(pool: PgPoo
                 .all(|s| [200, 202, 204, 404, 409].contains(s)),
             "{statuses:?}"
         );
-        let video = app
-            .http
-            .get(app.url(&format!("/v1/videos/{id}")))
-            .send()
-            .await
-            .unwrap();
+        let video = app.get(&format!("/v1/videos/{id}")).await;
         if video.status() == 404 {
             assert!(!app.entries("uploads").contains(&id));
         } else {

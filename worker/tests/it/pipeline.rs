@@ -139,12 +139,7 @@ async fn a_720p_clip_with_audio_ends_ready_and_plays_over_http(pool: PgPool) {
         "{over_http} vs {source_duration}"
     );
 
-    let poster = app
-        .http
-        .get(app.url(video["playback"]["poster"].as_str().unwrap()))
-        .send()
-        .await
-        .unwrap();
+    let poster = app.get(video["playback"]["poster"].as_str().unwrap()).await;
     assert_eq!(poster.status(), 200);
     assert_eq!(poster.headers()["content-type"], "image/jpeg");
 
@@ -471,12 +466,7 @@ async fn a_long_video_is_playable_while_it_encodes(pool: PgPool) {
         video["progress"]
     );
     let base = TestApp::hls_base(&video);
-    let master_text = app
-        .http
-        .get(app.url(&format!("{base}/master.m3u8")))
-        .send()
-        .await
-        .unwrap();
+    let master_text = app.get(&format!("{base}/master.m3u8")).await;
     let master_text = master_text.text().await.unwrap();
     let master = m3u8_rs::parse_master_playlist_res(master_text.as_bytes()).unwrap();
     assert_eq!(master.variants.len(), 2, "{master_text}");
@@ -506,21 +496,15 @@ async fn a_long_video_is_playable_while_it_encodes(pool: PgPool) {
             .map(|m| m.uri.clone())
             .unwrap_or_default();
         let mut bytes = app
-            .http
-            .get(app.url(&format!("{base}/{init}")))
-            .send()
+            .get(&format!("{base}/{init}"))
             .await
-            .unwrap()
             .bytes()
             .await
             .unwrap()
             .to_vec();
         let segment = app
-            .http
-            .get(app.url(&format!("{base}/{}", first.uri)))
-            .send()
+            .get(&format!("{base}/{}", first.uri))
             .await
-            .unwrap()
             .bytes()
             .await
             .unwrap();
@@ -557,11 +541,8 @@ async fn a_long_video_is_playable_while_it_encodes(pool: PgPool) {
     );
     for (playlist_uri, first_uri, segment) in early {
         let text = app
-            .http
-            .get(app.url(&format!("{base}/{playlist_uri}")))
-            .send()
+            .get(&format!("{base}/{playlist_uri}"))
             .await
-            .unwrap()
             .text()
             .await
             .unwrap();
@@ -574,11 +555,8 @@ async fn a_long_video_is_playable_while_it_encodes(pool: PgPool) {
             .sum();
         assert!((total - 60.0).abs() <= 0.5, "{playlist_uri}: {total} s");
         let now = app
-            .http
-            .get(app.url(&format!("{base}/{first_uri}")))
-            .send()
+            .get(&format!("{base}/{first_uri}"))
             .await
-            .unwrap()
             .bytes()
             .await
             .unwrap();

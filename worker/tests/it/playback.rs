@@ -205,12 +205,11 @@ async fn a_public_video_plays_with_no_token_and_no_key(pool: PgPool) {
     // at once when made public.
     for (visibility, status) in [("private", 403), ("public", 200)] {
         let patched = app
-            .http
-            .patch(app.url(&format!("/v1/videos/{id}")))
-            .json(&json!({ "visibility": visibility }))
-            .send()
-            .await
-            .unwrap();
+            .patch_json(
+                &format!("/v1/videos/{id}"),
+                &json!({ "visibility": visibility }),
+            )
+            .await;
         assert_eq!(patched.status(), 200);
         assert_eq!(get(&app.url(hls)).await.status(), status, "{visibility}");
     }

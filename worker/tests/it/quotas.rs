@@ -112,13 +112,12 @@ async fn a_chunked_upload_larger_than_the_quota_left_is_cut_off_at_the_quota_bef
         }
     });
     let response = app
-        .http
-        .post(app.url("/v1/videos"))
-        .header("content-type", "video/mp4")
-        .body(reqwest::Body::wrap_stream(stream))
-        .send()
-        .await
-        .unwrap();
+        .post_body(
+            "/v1/videos",
+            "video/mp4",
+            reqwest::Body::wrap_stream(stream),
+        )
+        .await;
     let produced = sent.load(Ordering::SeqCst);
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let body: Value = response.json().await.unwrap();

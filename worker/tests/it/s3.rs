@@ -321,12 +321,7 @@ async fn deleting_a_video_on_s3_removes_its_original_and_every_object_under_its_
         .unwrap();
 
     for id in [kept, dropped] {
-        let response = app
-            .http
-            .delete(app.url(&format!("/v1/videos/{id}")))
-            .send()
-            .await
-            .unwrap();
+        let response = app.delete(&format!("/v1/videos/{id}")).await;
         assert_eq!(response.status(), 204);
     }
     let left = server.keys(prefix).await;

@@ -116,14 +116,7 @@ async fn empty_random_text_and_truncated_uploads_are_refused_with_their_codes(po
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn problem_responses_use_the_problem_json_media_type(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let response = app
-        .http
-        .post(app.url("/v1/videos"))
-        .header("content-type", "video/mp4")
-        .body(Vec::new())
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_body("/v1/videos", "video/mp4", Vec::new()).await;
     assert_eq!(
         response.headers()["content-type"],
         "application/problem+json"
@@ -172,13 +165,7 @@ async fn uploads_larger_than_the_cap_get_413_and_leave_nothing(pool: PgPool) {
         "file",
         reqwest::multipart::Part::bytes(body).file_name("big.mp4"),
     );
-    let response = app
-        .http
-        .post(app.url("/v1/videos"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_multipart("/v1/videos", form).await;
     assert_eq!(response.status(), 413);
 
     assert_nothing_left(&app).await;
@@ -224,13 +211,7 @@ async fn a_multipart_upload_is_accepted_with_its_title(pool: PgPool) {
             "file",
             reqwest::multipart::Part::bytes(std::fs::read(&clip).unwrap()).file_name("form.mp4"),
         );
-    let response = app
-        .http
-        .post(app.url("/v1/videos"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_multipart("/v1/videos", form).await;
     assert_eq!(response.status(), 202);
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let video: serde_json::Value = response.json().await.unwrap();
@@ -243,13 +224,7 @@ async fn a_multipart_upload_is_accepted_with_its_title(pool: PgPool) {
     assert_eq!(app.entries("uploads"), [video["id"].as_str().unwrap()]);
 
     let form = reqwest::multipart::Form::new().text("title", "no file");
-    let response = app
-        .http
-        .post(app.url("/v1/videos"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_multipart("/v1/videos", form).await;
     assert_eq!(response.status(), 400);
     assert_eq!(
         response.json::<serde_json::Value>().await.unwrap()["code"],

@@ -76,13 +76,7 @@ fn downloading(app: &TestApp) -> Vec<String> {
 }
 
 async fn ingest(app: &TestApp, body: Value) -> (u16, Value) {
-    let response = app
-        .http
-        .post(app.url("/v1/videos"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_json("/v1/videos", &body).await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
 }
@@ -240,14 +234,8 @@ async fn size_and_time_limits_hold_and_a_failed_download_can_be_retried(pool: Pg
     let id = accepted(&app, &format!("http://{addr}/clip")).await;
     app.wait_for_status(&id, &["failed"], Duration::from_secs(30))
         .await;
-    let retried = app
-        .http
-        .post(app.url(&format!("/v1/videos/{id}/retry")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(retried.status(), 202);
-    let video: Value = retried.json().await.unwrap();
+    let (retried, video) = app.post(&format!("/v1/videos/{id}/retry")).await;
+    assert_eq!(retried, 202);
     assert_eq!(video["status"], "downloading");
     let video = app
         .wait_for_status(&id, &["failed"], Duration::from_secs(30))
@@ -262,13 +250,8 @@ async fn size_and_time_limits_hold_and_a_failed_download_can_be_retried(pool: Pg
         async || downloading(&app).into_iter().next(),
     )
     .await;
-    let cancel = app
-        .http
-        .post(app.url(&format!("/v1/videos/{stalled}/cancel")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(cancel.status(), 200);
+    let (cancel, _) = app.post(&format!("/v1/videos/{stalled}/cancel")).await;
+    assert_eq!(cancel, 200);
     let deleted = accepted(&app, &format!("http://{addr}/stall")).await;
     eventually(
         Duration::from_secs(10),
@@ -276,12 +259,7 @@ async fn size_and_time_limits_hold_and_a_failed_download_can_be_retried(pool: Pg
         async || downloading(&app).iter().any(|name| *name != first),
     )
     .await;
-    let delete = app
-        .http
-        .delete(app.url(&format!("/v1/videos/{deleted}")))
-        .send()
-        .await
-        .unwrap();
+    let delete = app.delete(&format!("/v1/videos/{deleted}")).await;
     assert_eq!(delete.status(), 204);
     // Both downloads end (at the stalls' time limit at the latest); the file goes last.
     eventually(

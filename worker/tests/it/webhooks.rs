@@ -308,12 +308,11 @@ async fn canceled_and_failed_videos_send_their_events(pool: PgPool) {
     // Failed: a URL whose content is not media.
     let origin = junk_origin().await;
     let response = app
-        .http
-        .post(app.url("/v1/videos"))
-        .json(&json!({ "url": format!("http://{origin}/junk.mp4") }))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/v1/videos",
+            &json!({ "url": format!("http://{origin}/junk.mp4") }),
+        )
+        .await;
     assert_eq!(response.status(), 202);
     let failed = response.json::<Value>().await.unwrap()["id"]
         .as_str()

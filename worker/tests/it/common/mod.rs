@@ -325,16 +325,50 @@ impl TestApp {
     }
 
     pub async fn upload_bytes(&self, body: Vec<u8>, content_type: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .post(self.url("/v1/videos"))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let response = self.post_body("/v1/videos", content_type, body).await;
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `GET {path}` with [`TestApp::http`]; the response whatever its status.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        send(self.http.get(self.url(path))).await
+    }
+
+    /// `DELETE {path}` with [`TestApp::http`]; the response whatever its status.
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        send(self.http.delete(self.url(path))).await
+    }
+
+    /// `POST {path}` of a JSON body with [`TestApp::http`]; the response whatever its status.
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        send(self.http.post(self.url(path)).json(body)).await
+    }
+
+    /// `PATCH {path}` of a JSON body with [`TestApp::http`]; the response whatever its status.
+    pub async fn patch_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        send(self.http.patch(self.url(path)).json(body)).await
+    }
+
+    /// `POST {path}` of a multipart form with [`TestApp::http`]; the response whatever its status.
+    pub async fn post_multipart(
+        &self,
+        path: &str,
+        form: reqwest::multipart::Form,
+    ) -> reqwest::Response {
+        send(self.http.post(self.url(path)).multipart(form)).await
+    }
+
+    /// `POST {path}` of a raw body of `content_type` with [`TestApp::http`]; the response
+    /// whatever its status.
+    pub async fn post_body(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        let request = self.http.post(self.url(path));
+        send(request.header("content-type", content_type).body(body)).await
     }
 
     /// The body of `url` (absolute) as text.
@@ -350,14 +384,7 @@ impl TestApp {
     }
 
     pub async fn get_json(&self, path: &str) -> Value {
-        self.http
-            .get(self.url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.get(path).await.json().await.unwrap()
     }
 
     /// Polls the video until its status is one of `wanted`, or panics after `limit`.
@@ -391,7 +418,7 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str) -> (u16, Value) {
-        let response = self.http.post(self.url(path)).send().await.unwrap();
+        let response = send(self.http.post(self.url(path))).await;
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
@@ -745,6 +772,11 @@ pub async fn probe_duration(target: &str) -> f64 {
         .await
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// Sends `request`; panics only if no response comes.
+async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {
+    request.send().await.unwrap()
 }
 
 /// The names in directory `dir`, sorted; none if it does not exist.
