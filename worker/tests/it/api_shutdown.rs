@@ -5,74 +5,29 @@ use crate::common;
 
 use std::{process::Stdio, time::Duration};
 
-use common::eventually;
+use common::{binary::ServeEnv, eventually, loopback_addr};
 use sqlx::PgPool;
 use tokio::process::Command;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn sigterm_lets_an_upload_in_flight_finish_and_refuses_new_connections(pool: PgPool) {
-    let database: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let base = std::env::var("DATABASE_URL").unwrap();
-    let database_url = format!("{}/{database}", base.rsplit_once('/').unwrap().0);
-    let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let id = uuid::Uuid::now_v7().simple().to_string();
-    let media = std::env::temp_dir().join(format!("prostream-shutdown-{id}"));
-    let addr = format!("127.0.0.1:{}", free_port());
+    let env = ServeEnv::new(&pool, "shutdown").await;
+    let media = env.dir.clone();
+    let addr = loopback_addr();
 
     // A real clip to upload, made before the server starts.
     std::fs::create_dir_all(&media).unwrap();
-    let clip = media.join("clip.mp4");
-    let made = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=160x120:rate=30:duration=2",
-        ])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .arg(&clip)
-        .status()
-        .await
-        .unwrap();
-    assert!(made.success());
+    let clip = common::make_clip(&media, "clip.mp4", 2, 160, 120, false).await;
     let body = std::fs::read(&clip).unwrap();
-    let key = prostream::auth::generate();
-    let mut conn = pool.acquire().await.unwrap();
-    let owner = prostream::db::keys::ensure_owner(&mut conn, "shutdown-test")
-        .await
-        .unwrap();
-    prostream::db::keys::insert_key(&mut conn, owner, "test", &key.prefix, &key.sha256, false)
-        .await
-        .unwrap();
-    drop(conn);
+    let key = common::create_key(&pool, "shutdown-test", false).await;
 
     let mut server = Command::new(common::prostream_bin())
         .arg("serve")
         .env("BIND_ADDR", &addr)
-        .env("METRICS_ADDR", format!("127.0.0.1:{}", free_port()))
-        .env("DATABASE_URL", &database_url)
-        .env("REDIS_URL", &redis_url)
-        .env("QUEUE_NAME", format!("prostream-test:{id}"))
+        .env("METRICS_ADDR", loopback_addr())
+        .env("DATABASE_URL", &env.database_url)
+        .env("REDIS_URL", &env.redis_url)
+        .env("QUEUE_NAME", &env.queue_name)
         .env("MEDIA_ROOT", media.join("root"))
         .env("SHUTDOWN_GRACE_SECS", "20")
         .env(
@@ -97,7 +52,7 @@ async fn sigterm_lets_an_upload_in_flight_finish_and_refuses_new_connections(poo
         .collect();
     let upload = tokio::spawn({
         let (client, url) = (client.clone(), format!("http://{addr}/v1/videos"));
-        let key = key.secret.clone();
+        let key = key.clone();
         async move {
             let stream = futures_util::stream::unfold(rx, |mut rx| async move {
                 rx.recv().await.map(|c| (c, rx))

@@ -8,20 +8,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::eventually;
+use common::{binary::ServeEnv, eventually, loopback_addr};
 use sqlx::PgPool;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::Command,
 };
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The demo key docker-compose.yml and .env.example carried: published, so refused.
 fn published_key() -> String {
@@ -36,8 +28,8 @@ fn serve(env: &[(&str, String)]) -> Command {
         .arg("serve")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("BIND_ADDR", format!("127.0.0.1:{}", free_port()))
-        .env("METRICS_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("BIND_ADDR", loopback_addr())
+        .env("METRICS_ADDR", loopback_addr())
         .env("RUST_LOG", "info")
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())
@@ -78,19 +70,8 @@ async fn the_api_refuses_to_start_with_a_signing_key_published_in_the_repository
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn the_demo_opt_in_starts_with_a_loud_warning_and_metrics_listen_apart(pool: PgPool) {
-    let database: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let base = std::env::var("DATABASE_URL").unwrap();
-    let database_url = format!("{}/{database}", base.rsplit_once('/').unwrap().0);
-    let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let id = uuid::Uuid::now_v7().simple().to_string();
-    let media = std::env::temp_dir().join(format!("prostream-start-{id}"));
-    let (api, metrics) = (
-        format!("127.0.0.1:{}", free_port()),
-        format!("127.0.0.1:{}", free_port()),
-    );
+    let env = ServeEnv::new(&pool, "start").await;
+    let (api, metrics) = (loopback_addr(), loopback_addr());
     let mut server = serve(&[
         ("PLAYBACK_SIGNING_KEYS", published_key()),
         (
@@ -99,10 +80,10 @@ async fn the_demo_opt_in_starts_with_a_loud_warning_and_metrics_listen_apart(poo
         ),
         ("BIND_ADDR", api.clone()),
         ("METRICS_ADDR", metrics.clone()),
-        ("DATABASE_URL", database_url),
-        ("REDIS_URL", redis_url),
-        ("QUEUE_NAME", format!("prostream-test:{id}")),
-        ("MEDIA_ROOT", media.display().to_string()),
+        ("DATABASE_URL", env.database_url),
+        ("REDIS_URL", env.redis_url),
+        ("QUEUE_NAME", env.queue_name),
+        ("MEDIA_ROOT", env.dir.display().to_string()),
         ("LOG_FORMAT", "text".into()),
     ])
     .spawn()
@@ -176,7 +157,7 @@ async fn the_demo_opt_in_starts_with_a_loud_warning_and_metrics_listen_apart(poo
 
     server.start_kill().unwrap();
     server.wait().await.unwrap();
-    let _ = std::fs::remove_dir_all(media);
+    let _ = std::fs::remove_dir_all(env.dir);
 }
 
 #[tokio::test]

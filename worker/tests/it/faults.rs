@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{TestApp, eventually, make_clip, scratch};
+use common::{TestApp, eventually, free_port, loopback_addr, make_clip, scratch};
 use prostream::config::MediaLimits;
 use sqlx::PgPool;
 use tokio::process::{Child, Command};
@@ -79,14 +79,6 @@ impl Redis {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A `prostream-worker` process; `HOSTNAME` makes its claims recognisable in `jobs.worker_id`.
 struct Worker {
     host: String,
@@ -112,7 +104,7 @@ impl Stack {
         self.spawned += 1;
         let host = format!("fault-w{}", self.spawned);
         let log = std::fs::File::create(self.logs.join(format!("{host}.log"))).unwrap();
-        let metrics = format!("127.0.0.1:{}", free_port());
+        let metrics = loopback_addr();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_prostream-worker"));
         cmd.env("HOSTNAME", &host)
             .env("DATABASE_URL", &self.database_url)
@@ -410,12 +402,7 @@ async fn postgres_restart_during_encoding_loses_nothing() {
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn fault_injection_suite(pool: PgPool) {
-    let database_name: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set for sqlx::test");
-    let database_url = format!("{}/{database_name}", base.rsplit_once('/').unwrap().0);
+    let database_url = common::binary::database_url(&pool).await;
     let fixtures = scratch();
     let mut stack = Stack::new(pool, database_url, &fixtures).await;
     let medium = make_clip(&fixtures, "medium.mp4", 10, 1280, 720, true).await;

@@ -396,11 +396,7 @@ async fn a_stalled_raw_upload_is_refused_with_408_and_leaves_no_file(pool: PgPoo
     let head = "POST /v1/videos HTTP/1.1\r\nContent-Type: video/mp4";
     let answer = stall(&app, head, &[0u8; 4096], 1 << 20).await;
     assert_problem(&answer, 408, "upload_timeout");
-    assert!(
-        app.entries("uploads").is_empty(),
-        "{:?}",
-        app.entries("uploads")
-    );
+    app.assert_no_uploads_left();
     assert_eq!(app.count("videos").await, 0);
 }
 
@@ -414,11 +410,7 @@ async fn a_stalled_multipart_upload_is_refused_with_408_and_leaves_no_file(pool:
     );
     let answer = stall(&app, &multipart_head(), first.as_bytes(), 1 << 20).await;
     assert_problem(&answer, 408, "upload_timeout");
-    assert!(
-        app.entries("uploads").is_empty(),
-        "{:?}",
-        app.entries("uploads")
-    );
+    app.assert_no_uploads_left();
     assert_eq!(app.count("videos").await, 0);
 }
 

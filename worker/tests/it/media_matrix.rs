@@ -777,11 +777,7 @@ async fn images_damaged_indexes_and_impossible_sizes_are_refused_up_front(pool: 
             "{what}"
         );
     }
-    assert!(
-        app.entries("uploads").is_empty(),
-        "{:?}",
-        app.entries("uploads")
-    );
+    app.assert_no_uploads_left();
     assert_eq!(app.count("videos").await, 0);
     assert_eq!(app.count("jobs").await, 0);
     app.shutdown().await;

@@ -10,11 +10,7 @@ use sqlx::PgPool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn assert_nothing_left(app: &TestApp) {
-    assert!(
-        app.entries("uploads").is_empty(),
-        "{:?}",
-        app.entries("uploads")
-    );
+    app.assert_no_uploads_left();
     assert_eq!(app.count("videos").await, 0);
     assert_eq!(app.count("jobs").await, 0);
     let mut redis = app.redis.clone();

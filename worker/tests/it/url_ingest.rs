@@ -196,11 +196,7 @@ async fn internal_addresses_are_refused_before_and_after_dns_and_on_redirects(po
     failed_with(&app, &format!("http://{addr}/gone"), "download_failed").await;
     failed_with(&app, &format!("http://{addr}/junk"), "unsupported_media").await;
     // Nothing of the failures stays on disk.
-    assert!(
-        app.entries("uploads").is_empty(),
-        "{:?}",
-        app.entries("uploads")
-    );
+    app.assert_no_uploads_left();
     let _ = std::fs::remove_dir_all(fixtures);
     app.shutdown().await;
 }
@@ -224,11 +220,7 @@ async fn size_and_time_limits_hold_and_a_failed_download_can_be_retried(pool: Pg
     failed_with(&app, &format!("http://{addr}/clip"), "upload_too_large").await;
     failed_with(&app, &format!("http://{addr}/chunked"), "upload_too_large").await;
     failed_with(&app, &format!("http://{addr}/stall"), "download_timeout").await;
-    assert!(
-        app.entries("uploads").is_empty(),
-        "{:?}",
-        app.entries("uploads")
-    );
+    app.assert_no_uploads_left();
 
     // A retried download goes back to `downloading` (and fails the same way here).
     let id = accepted(&app, &format!("http://{addr}/clip")).await;

@@ -2,6 +2,8 @@
 
 use std::{path::PathBuf, process::Command, sync::OnceLock};
 
+use sqlx::PgPool;
+
 /// The `prostream` binary of this build profile, built once per test process
 /// (this crate cannot name another package's binary directly). The build blocks
 /// the test's one runtime thread, so each test calls this before it starts the
@@ -30,4 +32,49 @@ pub fn prostream_bin() -> &'static PathBuf {
         );
         profile_dir.join("prostream")
     })
+}
+
+/// A loopback port free at the time of asking, for a process told where to listen.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `127.0.0.1:{a free port}`.
+pub fn loopback_addr() -> String {
+    format!("127.0.0.1:{}", free_port())
+}
+
+/// The URL of the database `#[sqlx::test]` made for this test (for a process to connect to).
+pub async fn database_url(pool: &PgPool) -> String {
+    let database: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set for sqlx::test");
+    format!("{}/{database}", base.rsplit_once('/').unwrap().0)
+}
+
+/// What a `prostream serve` process of a test connects to: this test's database, Redis, a
+/// queue of its own, and a scratch directory (`prostream-{what}-{id}`, not yet created).
+pub struct ServeEnv {
+    pub database_url: String,
+    pub redis_url: String,
+    pub queue_name: String,
+    pub dir: PathBuf,
+}
+
+impl ServeEnv {
+    pub async fn new(pool: &PgPool, what: &str) -> Self {
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        Self {
+            database_url: database_url(pool).await,
+            redis_url: super::redis_url(),
+            queue_name: format!("prostream-test:{id}"),
+            dir: std::env::temp_dir().join(format!("prostream-{what}-{id}")),
+        }
+    }
 }

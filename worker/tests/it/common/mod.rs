@@ -30,7 +30,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub use binary::prostream_bin;
+pub use binary::{free_port, loopback_addr, prostream_bin};
 pub use eventually::eventually;
 
 pub struct TestApp {
@@ -449,6 +449,12 @@ impl TestApp {
     /// Names of the entries of a media subdirectory (`uploads`, `videos`, `videos/{id}`).
     pub fn entries(&self, sub: &str) -> Vec<String> {
         sorted_names(&self.media_dir.join(sub))
+    }
+
+    /// Asserts that no upload file (finished or in flight) is left in the API's `uploads`.
+    pub fn assert_no_uploads_left(&self) {
+        let left = self.entries("uploads");
+        assert!(left.is_empty(), "{left:?}");
     }
 
     pub async fn count(&self, table: &str) -> i64 {
