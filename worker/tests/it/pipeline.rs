@@ -4,7 +4,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::{TestApp, eventually, make_clip, probe_duration, scratch};
+use common::{TestApp, eventually, make_clip, media::ffmpeg_decodes, probe_duration, scratch};
 use prostream::{ids::JobId, queue};
 use prostream_worker::pipeline::{self, Outcome};
 use sqlx::PgPool;
@@ -111,28 +111,7 @@ async fn a_720p_clip_with_audio_ends_ready_and_plays_over_http(pool: PgPool) {
     }
 
     // A real client decodes the master over HTTP from the running API.
-    let decoded = tokio::process::Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-i",
-            &master_url,
-            "-map",
-            "0:v:0",
-            "-map",
-            "0:a:0",
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        decoded.status.success(),
-        "{}",
-        String::from_utf8_lossy(&decoded.stderr)
-    );
+    ffmpeg_decodes(&master_url, &["-map", "0:v:0", "-map", "0:a:0"]).await;
     let over_http = probe_duration(&master_url).await;
     assert!(
         (over_http - source_duration).abs() <= 0.5,
@@ -511,18 +490,7 @@ async fn a_long_video_is_playable_while_it_encodes(pool: PgPool) {
         bytes.extend_from_slice(&segment);
         let sample = fixtures.join(format!("early-{}.mp4", variant.uri));
         std::fs::write(&sample, &bytes).unwrap();
-        let decoded = tokio::process::Command::new("ffmpeg")
-            .args(["-v", "error", "-i"])
-            .arg(&sample)
-            .args(["-f", "null", "-"])
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            decoded.status.success(),
-            "{}",
-            String::from_utf8_lossy(&decoded.stderr)
-        );
+        ffmpeg_decodes(sample.to_str().unwrap(), &[]).await;
         early.push((variant.uri.clone(), first.uri.clone(), segment));
     }
 
@@ -562,26 +530,8 @@ async fn a_long_video_is_playable_while_it_encodes(pool: PgPool) {
             .unwrap();
         assert_eq!(now, segment, "a segment fetched early never changes");
     }
-    let decoded = tokio::process::Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-i",
-            &app.url(&format!("{base}/master.m3u8")),
-            "-map",
-            "0:v:0",
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        decoded.status.success(),
-        "{}",
-        String::from_utf8_lossy(&decoded.stderr)
-    );
+    let master = app.url(&format!("{base}/master.m3u8"));
+    ffmpeg_decodes(&master, &["-map", "0:v:0"]).await;
     app.shutdown().await;
     std::fs::remove_dir_all(fixtures).unwrap();
 }

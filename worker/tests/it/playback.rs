@@ -59,18 +59,7 @@ async fn get(url: &str) -> reqwest::Response {
 
 /// ffmpeg given only `master_url`: decodes every stream of every variant to null.
 async fn decode_all_variants(master_url: &str) {
-    let decoded = tokio::process::Command::new("ffmpeg")
-        .args([
-            "-v", "error", "-i", master_url, "-map", "0", "-f", "null", "-",
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        decoded.status.success(),
-        "{}",
-        String::from_utf8_lossy(&decoded.stderr)
-    );
+    common::media::ffmpeg_decodes(master_url, &["-map", "0"]).await;
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]

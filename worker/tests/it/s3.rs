@@ -176,18 +176,8 @@ async fn an_upload_on_s3_plays_through_the_api_with_segments_redirected_to_presi
     assert_eq!(player().head(location).send().await.unwrap().status(), 200);
 
     // A player given only the master URL plays every stream (ffmpeg follows the redirects).
-    let decoded = tokio::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(app.url(&format!("{base}/master.m3u8")))
-        .args(["-map", "0", "-f", "null", "-"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        decoded.status.success(),
-        "{}",
-        String::from_utf8_lossy(&decoded.stderr)
-    );
+    let master = app.url(&format!("{base}/master.m3u8"));
+    common::media::ffmpeg_decodes(&master, &["-map", "0"]).await;
 
     // Authorisation comes first, exactly as on the volume: no presigned URL without it.
     let unsigned = format!("/v1/videos/{id}/hls/{attempt}/240p_init.mp4");

@@ -8,6 +8,7 @@ use std::{
 };
 
 use serde_json::Value;
+use tokio::process::Command;
 
 use super::TestApp;
 
@@ -33,22 +34,30 @@ pub const X265: [&str; 6] = [
     "log-level=error",
 ];
 
+/// Runs `command` (ffmpeg, ffprobe) to its end and returns its standard output; panics saying
+/// `what` and what the command wrote to standard error if it fails.
+pub async fn run_ok(command: &mut Command, what: &str) -> Vec<u8> {
+    let out = command.output().await.expect("the tool is installed");
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{what}: {errors}");
+    out.stdout
+}
+
 /// Runs ffmpeg with `args` (the output path last) and returns the output.
 pub async fn ffmpeg<S: AsRef<std::ffi::OsStr>>(dir: &Path, name: &str, args: &[S]) -> PathBuf {
     let out = dir.join(name);
-    let done = tokio::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-nostdin"])
-        .args(args)
-        .arg(&out)
-        .output()
-        .await
-        .expect("ffmpeg is installed");
-    assert!(
-        done.status.success(),
-        "generating {name}: {}",
-        String::from_utf8_lossy(&done.stderr)
-    );
+    let mut command = Command::new("ffmpeg");
+    command.args(["-v", "error", "-y", "-nostdin"]).args(args);
+    run_ok(command.arg(&out), &format!("generating {name}")).await;
     out
+}
+
+/// ffmpeg decodes `target` (a file or URL), the streams `maps` picks (`-map …`; all by default),
+/// to nothing; panics with ffmpeg's errors if it cannot.
+pub async fn ffmpeg_decodes(target: &str, maps: &[&str]) {
+    let mut command = Command::new("ffmpeg");
+    command.args(["-v", "error", "-i", target]).args(maps);
+    run_ok(command.args(["-f", "null", "-"]), target).await;
 }
 
 /// Concatenates argument lists.
@@ -96,19 +105,14 @@ pub fn set_rotation(path: &Path, clockwise: u32) {
 
 /// ffprobe's JSON for a URL or file.
 pub async fn ffprobe(target: &str, extra: &[&str]) -> Value {
-    let out = tokio::process::Command::new("ffprobe")
-        .args(["-v", "error", "-print_format", "json"])
-        .args(extra)
-        .arg(target)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ffprobe {target}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let mut command = Command::new("ffprobe");
+    command.args(["-v", "error", "-print_format", "json"]);
+    let out = run_ok(
+        command.args(extra).arg(target),
+        &format!("ffprobe {target}"),
+    )
+    .await;
+    serde_json::from_slice(&out).unwrap()
 }
 
 /// The streams of a rendition, read over HTTP the way a player reads them.
@@ -125,27 +129,19 @@ pub fn stream<'a>(streams: &'a [Value], kind: &str) -> Option<&'a Value> {
 
 /// Decodes the first video frame of `target` through `filter` into raw bytes.
 pub async fn frame_bytes(target: &str, filter: &str) -> Vec<u8> {
-    let out = tokio::process::Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-i",
-            target,
-            "-map",
-            "0:v:0",
-            "-frames:v",
-            "1",
-        ])
-        .args(["-vf", filter, "-f", "rawvideo", "-"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "decoding {target}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    let mut command = Command::new("ffmpeg");
+    command.args([
+        "-v",
+        "error",
+        "-i",
+        target,
+        "-map",
+        "0:v:0",
+        "-frames:v",
+        "1",
+    ]);
+    command.args(["-vf", filter, "-f", "rawvideo", "-"]);
+    run_ok(&mut command, &format!("decoding {target}")).await
 }
 
 /// The mean luma of the first frame, as coded (limited range: 16–235; JPEG: 0–255).
@@ -181,19 +177,10 @@ pub async fn quadrant_colours(target: &str) -> [[u8; 3]; 4] {
 
 /// Peak absolute sample of each channel of the first audio stream, as 16-bit stereo.
 pub async fn channel_peaks(target: &str) -> (i32, i32) {
-    let out = tokio::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-i", target, "-map", "0:a:0"])
-        .args(["-f", "s16le", "-"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut command = Command::new("ffmpeg");
+    command.args(["-v", "error", "-i", target, "-map", "0:a:0"]);
+    let out = run_ok(command.args(["-f", "s16le", "-"]), target).await;
     let samples: Vec<i32> = out
-        .stdout
         .chunks_exact(2)
         .map(|b| i32::from(i16::from_le_bytes([b[0], b[1]])).abs())
         .collect();
