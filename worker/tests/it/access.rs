@@ -257,13 +257,7 @@ async fn uploads_past_the_daily_quota_get_429_with_retry_after_until_an_operator
     }
     // Another owner has its own count.
     let other = client_with_key(&app.new_key("other", false).await);
-    let response = other
-        .post(app.url("/v1/videos"))
-        .header("content-type", "video/mp4")
-        .body(std::fs::read(&clip).unwrap())
-        .send()
-        .await
-        .unwrap();
+    let response = app.upload_as(&other, &clip).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
 
     // The operator raises this owner's limit (as `prostream keys quota` does): one more fits.
@@ -311,13 +305,8 @@ async fn uploads_that_would_pass_the_storage_quota_get_413_and_leave_nothing_beh
             .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
             .collect::<Vec<_>>(),
     );
-    let response = app
-        .post_body(
-            "/v1/videos",
-            "video/mp4",
-            reqwest::Body::wrap_stream(stream),
-        )
-        .await;
+    let chunked = reqwest::Body::wrap_stream(stream);
+    let response = app.post_body("/v1/videos", "video/mp4", chunked).await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(
         code_of(response).await.as_deref(),
@@ -464,13 +453,7 @@ async fn in_open_mode_a_request_without_a_key_acts_as_an_admin(pool: PgPool) {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let response = anonymous
-        .post(app.url("/v1/videos"))
-        .header("content-type", "video/mp4")
-        .body(std::fs::read(&clip).unwrap())
-        .send()
-        .await
-        .unwrap();
+    let response = app.upload_as(&anonymous, &clip).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let page: Value = get_json_as(&anonymous, &app.url("/v1/videos")).await;
     let ids: Vec<&str> = page["items"]

@@ -238,13 +238,9 @@ async fn concurrent_claims_take_each_job_exactly_once(pool: PgPool) {
 
 /// Uploads `clip` with `client` (one owner's key) and returns the video id.
 async fn upload_as(app: &TestApp, client: &reqwest::Client, clip: &[u8]) -> Uuid {
-    let response = client
-        .post(app.url("/v1/videos"))
-        .header("content-type", "video/mp4")
-        .body(clip.to_vec())
-        .send()
-        .await
-        .unwrap();
+    let response = app
+        .post_body_as(client, "/v1/videos", "video/mp4", clip.to_vec())
+        .await;
     assert_eq!(response.status(), 202);
     let video: serde_json::Value = response.json().await.unwrap();
     video["id"].as_str().unwrap().parse().unwrap()

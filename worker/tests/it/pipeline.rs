@@ -426,15 +426,7 @@ async fn a_long_video_is_playable_while_it_encodes(pool: PgPool) {
     let id = app.upload_ok(&clip).await;
 
     // As soon as the API says playable, while the job still runs.
-    let video = eventually(ENCODE_LIMIT, "the video is playable", async || {
-        let video = app.get_json(&format!("/v1/videos/{id}")).await;
-        if video["playable"] == true {
-            Ok(video)
-        } else {
-            Err(video)
-        }
-    })
-    .await;
+    let video = app.wait_until_playable(&id, ENCODE_LIMIT).await;
     let playable_after = uploaded.elapsed();
     assert_eq!(
         video["status"], "processing",

@@ -111,13 +111,8 @@ async fn a_chunked_upload_larger_than_the_quota_left_is_cut_off_at_the_quota_bef
             Some((Ok::<_, std::io::Error>(chunk), produced + 64 * 1024))
         }
     });
-    let response = app
-        .post_body(
-            "/v1/videos",
-            "video/mp4",
-            reqwest::Body::wrap_stream(stream),
-        )
-        .await;
+    let chunked = reqwest::Body::wrap_stream(stream);
+    let response = app.post_body("/v1/videos", "video/mp4", chunked).await;
     let produced = sent.load(Ordering::SeqCst);
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let body: Value = response.json().await.unwrap();

@@ -220,15 +220,7 @@ async fn a_video_on_s3_is_playable_while_it_encodes_and_no_playlist_lists_a_miss
     let clip = make_clip(&fixtures, "long.mp4", 40, 640, 360, true).await;
     app.start_worker(1).await;
     let id = app.upload_ok(&clip).await;
-    let video = eventually(ENCODE_LIMIT, "the video is playable", async || {
-        let video = app.get_json(&format!("/v1/videos/{id}")).await;
-        if video["playable"] == true {
-            Ok(video)
-        } else {
-            Err(video)
-        }
-    })
-    .await;
+    let video = app.wait_until_playable(&id, ENCODE_LIMIT).await;
     assert_eq!(video["status"], "processing", "{video}");
     let base = TestApp::hls_base(&video);
 

@@ -140,16 +140,10 @@ async fn uploads_larger_than_the_cap_get_413_and_leave_nothing(pool: PgPool) {
     // Streamed without a length: the cap is enforced while writing.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         body.chunks(8192).map(|c| Ok(c.to_vec())).collect();
+    let chunked = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
     let response = app
-        .http
-        .post(app.url("/v1/videos"))
-        .header("content-type", "application/octet-stream")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-            chunks,
-        )))
-        .send()
-        .await
-        .unwrap();
+        .post_body("/v1/videos", "application/octet-stream", chunked)
+        .await;
     assert_eq!(response.status(), 413);
     assert_eq!(
         response.json::<serde_json::Value>().await.unwrap()["code"],

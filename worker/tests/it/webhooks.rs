@@ -415,13 +415,7 @@ async fn a_slow_endpoint_delays_neither_the_video_nor_another_owners_deliveries(
     app.start_worker(1).await;
 
     // The other owner's video: canceled now, told within a couple of seconds.
-    let response = other
-        .post(app.url("/v1/videos"))
-        .header("content-type", "video/mp4")
-        .body(std::fs::read(&clip).unwrap())
-        .send()
-        .await
-        .unwrap();
+    let response = app.upload_as(&other, &clip).await;
     assert_eq!(response.status(), 202);
     let others = response.json::<Value>().await.unwrap()["id"]
         .as_str()

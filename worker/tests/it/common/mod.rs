@@ -367,8 +367,22 @@ impl TestApp {
         content_type: &str,
         body: impl Into<reqwest::Body>,
     ) -> reqwest::Response {
-        let request = self.http.post(self.url(path));
-        send(request.header("content-type", content_type).body(body)).await
+        self.post_body_as(&self.http, path, content_type, body)
+            .await
+    }
+
+    /// [`TestApp::post_body`] with another client (another owner's key, or none).
+    pub async fn post_body_as(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        let request = client
+            .post(self.url(path))
+            .header("content-type", content_type);
+        send(request.body(body)).await
     }
 
     /// The body of `url` (absolute) as text.
@@ -401,6 +415,20 @@ impl TestApp {
         .await
     }
 
+    /// Polls the video until the API says it is playable (perhaps still encoding), or panics
+    /// after `limit`.
+    pub async fn wait_until_playable(&self, id: &str, limit: Duration) -> Value {
+        eventually(limit, "the video is playable", async || {
+            let video = self.get_json(&format!("/v1/videos/{id}")).await;
+            if video["playable"] == true {
+                Ok(video)
+            } else {
+                Err(video)
+            }
+        })
+        .await
+    }
+
     /// The job of a video.
     pub async fn job_id(&self, video_id: &str) -> prostream::ids::JobId {
         sqlx::query_scalar("SELECT id FROM jobs WHERE video_id = $1::uuid")
@@ -408,6 +436,13 @@ impl TestApp {
             .fetch_one(&self.pool)
             .await
             .unwrap()
+    }
+
+    /// Uploads `file` (`video/mp4`) with another client (another owner's key, or none).
+    pub async fn upload_as(&self, client: &reqwest::Client, file: &Path) -> reqwest::Response {
+        let body = tokio::fs::read(file).await.unwrap();
+        self.post_body_as(client, "/v1/videos", "video/mp4", body)
+            .await
     }
 
     /// Uploads `clip` and returns the new video's id.
