@@ -9,18 +9,10 @@
 # transcoded video so the handlers behind the 404s are exercised too.
 set -euo pipefail
 
-# shellcheck source=lib/services.sh source-path=SCRIPTDIR
-source "$(dirname "${BASH_SOURCE[0]}")/lib/services.sh"
 # shellcheck source=lib/stack.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib/stack.sh"
-cd "$PROSTREAM_REPO"
-services_trap
-
-SCHEMATHESIS=schemathesis==4.32.5
-ensure_tools ffmpeg postgres redis curl
-ensure_postgres postgres
-ensure_redis
-python_venv .dev/venv-contract "$SCHEMATHESIS"
+stack_prelude ffmpeg postgres redis curl
+python_venv .dev/venv-contract schemathesis==4.32.5
 start_stack debug 1
 
 # tus bodies (application/offset+octet-stream) are serialised like application/octet-stream.

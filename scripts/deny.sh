@@ -11,8 +11,6 @@
 # skipped one is named. PROSTREAM_REQUIRE_ADVISORIES=1 makes that an error.
 set -euo pipefail
 
-# shellcheck source=lib/services.sh source-path=SCRIPTDIR
-source "$(dirname "${BASH_SOURCE[0]}")/lib/services.sh"
 # shellcheck source=lib/stack.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib/stack.sh"
 cd "$PROSTREAM_REPO"

@@ -11,8 +11,6 @@
 # fuzz/artifacts/TARGET/ and makes this script fail.
 set -euo pipefail
 
-# shellcheck source=lib/services.sh source-path=SCRIPTDIR
-source "$(dirname "${BASH_SOURCE[0]}")/lib/services.sh"
 # shellcheck source=lib/stack.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib/stack.sh"
 cd "$PROSTREAM_REPO"

@@ -30,6 +30,26 @@ fail() {
     failures=$((failures + 1))
 }
 
+# expect_of FILE: sets `expect` to what FILE's first '# expect:' line says its rejection must
+# mention; a failure (and status 1) when it has none.
+expect_of() {
+    expect=$(sed -n 's/^# expect: //p' "$1" | head -n1)
+    [[ -n $expect ]] || {
+        fail "$1 has no '# expect:' line"
+        return 1
+    }
+}
+
+# rejected_as WHAT NAME OUT: WHAT was rejected with the message OUT: a failure unless OUT mentions
+# $expect (see expect_of); NAME is what the report shows.
+rejected_as() {
+    if [[ $3 != *"$expect"* ]]; then
+        fail "$1 was rejected for another reason than '$expect': $3"
+    else
+        printf '  rejected as expected: %s\n' "$2"
+    fi
+}
+
 # compose_clean [VAR=value...] ARGS: Compose on docker-compose.yml with a clean environment and no
 # .env file, so only the defaults written in the file (and the VAR=value given) count.
 compose_clean() {
@@ -149,18 +169,12 @@ PY
 
 log "docker/invalid/*.yml must be rejected"
 for file in docker/invalid/*.yml; do
-    expect=$(sed -n 's/^# expect: //p' "$file" | head -n1)
-    [[ -n $expect ]] || {
-        fail "$file has no '# expect:' line"
-        continue
-    }
+    expect_of "$file" || continue
     if out=$(env -i PATH="$PATH" HOME="${HOME:-/tmp}" "$COMPOSE_BIN" --project-directory "$PROSTREAM_REPO" \
         --env-file /dev/null -f "$file" config -q 2>&1); then
         fail "$file was accepted by Compose"
-    elif [[ $out != *"$expect"* ]]; then
-        fail "$file was rejected for another reason than '$expect': $out"
     else
-        printf '  rejected as expected: %s\n' "${file##*/}"
+        rejected_as "$file" "${file##*/}" "$out"
     fi
 done
 
@@ -189,11 +203,7 @@ log "deploy/invalid/ must be rejected"
 for item in deploy/invalid/*.yaml deploy/invalid/*/; do
     file=$item
     [[ -d $item ]] && file=${item}kustomization.yaml
-    expect=$(sed -n 's/^# expect: //p' "$file" | head -n1)
-    [[ -n $expect ]] || {
-        fail "$file has no '# expect:' line"
-        continue
-    }
+    expect_of "$file" || continue
     if [[ -d $item ]]; then
         # A kustomization: refused when rendered, validated or checked, whichever comes first.
         if ! out=$("$KUBECTL_BIN" kustomize "$item" 2>&1 >"$rendered_bad"); then
@@ -210,11 +220,7 @@ for item in deploy/invalid/*.yaml deploy/invalid/*/; do
         fail "$item was accepted"
         continue
     fi
-    if [[ $out != *"$expect"* ]]; then
-        fail "$item was rejected for another reason than '$expect': $out"
-    else
-        printf '  rejected as expected: %s\n' "${item#deploy/invalid/}"
-    fi
+    rejected_as "$item" "${item#deploy/invalid/}" "$out"
 done
 
 log "hadolint ($("$HADOLINT_BIN" --version | head -n1))"

@@ -18,17 +18,10 @@
 # here (.dev/venv-webhooks) and named to them by PROSTREAM_WEBHOOK_PYTHON.
 set -euo pipefail
 
-# shellcheck source=lib/services.sh source-path=SCRIPTDIR
-source "$(dirname "${BASH_SOURCE[0]}")/lib/services.sh"
 # shellcheck source=lib/stack.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib/stack.sh"
-cd "$PROSTREAM_REPO"
-services_trap
-
-ensure_tools ffmpeg postgres redis procps
-ensure_postgres postgres
+stack_prelude ffmpeg postgres redis procps
 create_database "$(pg_url_db "$DATABASE_URL")"
-ensure_redis
 start_throwaway_s3
 export DATABASE_URL REDIS_URL
 python_venv .dev/venv-webhooks standardwebhooks==1.1.0

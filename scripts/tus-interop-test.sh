@@ -7,18 +7,10 @@
 #   bash scripts/tus-interop-test.sh
 set -euo pipefail
 
-# shellcheck source=lib/services.sh source-path=SCRIPTDIR
-source "$(dirname "${BASH_SOURCE[0]}")/lib/services.sh"
 # shellcheck source=lib/stack.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib/stack.sh"
-cd "$PROSTREAM_REPO"
-services_trap
-
-TUSPY=tuspy==1.1.0
-ensure_tools ffmpeg postgres redis curl
-ensure_postgres postgres
-ensure_redis
-python_venv .dev/venv-tus "$TUSPY"
+stack_prelude ffmpeg postgres redis curl
+python_venv .dev/venv-tus tuspy==1.1.0
 start_stack debug 1
 
 # A few MB that x264 cannot squeeze (noise), so the upload takes a dozen or so 256 KiB chunks.

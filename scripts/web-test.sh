@@ -5,14 +5,9 @@
 #   bash scripts/web-test.sh
 set -euo pipefail
 
-# shellcheck source=lib/services.sh source-path=SCRIPTDIR
-source "$(dirname "${BASH_SOURCE[0]}")/lib/services.sh"
 # shellcheck source=lib/stack.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib/stack.sh"
-cd "$PROSTREAM_REPO"
-services_trap
-
-ensure_tools ffmpeg postgres redis curl
+stack_prelude ffmpeg postgres redis curl
 for tool in chromium node npm; do
     command -v "$tool" >/dev/null && continue
     [[ $(id -u) -eq 0 ]] || die "$tool is missing: sudo apt-get install -y chromium nodejs npm"
@@ -20,8 +15,6 @@ for tool in chromium node npm; do
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tool/node/nodejs}" >/dev/null
 done
-ensure_postgres postgres
-ensure_redis
 (cd tests/web && npm ci --silent --no-audit --no-fund)
 start_stack debug 1
 

@@ -324,24 +324,35 @@ stop_throwaway_postgres() {
 #   3. a throwaway server (start_throwaway_postgres).
 # The database itself may not exist yet: see create_database.
 ensure_postgres() {
-    local dbname=${1:-prostream} local_url
-    local_url="postgres://postgres@127.0.0.1:5432/$dbname"
-    if [[ -z ${PROSTREAM_FORCE_THROWAWAY:-} ]]; then
-        if [[ -n ${DATABASE_URL:-} ]]; then
-            if pg_reachable "$DATABASE_URL"; then
-                log "using Postgres at $(redact_url "$DATABASE_URL")"
-                export DATABASE_URL
-                return 0
-            fi
-            warn "DATABASE_URL ($(redact_url "$DATABASE_URL")) is not reachable; looking for another server"
-        fi
-        if pg_reachable "$local_url"; then
-            log "using the local Postgres at 127.0.0.1:5432"
-            export DATABASE_URL=$local_url
+    local dbname=${1:-prostream}
+    if ! use_reachable DATABASE_URL Postgres pg_reachable "postgres://postgres@127.0.0.1:5432/$dbname"; then
+        start_throwaway_postgres "$dbname"
+    fi
+}
+
+# use_reachable VAR WHAT CHECK LOCAL_URL: unless PROSTREAM_FORCE_THROWAWAY is set, exports VAR as
+# the first of its own value and LOCAL_URL (a server on its default local port) that `CHECK URL`
+# finds reachable; status 1 when neither is (or when forced), for the caller to start a throwaway
+# WHAT server.
+use_reachable() {
+    local var=$1 what=$2 check=$3 local_url=$4 given=${!1:-} local_at
+    [[ -z ${PROSTREAM_FORCE_THROWAWAY:-} ]] || return 1
+    if [[ -n $given ]]; then
+        if "$check" "$given"; then
+            log "using $what at $(redact_url "$given")"
+            export "${var?}"
             return 0
         fi
+        warn "$var ($(redact_url "$given")) is not reachable; looking for another server"
     fi
-    start_throwaway_postgres "$dbname"
+    if "$check" "$local_url"; then
+        local_at=${local_url#*://}
+        local_at=${local_at#*@}
+        log "using the local $what at ${local_at%%/*}"
+        export "$var=$local_url"
+        return 0
+    fi
+    return 1
 }
 
 # --- Redis --------------------------------------------------------------------------------------------
@@ -384,22 +395,9 @@ stop_throwaway_redis() {
 # ensure_redis: make REDIS_URL point at a reachable server: REDIS_URL as given, else
 # redis://127.0.0.1:6379, else a throwaway server.
 ensure_redis() {
-    if [[ -z ${PROSTREAM_FORCE_THROWAWAY:-} ]]; then
-        if [[ -n ${REDIS_URL:-} ]]; then
-            if redis_reachable "$REDIS_URL"; then
-                log "using Redis at $(redact_url "$REDIS_URL")"
-                export REDIS_URL
-                return 0
-            fi
-            warn "REDIS_URL ($(redact_url "$REDIS_URL")) is not reachable; looking for another server"
-        fi
-        if redis_reachable redis://127.0.0.1:6379; then
-            log "using the local Redis at 127.0.0.1:6379"
-            export REDIS_URL=redis://127.0.0.1:6379
-            return 0
-        fi
+    if ! use_reachable REDIS_URL Redis redis_reachable redis://127.0.0.1:6379; then
+        start_throwaway_redis
     fi
-    start_throwaway_redis
 }
 
 # --- S3-compatible object storage (the tests of STORAGE_BACKEND=s3) ----------------------------------

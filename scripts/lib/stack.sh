@@ -1,8 +1,22 @@
 # shellcheck shell=bash
 # A whole ProStream stack for scripts that drive it from outside (benchmarks, contract and browser
 # tests): a fresh database, its own queue name and media directory, the API and N workers, all on
-# loopback and all stopped (by PID) and removed at exit. Source after services.sh, then call
-# ensure_postgres and ensure_redis first.
+# loopback and all stopped (by PID) and removed at exit. Sourcing it sources services.sh too; call
+# ensure_postgres and ensure_redis (or stack_prelude) first.
+
+# shellcheck source=services.sh source-path=SCRIPTDIR
+declare -F services_trap >/dev/null || source "$(dirname "${BASH_SOURCE[0]}")/services.sh"
+
+# stack_prelude TOOL...: what a script that drives the stack or the tests does first: in the
+# repository root, with cleanup at exit, TOOL... installed (ensure_tools), Postgres (the `postgres`
+# database) and Redis found or started.
+stack_prelude() {
+    cd "$PROSTREAM_REPO" || return
+    services_trap
+    ensure_tools "$@"
+    ensure_postgres postgres
+    ensure_redis
+}
 
 # start_stack PROFILE WORKERS
 #   PROFILE: debug or release (built here); WORKERS: how many worker processes.
