@@ -10,7 +10,6 @@ use std::{
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use common::{TestApp, eventually, make_clip, scratch};
-use prostream::config::MediaLimits;
 use prostream_worker::maintenance::{self, Settings};
 use reqwest::{Method, Response};
 use serde_json::Value;
@@ -198,14 +197,7 @@ async fn a_file_sent_in_chunks_becomes_a_ready_video_with_the_same_bytes(pool: P
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn options_advertises_the_protocol_and_requests_without_tus_resumable_get_412(pool: PgPool) {
-    let app = TestApp::spawn_with(
-        pool,
-        MediaLimits {
-            max_upload_bytes: 1000,
-            ..MediaLimits::default()
-        },
-    )
-    .await;
+    let app = TestApp::spawn_with_upload_cap(pool, 1000).await;
     let options = app
         .http
         .request(Method::OPTIONS, app.url("/v1/uploads"))
@@ -309,14 +301,7 @@ async fn options_advertises_the_protocol_and_requests_without_tus_resumable_get_
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn malformed_and_oversized_requests_are_refused_with_their_codes(pool: PgPool) {
-    let app = TestApp::spawn_with(
-        pool,
-        MediaLimits {
-            max_upload_bytes: 1000,
-            ..MediaLimits::default()
-        },
-    )
-    .await;
+    let app = TestApp::spawn_with_upload_cap(pool, 1000).await;
     let creation = |length: Option<&str>, meta: Option<&str>| {
         let mut request = tus(&app, Method::POST, "/v1/uploads");
         if let Some(length) = length {

@@ -123,14 +123,7 @@ async fn problem_responses_use_the_problem_json_media_type(pool: PgPool) {
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn uploads_larger_than_the_cap_get_413_and_leave_nothing(pool: PgPool) {
     let cap = 64 * 1024;
-    let app = TestApp::spawn_with(
-        pool,
-        MediaLimits {
-            max_upload_bytes: cap,
-            ..MediaLimits::default()
-        },
-    )
-    .await;
+    let app = TestApp::spawn_with_upload_cap(pool, cap).await;
     let body = vec![7u8; cap as usize + 1];
 
     // Announced by Content-Length.

@@ -98,6 +98,15 @@ impl TestApp {
         Self::spawn_on(pool, limits, &redis_url()).await
     }
 
+    /// The API with uploads capped at `max_upload_bytes` (MAX_UPLOAD_BYTES).
+    pub async fn spawn_with_upload_cap(pool: PgPool, max_upload_bytes: u64) -> Self {
+        let limits = MediaLimits {
+            max_upload_bytes,
+            ..MediaLimits::default()
+        };
+        Self::spawn_with(pool, limits).await
+    }
+
     /// The API against a Redis of the caller's choosing (fault tests restart it).
     pub async fn spawn_on(pool: PgPool, limits: MediaLimits, redis_url: &str) -> Self {
         Self::spawn_full(pool, limits, redis_url, test_ingest_config()).await
