@@ -493,11 +493,7 @@ async fn sigkill_mid_encode(stack: &mut Stack, clip: &Path) {
     )
     .await;
     stack.spawn_worker(&[]);
-    let video = stack
-        .app
-        .wait_for_status(&id, &["ready", "failed"], SETTLE)
-        .await;
-    assert_eq!(video["status"], "ready", "{video}");
+    let video = stack.app.wait_until_ready(&id, SETTLE).await;
     assert_eq!(video["attempts"], 2, "the killed attempt counts: {video}");
     stack.expect_ready.push(id);
 }
@@ -601,11 +597,7 @@ async fn sigterm_mid_encode(stack: &mut Stack, clip: &Path) {
     assert!(status.success(), "exit status after SIGTERM: {status}");
     stack.faults.push("SIGTERM worker mid-encode");
     stack.spawn_worker(&[]);
-    let video = stack
-        .app
-        .wait_for_status(&id, &["ready", "failed"], SETTLE)
-        .await;
-    assert_eq!(video["status"], "ready", "{video}");
+    let video = stack.app.wait_until_ready(&id, SETTLE).await;
     assert_eq!(
         video["attempts"], 1,
         "a handed-back attempt is not charged: {video}"

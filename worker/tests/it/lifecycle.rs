@@ -107,12 +107,7 @@ async fn deleting_removes_rows_and_every_file_whatever_the_state(pool: PgPool) {
 
     // A ready video.
     let ready = app.upload_ok(&short).await;
-    assert_eq!(
-        pipeline::process(&ctx, app.job_id(&ready).await)
-            .await
-            .unwrap(),
-        Outcome::Ready
-    );
+    assert_eq!(app.process(&ctx, &ready).await, Outcome::Ready);
     // A running one.
     let running_id = app.upload_ok(&long).await;
     let job = app.job_id(&running_id).await;

@@ -88,12 +88,7 @@ async fn expired_leases_are_queued_again_or_failed_on_the_last_attempt(pool: PgP
     assert_eq!(video["error"]["code"], "worker_lost");
 
     // A live lease is left alone.
-    assert_eq!(
-        pipeline::process(&ctx, app.job_id(&again).await)
-            .await
-            .unwrap(),
-        Outcome::Ready
-    );
+    assert_eq!(app.process(&ctx, &again).await, Outcome::Ready);
     let tick = maintenance::tick(&ctx, SETTINGS).await.unwrap();
     assert_eq!((tick.requeued, tick.failed, tick.pushed), (0, 0, 0));
     app.shutdown().await;
@@ -124,12 +119,7 @@ async fn queued_jobs_lost_by_redis_are_pushed_again(pool: PgPool) {
     assert_eq!(deliveries(&app).await, 1);
     // Just pushed again: the next tick leaves it alone.
     assert_eq!(maintenance::tick(&ctx, SETTINGS).await.unwrap().pushed, 0);
-    assert_eq!(
-        pipeline::process(&ctx, app.job_id(&id).await)
-            .await
-            .unwrap(),
-        Outcome::Ready
-    );
+    assert_eq!(app.process(&ctx, &id).await, Outcome::Ready);
     app.shutdown().await;
     std::fs::remove_dir_all(fixtures).unwrap();
 }
@@ -257,12 +247,7 @@ async fn a_worker_short_of_disk_leaves_the_job_for_others(pool: PgPool) {
     let id = app.upload_ok(&clip).await;
     let mut ctx = app.job_context().await;
     ctx.min_free_disk = u64::MAX;
-    assert_eq!(
-        pipeline::process(&ctx, app.job_id(&id).await)
-            .await
-            .unwrap(),
-        Outcome::Deferred
-    );
+    assert_eq!(app.process(&ctx, &id).await, Outcome::Deferred);
     let video = app.get_json(&format!("/v1/videos/{id}")).await;
     assert_eq!(
         (video["status"].as_str(), video["attempts"].as_i64()),
@@ -280,19 +265,9 @@ async fn originals_are_deleted_after_success_only_when_configured(pool: PgPool) 
     let kept = app.upload_ok(&clip).await;
     let dropped = app.upload_ok(&clip).await;
     let mut ctx = app.job_context().await;
-    assert_eq!(
-        pipeline::process(&ctx, app.job_id(&kept).await)
-            .await
-            .unwrap(),
-        Outcome::Ready
-    );
+    assert_eq!(app.process(&ctx, &kept).await, Outcome::Ready);
     ctx.keep_originals = false;
-    assert_eq!(
-        pipeline::process(&ctx, app.job_id(&dropped).await)
-            .await
-            .unwrap(),
-        Outcome::Ready
-    );
+    assert_eq!(app.process(&ctx, &dropped).await, Outcome::Ready);
     assert_eq!(app.entries("uploads"), [kept]);
     app.shutdown().await;
     std::fs::remove_dir_all(fixtures).unwrap();

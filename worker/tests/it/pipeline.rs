@@ -29,10 +29,7 @@ async fn a_720p_clip_with_audio_ends_ready_and_plays_over_http(pool: PgPool) {
     );
     let id = video["id"].as_str().unwrap().to_owned();
 
-    let video = app
-        .wait_for_status(&id, &["ready", "failed"], ENCODE_LIMIT)
-        .await;
-    assert_eq!(video["status"], "ready", "{video}");
+    let video = app.wait_until_ready(&id, ENCODE_LIMIT).await;
     assert_eq!(video["attempts"], 1);
     assert_eq!(video["progress"], 100.0);
     let names: Vec<&str> = video["renditions"]
@@ -203,10 +200,7 @@ async fn two_workers_process_six_jobs_exactly_once_each(pool: PgPool) {
         ids.push(video["id"].as_str().unwrap().to_owned());
     }
     for id in &ids {
-        let video = app
-            .wait_for_status(id, &["ready", "failed"], ENCODE_LIMIT)
-            .await;
-        assert_eq!(video["status"], "ready", "{video}");
+        let video = app.wait_until_ready(id, ENCODE_LIMIT).await;
         assert_eq!(video["attempts"], 1, "{video}");
     }
     let attempts: Vec<i32> = sqlx::query_scalar("SELECT attempts FROM jobs")
@@ -250,10 +244,7 @@ async fn the_same_job_pushed_twice_is_processed_once(pool: PgPool) {
     assert_eq!(waiting, 2, "both deliveries are in Redis");
 
     app.start_worker(1).await;
-    let video = app
-        .wait_for_status(&id, &["ready", "failed"], ENCODE_LIMIT)
-        .await;
-    assert_eq!(video["status"], "ready", "{video}");
+    app.wait_until_ready(&id, ENCODE_LIMIT).await;
     // Wait until the worker has taken the second delivery too, then check it changed nothing.
     eventually(
         Duration::from_secs(30),
@@ -338,13 +329,8 @@ async fn an_encode_past_its_time_limit_is_killed_and_fails_after_its_attempts(po
         pipeline::process(&ctx, job_id).await.unwrap(),
         Outcome::Duplicate
     );
-    let no_ffmpeg_left = tokio::process::Command::new("pgrep")
-        .args(["-f", &format!("{}", app.media_dir.display())])
-        .output()
-        .await
-        .unwrap();
     assert!(
-        no_ffmpeg_left.stdout.is_empty(),
+        !app.ffmpeg_running().await,
         "an ffmpeg child survived its job"
     );
     app.shutdown().await;
@@ -487,10 +473,7 @@ async fn a_long_video_is_playable_while_it_encodes(pool: PgPool) {
     }
 
     // At the end: the same URLs, complete playlists, and the early segments unchanged.
-    let video = app
-        .wait_for_status(&id, &["ready", "failed"], ENCODE_LIMIT)
-        .await;
-    assert_eq!(video["status"], "ready", "{video}");
+    let video = app.wait_until_ready(&id, ENCODE_LIMIT).await;
     // The same attempt; a private video's token may have been renewed meanwhile (its expiry is
     // rounded up in steps), and the early URL keeps working below.
     let attempt_of = |base: &str| base.rsplit('/').next().unwrap().to_owned();

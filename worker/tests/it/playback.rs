@@ -12,7 +12,7 @@ use std::{
 use common::{TestApp, eventually, make_clip, probe_duration, scratch};
 use prostream::ids::VideoId;
 use prostream::playback::{Signer, SigningKey};
-use prostream_worker::pipeline::{self, Outcome};
+use prostream_worker::pipeline::Outcome;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,11 +27,7 @@ async fn ready_video(app: &TestApp, clip: &Path, visibility: &str) -> Value {
         .await
         .unwrap();
     let ctx = app.job_context().await;
-    let job_id = app.job_id(&id.to_string()).await;
-    assert_eq!(
-        pipeline::process(&ctx, job_id).await.unwrap(),
-        Outcome::Ready
-    );
+    assert_eq!(app.process(&ctx, &id.to_string()).await, Outcome::Ready);
     let video = app.get_json(&format!("/v1/videos/{id}")).await;
     assert_eq!(video["status"], "ready", "{video}");
     video

@@ -18,7 +18,7 @@ use prostream::{
 };
 use prostream_worker::{
     maintenance::{self, Settings},
-    pipeline::{self, Outcome},
+    pipeline::Outcome,
 };
 use serde_json::Value;
 use sqlx::PgPool;
@@ -39,9 +39,7 @@ async fn ready_video(app: &TestApp, clip: &Path, keep_originals: bool) -> Value 
     let id = app.upload_ok(clip).await;
     let mut ctx = app.job_context().await;
     ctx.keep_originals = keep_originals;
-    let outcome = pipeline::process(&ctx, app.job_id(&id).await)
-        .await
-        .unwrap();
+    let outcome = app.process(&ctx, &id).await;
     assert_eq!(outcome, Outcome::Ready);
     let video = app.get_json(&format!("/v1/videos/{id}")).await;
     assert_eq!(video["status"], "ready", "{video}");
@@ -130,10 +128,7 @@ async fn an_upload_on_s3_plays_through_the_api_with_segments_redirected_to_presi
     let clip = make_clip(&fixtures, "clip.mp4", 4, 640, 360, true).await;
     app.start_worker(1).await;
     let id = app.upload_ok(&clip).await;
-    let video = app
-        .wait_for_status(&id, &["ready", "failed"], ENCODE_LIMIT)
-        .await;
-    assert_eq!(video["status"], "ready", "{video}");
+    let video = app.wait_until_ready(&id, ENCODE_LIMIT).await;
     let base = TestApp::hls_base(&video);
     assert!(base.contains("/signed/"), "a private video: {base}");
     let attempt = base.rsplit('/').next().unwrap();
@@ -261,10 +256,7 @@ async fn a_video_on_s3_is_playable_while_it_encodes_and_no_playlist_lists_a_miss
     .await;
     assert!(growing_seen, "the playlists were never seen growing");
     eprintln!("{rounds} rounds of playlist checks");
-    let video = app
-        .wait_for_status(&id, &["ready", "failed"], ENCODE_LIMIT)
-        .await;
-    assert_eq!(video["status"], "ready", "{video}");
+    app.wait_until_ready(&id, ENCODE_LIMIT).await;
     app.shutdown_workers().await;
     assert_no_local_leftovers(&app).await;
     app.shutdown().await;

@@ -24,7 +24,11 @@ use prostream::{
     queue::TranscodeQueue,
     storage::Storage,
 };
-use prostream_worker::{app::Worker, config::WorkerConfig, pipeline::JobContext};
+use prostream_worker::{
+    app::Worker,
+    config::WorkerConfig,
+    pipeline::{self, JobContext, Outcome},
+};
 use serde_json::Value;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -424,6 +428,13 @@ impl TestApp {
         .await
     }
 
+    /// Polls the video until it is `ready`; panics if it fails instead, or after `limit`.
+    pub async fn wait_until_ready(&self, id: &str, limit: Duration) -> Value {
+        let video = self.wait_for_status(id, &["ready", "failed"], limit).await;
+        assert_eq!(video["status"], "ready", "{video}");
+        video
+    }
+
     /// Polls the video until the API says it is playable (perhaps still encoding), or panics
     /// after `limit`.
     pub async fn wait_until_playable(&self, id: &str, limit: Duration) -> Value {
@@ -452,6 +463,12 @@ impl TestApp {
         let body = tokio::fs::read(file).await.unwrap();
         self.post_body_as(client, "/v1/videos", "video/mp4", body)
             .await
+    }
+
+    /// Runs the job of video `id` once in this process, as a worker with `ctx` would
+    /// (`pipeline::process`), and returns its outcome.
+    pub async fn process(&self, ctx: &JobContext, id: &str) -> Outcome {
+        pipeline::process(ctx, self.job_id(id).await).await.unwrap()
     }
 
     /// Uploads `clip` and returns the new video's id.
