@@ -5,7 +5,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::{TestApp, client_with_key, get_json_as, make_clip, scratch};
+use common::{TestApp, client_with_key, get_json_as, header_str, make_clip, scratch};
 use prostream::{config::OwnerPolicy, db};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -176,7 +176,7 @@ async fn another_owners_videos_and_uploads_answer_404_and_an_admin_key_sees_them
         .await
         .unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
-    let upload = app.url(created.headers()["location"].to_str().unwrap());
+    let upload = app.url(header_str(&created, "location"));
     for method in [Method::HEAD, Method::PATCH, Method::DELETE] {
         let response = request(&other, method.clone(), &upload)
             .header("upload-offset", "0")
@@ -244,11 +244,7 @@ async fn uploads_past_the_daily_quota_get_429_with_retry_after_until_an_operator
             StatusCode::TOO_MANY_REQUESTS,
             "{attempt}"
         );
-        let wait: u64 = response.headers()["retry-after"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let wait: u64 = header_str(&response, "retry-after").parse().unwrap();
         assert!((1..=86_400).contains(&wait), "{wait}");
         assert_eq!(
             code_of(response).await.as_deref(),
@@ -433,7 +429,7 @@ async fn a_video_is_private_by_default_public_on_request_and_its_visibility_can_
         .await
         .unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
-    let video_id = created.headers()["prostream-video-id"].to_str().unwrap();
+    let video_id = header_str(&created, "prostream-video-id");
     let via_tus = app.get_json(&format!("/v1/videos/{video_id}")).await;
     assert_eq!(via_tus["visibility"], "public", "{via_tus}");
 

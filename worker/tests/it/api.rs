@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use common::{TestApp, make_clip, scratch};
+use common::{TestApp, header_str, make_clip, scratch};
 use sqlx::PgPool;
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
@@ -128,12 +128,7 @@ async fn hls_paths_other_than_plain_file_names_of_the_video_are_refused(pool: Pg
     assert_eq!(range.status(), 206);
     assert_eq!(range.headers()["content-range"], "bytes 100-199/1000");
     assert_eq!(range.headers()["content-type"], "video/iso.segment");
-    assert!(
-        range.headers()["cache-control"]
-            .to_str()
-            .unwrap()
-            .contains("immutable")
-    );
+    assert!(header_str(&range, "cache-control").contains("immutable"));
     assert_eq!(range.bytes().await.unwrap().len(), 100);
 
     // Plain GETs (small: read whole; big: streamed) and a HEAD give the same headers and bytes.
@@ -149,12 +144,7 @@ async fn hls_paths_other_than_plain_file_names_of_the_video_are_refused(pool: Pg
             whole.headers()["content-length"],
             expected.len().to_string().as_str()
         );
-        assert!(
-            whole.headers()["cache-control"]
-                .to_str()
-                .unwrap()
-                .contains("immutable")
-        );
+        assert!(header_str(&whole, "cache-control").contains("immutable"));
         assert!(
             whole.bytes().await.unwrap() == expected,
             "{file}: bytes differ"
@@ -220,12 +210,7 @@ async fn metrics_on_the_metrics_listener_report_jobs_by_state_queue_depth_and_up
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
+    assert!(header_str(&response, "content-type").starts_with("text/plain"));
     let text = response.text().await.unwrap();
     for line in [
         "prostream_jobs{state=\"queued\"} 2",

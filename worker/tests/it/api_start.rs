@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{binary::ServeEnv, eventually, loopback_addr};
+use common::{binary::ServeEnv, eventually, header_str, loopback_addr};
 use sqlx::PgPool;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
@@ -120,12 +120,7 @@ async fn the_demo_opt_in_starts_with_a_loud_warning_and_metrics_listen_apart(poo
     })
     .await;
     assert_eq!(scraped.status(), 200);
-    assert!(
-        scraped.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
+    assert!(header_str(&scraped, "content-type").starts_with("text/plain"));
     let text = scraped.text().await.unwrap();
     assert!(
         text.lines().any(|l| l == "# TYPE prostream_jobs gauge"),

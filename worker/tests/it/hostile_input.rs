@@ -13,7 +13,7 @@ use std::{
 };
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
-use common::{TestApp, make_clip, scratch};
+use common::{TestApp, header_str, make_clip, scratch};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -229,7 +229,7 @@ async fn a_file_name_used_as_the_title_loses_its_control_and_bidi_characters(poo
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
-    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let location = header_str(&created, "location").to_owned();
     let done = app
         .http
         .patch(app.url(&location))
@@ -241,10 +241,7 @@ async fn a_file_name_used_as_the_title_loses_its_control_and_bidi_characters(poo
         .await
         .unwrap();
     assert_eq!(done.status(), 204);
-    let video_id = done.headers()["prostream-video-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let video_id = header_str(&done, "prostream-video-id").to_owned();
     let video = app.get_json(&format!("/v1/videos/{video_id}")).await;
     assert_eq!(video["title"], "4pm.mp4", "{video}");
     app.shutdown().await;

@@ -20,31 +20,6 @@ const SETTINGS: Settings = Settings {
     object_sweep_interval: Duration::from_secs(600),
 };
 
-async fn deliveries(app: &TestApp) -> usize {
-    let mut redis = app.redis.clone();
-    redis::cmd("HLEN")
-        .arg(format!("{}:data", app.queue_name))
-        .query_async(&mut redis)
-        .await
-        .unwrap()
-}
-
-async fn forget_redis(app: &TestApp) {
-    let mut redis = app.redis.clone();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}*", app.queue_name))
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL")
-            .arg(keys)
-            .query_async(&mut redis)
-            .await
-            .unwrap();
-    }
-}
-
 /// Pretends a worker claimed `job` and then died: the lease ran out a while ago.
 async fn claimed_by_a_dead_worker(app: &TestApp, job: JobId, attempts: i32) {
     sqlx::query(
@@ -68,7 +43,7 @@ async fn expired_leases_are_queued_again_or_failed_on_the_last_attempt(pool: PgP
     let last = app.upload_ok(&clip).await;
     claimed_by_a_dead_worker(&app, app.job_id(&again).await, 1).await;
     claimed_by_a_dead_worker(&app, app.job_id(&last).await, 3).await;
-    forget_redis(&app).await;
+    app.forget_queue().await;
 
     let ctx = app.job_context().await;
     let tick = maintenance::tick(&ctx, SETTINGS).await.unwrap();
@@ -77,7 +52,7 @@ async fn expired_leases_are_queued_again_or_failed_on_the_last_attempt(pool: PgP
         (1, 1, 1),
         "{tick:?}"
     );
-    assert_eq!(deliveries(&app).await, 1, "the requeued job was pushed");
+    assert_eq!(app.queued_tasks().await, 1, "the requeued job was pushed");
     let video = app.get_json(&format!("/v1/videos/{again}")).await;
     assert_eq!(
         (video["status"].as_str(), video["attempts"].as_i64()),
@@ -101,7 +76,7 @@ async fn queued_jobs_lost_by_redis_are_pushed_again(pool: PgPool) {
     let fixtures = scratch();
     let clip = make_clip(&fixtures, "c.mp4", 1, 320, 240, false).await;
     let id = app.upload_ok(&clip).await;
-    forget_redis(&app).await; // what FLUSHALL or a Redis restart does
+    app.forget_queue().await; // what FLUSHALL or a Redis restart does
     let ctx = app.job_context().await;
 
     // Pushed moments ago: not yet considered lost.
@@ -116,7 +91,7 @@ async fn queued_jobs_lost_by_redis_are_pushed_again(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(maintenance::tick(&ctx, SETTINGS).await.unwrap().pushed, 1);
-    assert_eq!(deliveries(&app).await, 1);
+    assert_eq!(app.queued_tasks().await, 1);
     // Just pushed again: the next tick leaves it alone.
     assert_eq!(maintenance::tick(&ctx, SETTINGS).await.unwrap().pushed, 0);
     assert_eq!(app.process(&ctx, &id).await, Outcome::Ready);
@@ -142,7 +117,7 @@ async fn a_retry_waits_for_its_backoff_before_it_is_pushed_or_claimed(pool: PgPo
             code: "transcode_timeout".into()
         }
     );
-    forget_redis(&app).await;
+    app.forget_queue().await;
     let quick = Settings {
         reconcile_after: Duration::ZERO,
         ..SETTINGS

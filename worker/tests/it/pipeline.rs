@@ -225,27 +225,15 @@ async fn the_same_job_pushed_twice_is_processed_once(pool: PgPool) {
     let fixtures = scratch();
     let clip = make_clip(&fixtures, "dup.mp4", 2, 320, 240, true).await;
     // No worker yet: the upload's push waits in Redis, and a second delivery joins it.
-    let (status, video) = app.upload(&clip, "video/mp4").await;
-    assert_eq!(status, 202, "{video}");
-    let id = video["id"].as_str().unwrap().to_owned();
-    let job_id: JobId = sqlx::query_scalar("SELECT j.id FROM jobs j WHERE j.video_id = $1::uuid")
-        .bind(&id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let id = app.upload_ok(&clip).await;
+    let job_id = app.job_id(&id).await;
     queue::push(&app.queue, job_id).await.unwrap();
-    let mut redis = app.redis.clone();
-    // apalis-redis keeps every pushed task in `{queue}:data` until it is done.
-    let waiting: usize = redis::cmd("HLEN")
-        .arg(format!("{}:data", app.queue_name))
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    assert_eq!(waiting, 2, "both deliveries are in Redis");
+    assert_eq!(app.queued_tasks().await, 2, "both deliveries are in Redis");
 
     app.start_worker(1).await;
     app.wait_until_ready(&id, ENCODE_LIMIT).await;
     // Wait until the worker has taken the second delivery too, then check it changed nothing.
+    let mut redis = app.redis.clone();
     eventually(
         Duration::from_secs(30),
         "the second delivery is consumed",

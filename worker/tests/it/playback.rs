@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{TestApp, eventually, make_clip, probe_duration, scratch};
+use common::{TestApp, eventually, header_str, make_clip, probe_duration, scratch};
 use prostream::ids::VideoId;
 use prostream::playback::{Signer, SigningKey};
 use prostream_worker::pipeline::Outcome;
@@ -116,10 +116,7 @@ async fn a_private_video_plays_from_its_signed_master_url_alone_and_not_without_
     let base = TestApp::hls_base(&video);
     let segment = get(&app.url(&format!("{base}/240p_init.mp4"))).await;
     assert_eq!(segment.status(), 200);
-    let cache = segment.headers()["cache-control"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let cache = header_str(&segment, "cache-control").to_owned();
     let max_age: i64 = cache
         .strip_prefix("private, max-age=")
         .and_then(|rest| rest.strip_suffix(", immutable"))
@@ -139,12 +136,7 @@ async fn a_private_video_plays_from_its_signed_master_url_alone_and_not_without_
     let poster = get(&app.url(poster)).await;
     assert_eq!(poster.status(), 200);
     assert_eq!(poster.headers()["content-type"], "image/jpeg");
-    assert!(
-        poster.headers()["cache-control"]
-            .to_str()
-            .unwrap()
-            .starts_with("private, ")
-    );
+    assert!(header_str(&poster, "cache-control").starts_with("private, "));
     assert!(poster.bytes().await.unwrap().starts_with(&[0xFF, 0xD8]));
 
     // The list signs the same way.

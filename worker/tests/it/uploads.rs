@@ -13,13 +13,7 @@ async fn assert_nothing_left(app: &TestApp) {
     app.assert_no_uploads_left();
     assert_eq!(app.count("videos").await, 0);
     assert_eq!(app.count("jobs").await, 0);
-    let mut redis = app.redis.clone();
-    let queued: usize = redis::cmd("HLEN")
-        .arg(format!("{}:data", app.queue_name))
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    assert_eq!(queued, 0, "nothing was pushed to Redis");
+    assert_eq!(app.queued_tasks().await, 0, "nothing was pushed to Redis");
 }
 
 fn assert_problem(status: u16, body: &serde_json::Value, want_status: u16, want_code: &str) {

@@ -449,6 +449,34 @@ impl TestApp {
         .await
     }
 
+    /// How many tasks this test's queue holds in Redis (apalis-redis keeps every pushed task
+    /// in `{queue}:data` until it is done).
+    pub async fn queued_tasks(&self) -> usize {
+        let mut redis = self.redis.clone();
+        redis::cmd("HLEN")
+            .arg(format!("{}:data", self.queue_name))
+            .query_async(&mut redis)
+            .await
+            .unwrap()
+    }
+
+    /// Deletes every key of this test's queue from Redis, as FLUSHALL or a Redis restart does.
+    pub async fn forget_queue(&self) {
+        let mut redis = self.redis.clone();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.queue_name))
+            .query_async(&mut redis)
+            .await
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: () = redis::cmd("DEL")
+                .arg(&keys)
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+        }
+    }
+
     /// The job of a video.
     pub async fn job_id(&self, video_id: &str) -> prostream::ids::JobId {
         sqlx::query_scalar("SELECT id FROM jobs WHERE video_id = $1::uuid")
@@ -540,18 +568,7 @@ impl TestApp {
             handle.await.unwrap().unwrap();
         }
         self.running.stop().await;
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.queue_name))
-            .query_async(&mut self.redis)
-            .await
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: () = redis::cmd("DEL")
-                .arg(&keys)
-                .query_async(&mut self.redis)
-                .await
-                .unwrap();
-        }
+        self.forget_queue().await;
         let _ = std::fs::remove_dir_all(&self.media_dir);
         let _ = std::fs::remove_dir_all(&self.worker_media_dir);
         if self.s3() {
@@ -765,6 +782,11 @@ pub fn client_with_key(key: &str) -> reqwest::Client {
         .default_headers(auth_headers(key))
         .build()
         .unwrap()
+}
+
+/// The value of header `name` of `response`, as text; panics if it has none.
+pub fn header_str<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
+    response.headers()[name].to_str().unwrap()
 }
 
 /// `Authorization: Bearer {key}` as default headers for a client of one's own.
