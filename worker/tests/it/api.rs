@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use common::{TestApp, header_str, make_clip, scratch};
+use common::{TestApp, header_str, make_clip, metrics_text, scratch};
 use sqlx::PgPool;
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
@@ -203,15 +203,8 @@ async fn metrics_on_the_metrics_listener_report_jobs_by_state_queue_depth_and_up
     assert_eq!(status, 415);
 
     let metrics = app.serve_metrics().await;
-    let response = app
-        .http
-        .get(format!("{metrics}/metrics"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(header_str(&response, "content-type").starts_with("text/plain"));
-    let text = response.text().await.unwrap();
+    let scraped = app.http.get(format!("{metrics}/metrics")).send().await;
+    let text = metrics_text(scraped.unwrap()).await;
     for line in [
         "prostream_jobs{state=\"queued\"} 2",
         "prostream_jobs{state=\"ready\"} 0",

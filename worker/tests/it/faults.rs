@@ -486,10 +486,10 @@ async fn sigkill_mid_encode(stack: &mut Stack, clip: &Path) {
     // Its ffmpeg is orphaned, not killed: it dies on its next progress write
     // into the closed pipe (about every half second).
     let pattern = format!("{}/videos/{id}/1-", stack.app.media_dir.display());
-    eventually(
+    wait_for_no_process(
+        &pattern,
         Duration::from_secs(5),
         "the killed worker's ffmpeg exits",
-        async || no_process(&pattern).await,
     )
     .await;
     stack.spawn_worker(&[]);
@@ -682,10 +682,10 @@ async fn cancel_retry_delete(stack: &mut Stack, medium: &Path, small: &Path) {
     assert_eq!(status, 200);
     let canceled_at = Instant::now();
     let pattern = format!("{}/videos/{running}/", stack.app.media_dir.display());
-    eventually(
+    wait_for_no_process(
+        &pattern,
         Duration::from_secs(2),
         "the canceled job's ffmpeg exits",
-        async || no_process(&pattern).await,
     )
     .await;
     eprintln!(
@@ -715,11 +715,15 @@ async fn cancel_retry_delete(stack: &mut Stack, medium: &Path, small: &Path) {
 }
 
 /// Whether no process has `pattern` on its command line.
-async fn no_process(pattern: &str) -> bool {
-    let out = Command::new("pgrep")
-        .args(["-f", pattern])
-        .output()
-        .await
-        .unwrap();
-    out.stdout.is_empty()
+/// Waits until no process has `pattern` on its command line (`what`), for at most `limit`.
+async fn wait_for_no_process(pattern: &str, limit: Duration, what: &str) {
+    eventually(limit, what, async || {
+        let out = Command::new("pgrep")
+            .args(["-f", pattern])
+            .output()
+            .await
+            .unwrap();
+        out.stdout.is_empty()
+    })
+    .await;
 }

@@ -784,6 +784,13 @@ pub fn client_with_key(key: &str) -> reqwest::Client {
         .unwrap()
 }
 
+/// The body of a metrics scrape, after checking it is one: 200, in Prometheus' text format.
+pub async fn metrics_text(scraped: reqwest::Response) -> String {
+    assert_eq!(scraped.status(), 200);
+    assert!(header_str(&scraped, "content-type").starts_with("text/plain"));
+    scraped.text().await.unwrap()
+}
+
 /// The value of header `name` of `response`, as text; panics if it has none.
 pub fn header_str<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
     response.headers()[name].to_str().unwrap()
