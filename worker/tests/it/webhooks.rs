@@ -18,7 +18,7 @@ use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
 };
-use common::{TestApp, client_with_key, eventually, make_clip, scratch};
+use common::{TestApp, client_with_key, eventually, get_json_as, make_clip, scratch};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -222,8 +222,7 @@ async fn a_transcoded_video_sends_playable_and_ready_that_standardwebhooks_verif
         .wait_for(&id, "video.playable", Duration::from_secs(5))
         .await;
     let event = ready.json();
-    assert_eq!(event["data"]["status"], "ready", "{event}");
-    assert_eq!(event["data"]["playable"], true, "{event}");
+    assert_video_data(&event, "ready", true);
     assert!(event["data"]["error"].is_null(), "{event}");
     // RFC 3339 in UTC, as Postgres reads it back.
     let stamp = event["timestamp"].as_str().unwrap();
@@ -322,8 +321,7 @@ async fn canceled_and_failed_videos_send_their_events(pool: PgPool) {
         .wait_for(&failed, "video.failed", Duration::from_secs(20))
         .await;
     let event = got.json();
-    assert_eq!(event["data"]["status"], "failed", "{event}");
-    assert_eq!(event["data"]["playable"], false, "{event}");
+    assert_video_data(&event, "failed", false);
     assert_eq!(
         event["data"]["error"]["code"], "unsupported_media",
         "{event}"
@@ -468,6 +466,12 @@ async fn a_slow_endpoint_delays_neither_the_video_nor_another_owners_deliveries(
     app.shutdown().await;
 }
 
+/// The video an event tells of: its status, and whether it is playable.
+fn assert_video_data(event: &Value, status: &str, playable: bool) {
+    assert_eq!(event["data"]["status"], status, "{event}");
+    assert_eq!(event["data"]["playable"], playable, "{event}");
+}
+
 async fn slow_hook_id(app: &TestApp) -> String {
     let list = app.get_json("/v1/webhooks").await;
     list["webhooks"][0]["id"].as_str().unwrap().to_owned()
@@ -481,14 +485,7 @@ async fn another_owner_can_neither_list_nor_delete_a_webhook(pool: PgPool) {
     let id = hook["id"].as_str().unwrap();
     let other = client_with_key(&app.new_key("other-owner", false).await);
 
-    let theirs: Value = other
-        .get(app.url("/v1/webhooks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let theirs = get_json_as(&other, &app.url("/v1/webhooks")).await;
     assert_eq!(theirs["webhooks"], json!([]));
     for (method, path) in [
         (reqwest::Method::DELETE, format!("/v1/webhooks/{id}")),
@@ -504,14 +501,7 @@ async fn another_owner_can_neither_list_nor_delete_a_webhook(pool: PgPool) {
     }
     // An admin sees every owner's webhooks.
     let admin = client_with_key(&app.new_key("ops", true).await);
-    let all: Value = admin
-        .get(app.url("/v1/webhooks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all = get_json_as(&admin, &app.url("/v1/webhooks")).await;
     assert_eq!(all["webhooks"][0]["id"], hook["id"]);
     // Without a key: 401.
     let anonymous = reqwest::Client::new()
@@ -535,63 +525,39 @@ async fn another_owner_can_neither_list_nor_delete_a_webhook(pool: PgPool) {
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn internal_urls_https_and_unknown_events_are_refused_at_registration(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let refused = |url: &str, events: Value| {
-        let request = app
-            .http
-            .post(app.url("/v1/webhooks"))
-            .json(&json!({ "url": url, "events": events }));
-        async move {
-            let response = request.send().await.unwrap();
-            let status = response.status().as_u16();
-            let problem: Value = response.json().await.unwrap();
-            (
-                status,
-                problem["code"].as_str().unwrap_or_default().to_owned(),
-            )
-        }
+    let refused = async |url: &str, events: Value, want: (u16, &str)| {
+        let body = json!({ "url": url, "events": events });
+        let response = app.post_json("/v1/webhooks", &body).await;
+        let status = response.status().as_u16();
+        let problem: Value = response.json().await.unwrap();
+        let code = problem["code"].as_str().unwrap_or_default();
+        assert_eq!((status, code), want, "{body}");
     };
     let ready = json!(["video.ready"]);
-    for url in [
-        "http://10.0.0.1/hook",
-        "http://169.254.169.254/latest/meta-data",
-        "http://[::1]:8080/hook",
-        "http://192.168.1.10/hook",
+    let (forbidden, invalid) = ((422, "url_forbidden"), (400, "invalid_url"));
+    for (url, want) in [
+        ("http://10.0.0.1/hook", forbidden),
+        ("http://169.254.169.254/latest/meta-data", forbidden),
+        ("http://[::1]:8080/hook", forbidden),
+        ("http://192.168.1.10/hook", forbidden),
         // A name is checked after DNS too (the test allowlist names 127.0.0.1, not localhost).
-        "http://localhost:9/hook",
+        ("http://localhost:9/hook", forbidden),
+        ("https://example.com/hook", invalid),
+        ("ftp://example.com/hook", invalid),
+        ("http://user:pw@example.com/hook", invalid),
+        ("not a url", invalid),
     ] {
-        assert_eq!(
-            refused(url, ready.clone()).await,
-            (422, "url_forbidden".to_owned()),
-            "{url}"
-        );
-    }
-    for url in [
-        "https://example.com/hook",
-        "ftp://example.com/hook",
-        "http://user:pw@example.com/hook",
-        "not a url",
-    ] {
-        assert_eq!(
-            refused(url, ready.clone()).await,
-            (400, "invalid_url".to_owned()),
-            "{url}"
-        );
+        refused(url, ready.clone(), want).await;
     }
     for events in [
         json!([]),
         json!(["video.exploded"]),
         json!(["video.ready", "ready"]),
     ] {
-        assert_eq!(
-            refused("http://example.com/hook", events.clone()).await,
-            (400, "invalid_events".to_owned()),
-            "{events}"
-        );
+        refused("http://example.com/hook", events, (400, "invalid_events")).await;
     }
-    assert_eq!(
-        refused("http://example.com/hook", json!("video.ready")).await,
-        (400, "invalid_json".to_owned())
-    );
+    let not_a_list = json!("video.ready");
+    refused("http://example.com/hook", not_a_list, (400, "invalid_json")).await;
     assert_eq!(app.get_json("/v1/webhooks").await["webhooks"], json!([]));
     app.shutdown().await;
 }
