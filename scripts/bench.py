@@ -4,6 +4,7 @@ Every figure is measured side by side with its comparison point in this one run,
 and written to BENCHMARKS.md with the ratio and the command that reproduces it.
 """
 
+import contextlib
 import datetime
 import json
 import os
@@ -342,6 +343,27 @@ def vm_rss_kib(pid):
     return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
 
 
+@contextlib.contextmanager
+def rss_sampled(pid, every):
+    """While the block runs, samples the VmRSS (KiB) of `pid` every `every` seconds into the list
+    it yields; the first sample is taken before the block starts."""
+    samples = [vm_rss_kib(pid)]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            samples.append(vm_rss_kib(pid))
+            time.sleep(every)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        yield samples
+    finally:
+        done.set()
+        sampler.join()
+
+
 def bench_ingest():
     size_gb = 0.5 if QUICK else 2
     big = SCRATCH / "big.bin"
@@ -355,23 +377,12 @@ def bench_ingest():
         f"{disk_wall / wall:.2f}×", "informative", None, "curl -T FILE -X POST …/v1/videos vs dd conv=fsync")
     part = SCRATCH / "part.bin"
     run(["head", "-c", "64M" if QUICK else "512M", str(big)], stdout=open(part, "wb"))
-    baseline = vm_rss_kib(API_PID)
-    peak = [baseline]
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak.append(vm_rss_kib(API_PID))
-            time.sleep(0.05)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    procs = [subprocess.Popen(curl_upload(part)) for _ in range(16)]
-    for p in procs:
-        p.wait()
-    done.set()
-    sampler.join()
-    peak_mb = max(peak) / 1024
+    with rss_sampled(API_PID, 0.05) as rss:
+        procs = [subprocess.Popen(curl_upload(part)) for _ in range(16)]
+        for p in procs:
+            p.wait()
+    baseline = rss[0]
+    peak_mb = max(rss) / 1024
     add(f"6b. API peak RSS, 16 concurrent {part.stat().st_size // 2**20} MB uploads", f"{peak_mb:.0f} MB",
         f"{baseline / 1024:.0f} MB before", "—", "< 100 MB", peak_mb < 100, "16 × curl -T in parallel; VmRSS sampled")
     big.unlink()
@@ -451,21 +462,10 @@ def bench_attack():
         ("long query string", f"GET /v1/videos?title=", b"", b"q", False),
     ]
     for name, head, prefix, filler, chunked_body in kinds:
-        before = vm_rss_kib(API_PID)
-        peak = [before]
-        done = threading.Event()
-
-        def sample():
-            while not done.is_set():
-                peak.append(vm_rss_kib(API_PID))
-                time.sleep(0.02)
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        status, code, sent = hostile_request(head.encode(), prefix, filler, chunked_body)
-        done.set()
-        sampler.join()
-        peak_mb = max(peak) / 1024
+        with rss_sampled(API_PID, 0.02) as rss:
+            status, code, sent = hostile_request(head.encode(), prefix, filler, chunked_body)
+        before = rss[0]
+        peak_mb = max(rss) / 1024
         answer = f"{status} {code or '(no body)'}" if status else "no answer"
         add(f"8. API RSS under attack: 1 GiB {name}", f"{peak_mb:.0f} MB peak; {answer}",
             f"{before / 1024:.0f} MB before; client sent {sent / 2**20:.1f} MiB before the answer", "—",
