@@ -162,6 +162,15 @@ impl TestApp {
         Self::start(pool, config, media_dir.clone()).await
     }
 
+    /// The API with the tests' settings as `change` leaves them (e.g. OUTBOUND_CA_BUNDLE).
+    pub async fn spawn_with_config(pool: PgPool, change: impl FnOnce(&mut ApiConfig)) -> Self {
+        let id = Uuid::now_v7().simple().to_string();
+        let media_dir = std::env::temp_dir().join(format!("prostream-test-{id}"));
+        let mut config = test_api_config(&id, &redis_url(), StorageConfig::local(), &media_dir);
+        change(&mut config);
+        Self::start(pool, config, media_dir).await
+    }
+
     /// API and workers on S3 (the test bucket, under a prefix of this test's own), each with
     /// its own empty MEDIA_ROOT: they share no disk.
     pub async fn spawn_s3(pool: PgPool) -> Self {
