@@ -47,7 +47,9 @@ pub struct VideoOut {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorOut {
-    /// Why the job failed or was refused, e.g. `transcode_failed`, `retries_exhausted`, `canceled`.
+    /// Why the job failed or was refused, e.g. `transcode_failed`, `retries_exhausted`, `canceled`;
+    /// for a URL ingest also `download_failed`, `tls_untrusted_certificate`, `tls_wrong_host`,
+    /// `tls_certificate_expired`, `tls_failed`…
     pub code: String,
     pub message: String,
 }

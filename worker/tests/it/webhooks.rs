@@ -543,7 +543,7 @@ async fn another_owner_can_neither_list_nor_delete_a_webhook(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
-async fn internal_urls_https_and_unknown_events_are_refused_at_registration(pool: PgPool) {
+async fn internal_urls_other_schemes_and_unknown_events_are_refused_at_registration(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let refused = |url: &str, events: Value| {
         let request = app
@@ -566,6 +566,9 @@ async fn internal_urls_https_and_unknown_events_are_refused_at_registration(pool
         "http://169.254.169.254/latest/meta-data",
         "http://[::1]:8080/hook",
         "http://192.168.1.10/hook",
+        // https gets the same address checks.
+        "https://10.0.0.1/hook",
+        "https://[::1]:8443/hook",
         // A name is checked after DNS too (the test allowlist names 127.0.0.1, not localhost).
         "http://localhost:9/hook",
     ] {
@@ -576,9 +579,10 @@ async fn internal_urls_https_and_unknown_events_are_refused_at_registration(pool
         );
     }
     for url in [
-        "https://example.com/hook",
         "ftp://example.com/hook",
+        "ws://example.com/hook",
         "http://user:pw@example.com/hook",
+        "https://user:pw@example.com/hook",
         "not a url",
     ] {
         assert_eq!(
