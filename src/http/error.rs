@@ -35,7 +35,7 @@ macro_rules! error_codes {
 }
 
 error_codes! {
-    NotFound = "not_found": "No such video or file (also for malformed ids).",
+    NotFound = "not_found": "No such video or file (also for malformed ids), or no such `/v1` route.",
     InvalidCursor = "invalid_cursor": "The `cursor` is not a video id from an earlier page.",
     InvalidLimit = "invalid_limit": "`limit` is not a number from 1 to 100.",
     InvalidStatus = "invalid_status": "`status` is not one of the job states.",
