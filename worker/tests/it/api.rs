@@ -373,3 +373,33 @@ async fn unknown_v1_paths_answer_a_not_found_problem_and_other_paths_stay_as_the
     }
     app.shutdown().await;
 }
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn progress_is_answered_to_one_decimal(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let clip = make_clip(&fixtures, "p.mp4", 1, 160, 120, false).await;
+    let id = app.upload_ok(&clip).await;
+    // What a worker writes mid-encode.
+    sqlx::query(
+        "UPDATE jobs SET state = 'processing', stage = 'transcoding', progress = 6.506665,
+                         started_at = now()
+         WHERE video_id = $1::uuid",
+    )
+    .bind(&id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let response = app
+        .http
+        .get(app.url(&format!("/v1/videos/{id}")))
+        .send()
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    assert!(text.contains(r#""progress":6.5,"#), "{text}");
+    let page = app.get_json("/v1/videos").await;
+    assert_eq!(page["items"][0]["progress"].to_string(), "6.5");
+    app.shutdown().await;
+    std::fs::remove_dir_all(fixtures).unwrap();
+}
