@@ -309,3 +309,54 @@ async fn an_upload_cut_off_midway_resumes_from_the_servers_offset_when_run_again
     let _ = std::fs::remove_dir_all(fixtures);
     app.shutdown().await;
 }
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn a_missing_or_refused_key_names_the_option_and_the_variable_that_set_it(pool: PgPool) {
+    prostream_bin();
+    let app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let clip = fixtures.join("any.mp4");
+    std::fs::write(&clip, vec![7u8; 1000]).unwrap();
+    let unknown = prostream::auth::generate().secret;
+    let cases: [(&[&str], Option<&str>, &str); 4] = [
+        (&["videos", "list"], None, "error: api_key_required: "),
+        (
+            &["videos", "list"],
+            Some(unknown.as_str()),
+            "error: api_key_invalid: ",
+        ),
+        (
+            &["videos", "list"],
+            Some("ps_short"),
+            "error: api_key_invalid: ",
+        ),
+        (
+            &["upload", clip.to_str().unwrap()],
+            None,
+            "error: api_key_required: ",
+        ),
+    ];
+    for (args, key, error) in cases {
+        let mut command = tokio::process::Command::new(prostream_bin());
+        command
+            .args(args)
+            .env("PROSTREAM_URL", &app.base)
+            .env("XDG_STATE_HOME", &fixtures)
+            .env_remove("PROSTREAM_API_KEY")
+            .kill_on_drop(true);
+        if let Some(key) = key {
+            command.env("PROSTREAM_API_KEY", key);
+        }
+        let output = command.output().await.unwrap();
+        assert_eq!(output.status.code(), Some(1), "{args:?} {key:?}");
+        let text = stderr(&output);
+        assert!(
+            text.contains(error)
+                && text.contains("--api-key")
+                && text.contains("PROSTREAM_API_KEY"),
+            "{args:?} {key:?}: {text}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(fixtures);
+    app.shutdown().await;
+}
