@@ -360,3 +360,22 @@ async fn a_missing_or_refused_key_names_the_option_and_the_variable_that_set_it(
     let _ = std::fs::remove_dir_all(fixtures);
     app.shutdown().await;
 }
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn upload_public_makes_a_public_video_and_without_it_the_servers_default_holds(pool: PgPool) {
+    prostream_bin();
+    let app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let clip = make_clip(&fixtures, "public.mp4", 1, 160, 120, false).await;
+    let clip_arg = clip.to_str().unwrap();
+
+    let public =
+        json_of(&prostream(&app, &fixtures, &["upload", clip_arg, "--public", "--json"]).await);
+    assert_eq!(public["visibility"], "public", "{public}");
+    let private = json_of(&prostream(&app, &fixtures, &["upload", clip_arg, "--json"]).await);
+    assert_eq!(private["visibility"], "private", "{private}");
+    assert_ne!(public["id"], private["id"]);
+
+    let _ = std::fs::remove_dir_all(fixtures);
+    app.shutdown().await;
+}
