@@ -36,7 +36,8 @@ pub struct UploadArgs {
     /// the server's DEFAULT_VISIBILITY, private unless configured otherwise).
     #[arg(long)]
     pub public: bool,
-    /// Follow the job until the video is ready (or failed), then print its playback URL.
+    /// Follow the job until the video is ready (or failed), then print its playback URL; the URL
+    /// is printed as soon as the video is playable too, while it still encodes.
     #[arg(long)]
     pub wait: bool,
     /// Bytes per request of a resumable upload: what a broken connection can cost at most.
@@ -202,7 +203,9 @@ async fn file_body(
     Ok(Body::wrap_stream(stream))
 }
 
-/// Polls the video with a second bar (stage and percent) until it stops changing state.
+/// Polls the video with a second bar (stage and percent) until it stops changing state. The
+/// playback URL is printed once, as soon as the video is playable while it still encodes: on
+/// stdout with the text output, on stderr with `--json` (whose stdout is one document).
 async fn follow(client: &Client, id: VideoId, quiet: bool) -> Result<Value, CliError> {
     let bar = if quiet {
         ProgressBar::hidden()
@@ -214,11 +217,23 @@ async fn follow(client: &Client, id: VideoId, quiet: bool) -> Result<Value, CliE
             .expect("static template")
             .progress_chars("=> "),
     );
+    let mut announced = false;
     loop {
         let video: Value = client
             .json(client.request(Method::GET, &format!("/v1/videos/{id}")))
             .await?;
         let status = video["status"].as_str().unwrap_or("unknown").to_owned();
+        if !announced
+            && status == "processing"
+            && let Some(url) = playable_url(client, &video)
+        {
+            announced = true;
+            if quiet {
+                eprintln!("{url}");
+            } else {
+                bar.suspend(|| println!("{url}"));
+            }
+        }
         bar.set_prefix(status.clone());
         // `progress` is a percentage already.
         bar.set_position(video["progress"].as_f64().unwrap_or(0.0).clamp(0.0, 100.0) as u64);
@@ -233,6 +248,18 @@ async fn follow(client: &Client, id: VideoId, quiet: bool) -> Result<Value, CliE
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// The line that announces a playable video's playback URL, while it still encodes.
+fn playable_url(client: &Client, video: &Value) -> Option<String> {
+    if video["playable"].as_bool() != Some(true) {
+        return None;
+    }
+    let hls = video["playback"]["hls"].as_str()?;
+    Some(format!(
+        "playable:   {} (still encoding; waiting for ready)",
+        client.url(hls)
+    ))
 }
 
 fn bytes_bar(len: u64, quiet: bool) -> ProgressBar {

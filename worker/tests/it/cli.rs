@@ -379,3 +379,70 @@ async fn upload_public_makes_a_public_video_and_without_it_the_servers_default_h
     let _ = std::fs::remove_dir_all(fixtures);
     app.shutdown().await;
 }
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn upload_wait_prints_the_playback_url_as_soon_as_the_video_is_playable(pool: PgPool) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    prostream_bin();
+    let mut app = TestApp::spawn(pool).await;
+    app.start_worker(1).await;
+    let fixtures = scratch();
+    // Long enough to be playable (after its first segments) well before it is ready.
+    let clip = make_clip(&fixtures, "long.mp4", 40, 640, 360, true).await;
+    let mut child = tokio::process::Command::new(prostream_bin())
+        .args(["upload", clip.to_str().unwrap(), "--wait"])
+        .env("PROSTREAM_URL", &app.base)
+        .env("PROSTREAM_API_KEY", &app.key)
+        .env("XDG_STATE_HOME", &fixtures)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(COMMAND_LIMIT, lines.next_line())
+        .await
+        .expect("prostream upload --wait printed nothing in time")
+        .unwrap()
+        .expect("prostream upload --wait ended without output");
+
+    // The first line is the URL, printed while the video still encodes.
+    let id: String = sqlx::query_scalar("SELECT id::text FROM videos")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let video = app.get_json(&format!("/v1/videos/{id}")).await;
+    assert_eq!(video["status"], "processing", "{first}: {video}");
+    let url = first
+        .strip_prefix("playable:   ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("not the playback URL: {first}"));
+    assert!(
+        url.starts_with(&format!("{}/v1/videos/{id}/", app.base)) && url.ends_with("/master.m3u8"),
+        "{first}"
+    );
+    // It plays already, without a key (a private video's URL is signed).
+    let master = reqwest::get(url).await.unwrap();
+    assert_eq!(master.status(), 200, "{url}");
+    assert!(master.text().await.unwrap().starts_with("#EXTM3U"));
+
+    // Then the command goes on to the end and prints the ready video.
+    let mut rest = Vec::new();
+    while let Some(line) = tokio::time::timeout(COMMAND_LIMIT, lines.next_line())
+        .await
+        .expect("prostream upload --wait did not finish in time")
+        .unwrap()
+    {
+        rest.push(line);
+    }
+    let status = child.wait().await.unwrap();
+    assert!(status.success(), "{status:?}: {rest:?}");
+    assert!(rest.iter().any(|l| l == "status:     ready"), "{rest:?}");
+    assert!(
+        !rest.iter().any(|l| l.starts_with("playable:")),
+        "announced twice: {rest:?}"
+    );
+
+    let _ = std::fs::remove_dir_all(fixtures);
+    app.shutdown().await;
+}
