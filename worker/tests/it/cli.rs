@@ -446,3 +446,53 @@ async fn upload_wait_prints_the_playback_url_as_soon_as_the_video_is_playable(po
     let _ = std::fs::remove_dir_all(fixtures);
     app.shutdown().await;
 }
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn videos_list_shows_why_a_video_failed(pool: PgPool) {
+    prostream_bin();
+    let app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let clip = make_clip(&fixtures, "list.mp4", 1, 160, 120, false).await;
+    let failed = app.upload_ok(&clip).await;
+    let queued = app.upload_ok(&clip).await;
+    sqlx::query(
+        "UPDATE jobs SET state = 'failed', error_code = 'transcode_failed',
+                         error_message = 'ffmpeg exited with status 1', finished_at = now()
+         WHERE video_id = $1::uuid",
+    )
+    .bind(&failed)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    let list = prostream(&app, &fixtures, &["videos", "list"]).await;
+    assert!(list.status.success(), "{}", stderr(&list));
+    let text = String::from_utf8_lossy(&list.stdout);
+    let row = |id: &str| {
+        text.lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("no row for {id}: {text}"))
+    };
+    assert!(
+        row(&failed).contains(" failed: transcode_failed "),
+        "{text}"
+    );
+    assert!(
+        row(&queued).contains(" queued ") && !row(&queued).contains("transcode_failed"),
+        "{text}"
+    );
+    // The columns still line up: every row's title starts under TITLE.
+    let title_at = text.lines().next().unwrap().find("TITLE").unwrap();
+    for id in [&failed, &queued] {
+        let line = row(id);
+        assert!(
+            line.len() > title_at
+                && line.as_bytes()[title_at - 1] == b' '
+                && line.as_bytes()[title_at] != b' ',
+            "{text}"
+        );
+    }
+
+    let _ = std::fs::remove_dir_all(fixtures);
+    app.shutdown().await;
+}
