@@ -83,9 +83,10 @@ RUN ./configure --prefix=/opt/ffmpeg \
 # --- runtime ---------------------------------------------------------------------------------------
 FROM debian:bookworm-slim AS runtime
 # tini as PID 1 forwards signals and reaps children; the shared libraries the ffmpeg build links
-# (zlib and libstdc++ are in the base). sqlx, redis and the API's own reqwest are built without TLS;
-# the one TLS client is object_store's (STORAGE_BACKEND=s3 over https), which reads the system's CA
-# bundle: copied below as a file, rather than Debian's ca-certificates and the openssl it pulls in.
+# (zlib and libstdc++ are in the base). sqlx and redis are built without TLS; the one TLS client is
+# reqwest with rustls, shared by object_store (STORAGE_BACKEND=s3 over https) and the API's URL
+# ingest and webhooks, which reads the system's CA bundle (OUTBOUND_CA_BUNDLE adds private CAs):
+# copied below as a file, rather than Debian's ca-certificates and the openssl it pulls in.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini libx264-164 libdav1d6 libzimg2 \
  && rm -rf /var/lib/apt/lists/* \

@@ -19,6 +19,7 @@ use crate::{
     background::Background,
     config::{CommonConfig, MediaLimits, OwnerPolicy, PlaybackConfig, StorageBackend},
     db,
+    fetch::{ExtraRoots, OutboundTlsConfig},
     http::{self, AppState, auth::AuthMode, serve::ServeConfig},
     ingest::{self, Ingest, IngestConfig},
     playback::Signer,
@@ -42,6 +43,8 @@ pub struct ApiConfig {
     pub playback: PlaybackConfig,
     #[command(flatten)]
     pub webhooks: WebhookConfig,
+    #[command(flatten)]
+    pub outbound_tls: OutboundTlsConfig,
     #[command(flatten)]
     pub connections: ServeConfig,
     /// Address the API listens on.
@@ -78,22 +81,30 @@ pub struct App {
 
 impl App {
     /// Connects to Postgres with the configured pool, then builds as [`App::build`]. Settings
-    /// that cannot work (no signing key, a published one) are refused before any connection.
+    /// that cannot work (no signing key, a published one, an unreadable OUTBOUND_CA_BUNDLE) are
+    /// refused before any connection.
     pub async fn connect(config: ApiConfig) -> anyhow::Result<Self> {
         let signer = load_signer(&config.playback)?;
+        let roots = config.outbound_tls.load()?;
         let common = &config.common;
         let pool = db::connect(&common.database_url, common.database_max_connections).await?;
-        Self::assemble(config, pool, signer).await
+        Self::assemble(config, pool, signer, roots).await
     }
 
     /// Everything the handlers and the background loops share, from the settings and `pool`
     /// (a test passes its own database's).
     pub async fn build(config: ApiConfig, pool: PgPool) -> anyhow::Result<Self> {
         let signer = load_signer(&config.playback)?;
-        Self::assemble(config, pool, signer).await
+        let roots = config.outbound_tls.load()?;
+        Self::assemble(config, pool, signer, roots).await
     }
 
-    async fn assemble(config: ApiConfig, pool: PgPool, signer: Signer) -> anyhow::Result<Self> {
+    async fn assemble(
+        config: ApiConfig,
+        pool: PgPool,
+        signer: Signer,
+        roots: ExtraRoots,
+    ) -> anyhow::Result<Self> {
         if config.auth_mode == AuthMode::Open {
             tracing::warn!(
                 "AUTH_MODE=open: requests without an API key act as an ADMIN and see every \
@@ -119,6 +130,7 @@ impl App {
             downloads: Arc::new(ingest::Downloads::new(
                 &config.ingest,
                 config.limits.max_upload_bytes,
+                &roots,
             )?),
         };
         let state = AppState {
@@ -132,7 +144,7 @@ impl App {
             auth: config.auth_mode,
             policy,
             playback: signer,
-            webhooks: Arc::new(Webhooks::new(&config.webhooks)?),
+            webhooks: Arc::new(Webhooks::new(&config.webhooks, &roots)?),
             public_videos: Default::default(),
             segment_cache: Default::default(),
         };

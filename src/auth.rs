@@ -46,6 +46,24 @@ pub fn looks_like_key(secret: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// What keeps a presented string from being a key, for the 401 message (it never repeats the
+/// string); `None` when it looks like one.
+pub fn format_problem(secret: &str) -> Option<String> {
+    let expected = KEY_MARKER.len() + 43;
+    if !secret.starts_with(KEY_MARKER) {
+        Some(format!("it does not start with `{KEY_MARKER}`"))
+    } else if secret.len() != expected {
+        Some(format!(
+            "it is {} characters long, and a key is {expected}",
+            secret.chars().count()
+        ))
+    } else if !looks_like_key(secret) {
+        Some("it holds characters other than letters, digits, `-` and `_`".to_owned())
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +88,27 @@ mod tests {
         assert!(!looks_like_key(&key.replace(KEY_MARKER, "pk_")));
         assert!(!looks_like_key(&format!("{}*{}", &key[..10], &key[11..])));
         assert!(!looks_like_key(""));
+    }
+
+    #[test]
+    fn a_malformed_key_is_told_what_is_wrong_with_it() {
+        let key = generate().secret;
+        assert_eq!(format_problem(&key), None);
+        assert_eq!(
+            format_problem(&key.replace(KEY_MARKER, "pk_")).as_deref(),
+            Some("it does not start with `ps_`")
+        );
+        assert_eq!(
+            format_problem("ps_short").as_deref(),
+            Some("it is 8 characters long, and a key is 46")
+        );
+        assert_eq!(
+            format_problem(&format!("{}*{}", &key[..10], &key[11..])).as_deref(),
+            Some("it holds characters other than letters, digits, `-` and `_`")
+        );
+        // Every string `looks_like_key` refuses has a problem, and only those.
+        for s in [&key[1..], &format!("{key}x"), ""] {
+            assert_eq!(format_problem(s).is_some(), !looks_like_key(s), "{s}");
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! `--help` documents each one and a bad value stops the process at start with
 //! a message naming the variable.
 
-use std::{path::PathBuf, time::Duration};
+use std::{io::IsTerminal, path::PathBuf, time::Duration};
 
 use clap::Args;
 
@@ -333,13 +333,26 @@ impl LogConfig {
         use tracing_subscriber::EnvFilter;
         let filter = EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,apalis=warn"));
-        let builder = tracing_subscriber::fmt().with_env_filter(filter);
+        let ansi = log_colours(
+            std::io::stdout().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+        );
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(ansi);
         if self.log_format == "json" {
             builder.json().init();
         } else {
             builder.init();
         }
     }
+}
+
+/// Whether log lines carry ANSI colour codes: only when stdout (where they go) is a terminal, so
+/// logs written to a file or a pipe (`scripts/dev.sh`, a log collector) stay plain text; and never
+/// with `NO_COLOR` set to anything but the empty string (<https://no-color.org>).
+pub fn log_colours(stdout_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stdout_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// Signed playback URLs for private videos (the API only).
@@ -429,6 +442,18 @@ impl PlaybackConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(log_colours(true, None));
+        assert!(log_colours(true, Some(OsStr::new(""))));
+        // Redirected to a file (scripts/dev.sh) or piped: plain text.
+        assert!(!log_colours(false, None));
+        assert!(!log_colours(false, Some(OsStr::new(""))));
+        assert!(!log_colours(true, Some(OsStr::new("1"))));
+        assert!(!log_colours(false, Some(OsStr::new("1"))));
+    }
 
     fn config(keys: &str, opt_in: &str) -> PlaybackConfig {
         PlaybackConfig {

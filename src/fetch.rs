@@ -9,6 +9,11 @@
 //!
 //! Bounded in every way: size (checked against `Content-Length` and while
 //! streaming), total time, and number of redirects.
+//!
+//! https is verified (rustls): the certificate must chain to the system's trust store or to a CA
+//! of OUTBOUND_CA_BUNDLE ([`OutboundTlsConfig`]) and name the host; a certificate that does not
+//! fails with a code of its own ([`TlsFailure`]). The address checks are the same as for http:
+//! the resolver below serves both.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -17,11 +22,17 @@ use std::{
     time::Duration,
 };
 
+use anyhow::Context;
+use clap::Args;
 use futures_util::StreamExt;
 use reqwest::{
     Url,
     dns::{Addrs, Name, Resolve, Resolving},
     redirect,
+};
+use rustls::{
+    CertificateError,
+    pki_types::{CertificateDer, pem::PemObject},
 };
 use tokio::io::AsyncWriteExt;
 
@@ -42,8 +53,39 @@ pub enum FetchError {
     Status(reqwest::StatusCode),
     #[error("the download failed: {0}")]
     Network(String),
+    /// The TLS handshake failed; `message` says why and names the host.
+    #[error("{message}")]
+    Tls {
+        failure: TlsFailure,
+        message: String,
+    },
     #[error("writing the download failed: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Why a TLS handshake failed, as far as the code says (the message says the rest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFailure {
+    /// The certificate does not chain to a trusted CA (self-signed, a private CA not in
+    /// OUTBOUND_CA_BUNDLE, a missing intermediate) or its signature does not verify.
+    UntrustedCertificate,
+    /// The certificate is for other names than the URL's host.
+    WrongHost,
+    /// The certificate is past its expiry.
+    CertificateExpired,
+    /// Anything else: not yet valid, revoked, not for servers, no common protocol version…
+    Other,
+}
+
+impl TlsFailure {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::UntrustedCertificate => "tls_untrusted_certificate",
+            Self::WrongHost => "tls_wrong_host",
+            Self::CertificateExpired => "tls_certificate_expired",
+            Self::Other => "tls_failed",
+        }
+    }
 }
 
 impl FetchError {
@@ -55,11 +97,23 @@ impl FetchError {
             Self::TooLarge(_) => "upload_too_large",
             Self::TimedOut(_) => "download_timeout",
             Self::Status(_) | Self::Network(_) => "download_failed",
+            Self::Tls { failure, .. } => failure.code(),
             Self::Io(_) => "internal_error",
         }
     }
 
-    /// Worth trying again later (the remote side or the network), as opposed to a refusal.
+    /// The message with the code in front where the code is not stored apart (webhook attempts
+    /// keep one `error` text): `tls_wrong_host: the TLS certificate of …`.
+    pub fn with_code(&self) -> String {
+        match self {
+            Self::Tls { .. } => format!("{}: {self}", self.code()),
+            _ => self.to_string(),
+        }
+    }
+
+    /// Worth trying again later (the remote side or the network), as opposed to a refusal. A
+    /// certificate that fails verification is not: it will fail the same way until someone
+    /// changes it or the trust store.
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Status(status) => status.is_server_error() || status.as_u16() == 429,
@@ -92,8 +146,8 @@ impl AllowList {
                 let bare = entry.trim_end_matches(':');
                 format!(
                     "{var}: {entry:?} is not host:port; name the port too, e.g. {bare}:80 (an \
-                     http URL without a port uses 80), [::1]:8080 for IPv6, or {bare}:* for \
-                     every port of the host"
+                     http URL without a port uses 80, an https URL 443), [::1]:8080 for IPv6, or \
+                     {bare}:* for every port of the host"
                 )
             })?;
             let ports = list
@@ -167,21 +221,13 @@ impl Policy {
     }
 
     /// Checks what can be checked without the network: scheme, credentials, the allowlist's
-    /// ports, and literal addresses. Runs before the first request and on every redirect hop,
+    /// ports, and literal addresses. Runs before the first request and on every redirect hop
+    /// (an https page may redirect to http and the other way round: each hop is checked alike),
     /// so the resolver may trust a listed host name: its port has been checked here.
     pub fn check_url(&self, url: &Url) -> Result<(), FetchError> {
-        // The binaries carry no TLS client yet (and the image no CA bundle):
-        // an https URL is refused here rather than failing later as a download.
-        if url.scheme() == "https" {
-            return Err(FetchError::InvalidUrl(
-                "https URLs cannot be ingested yet (this build has no TLS client); \
-                 use an http URL or upload the file"
-                    .into(),
-            ));
-        }
-        if url.scheme() != "http" {
+        if !matches!(url.scheme(), "http" | "https") {
             return Err(FetchError::InvalidUrl(format!(
-                "only http URLs can be ingested, not {}:",
+                "only http and https URLs can be ingested, not {}:",
                 url.scheme()
             )));
         }
@@ -334,8 +380,107 @@ impl Resolve for GuardedResolver {
     }
 }
 
+/// Where outbound https looks for trust besides the system's store (the API's setting).
+#[derive(Debug, Clone, Default, Args)]
+pub struct OutboundTlsConfig {
+    /// A PEM file of CA certificates that https URL ingest and webhook deliveries trust in
+    /// addition to the system's CA store (e.g. the private CA of internal hosts in
+    /// URL_INGEST_ALLOW_HOSTS or WEBHOOK_ALLOW_HOSTS). Empty: the system's store only. Read at
+    /// start: a file that cannot be read or holds no valid certificate stops the API.
+    #[arg(long, env = "OUTBOUND_CA_BUNDLE", default_value = "")]
+    pub outbound_ca_bundle: String,
+}
+
+/// The CA certificates of OUTBOUND_CA_BUNDLE, ready for the clients.
+#[derive(Debug, Clone, Default)]
+pub struct ExtraRoots {
+    certs: Vec<CertificateDer<'static>>,
+}
+
+impl ExtraRoots {
+    pub fn len(&self) -> usize {
+        self.certs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.certs.is_empty()
+    }
+
+    /// The certificates of a PEM bundle: every `CERTIFICATE` block (other blocks, and text
+    /// between blocks, are skipped), each a parsable X.509 certificate; at least one.
+    pub fn from_pem(pem: &[u8]) -> Result<Self, String> {
+        let mut certs = Vec::new();
+        for (n, block) in CertificateDer::pem_slice_iter(pem).enumerate() {
+            let cert = block.map_err(|e| format!("certificate {}: not valid PEM ({e})", n + 1))?;
+            // What rustls will do with it: a trust anchor, parsed now rather than at first use.
+            rustls::RootCertStore::empty()
+                .add(cert.clone())
+                .map_err(|e| format!("certificate {}: not a usable CA certificate ({e})", n + 1))?;
+            certs.push(cert);
+        }
+        if certs.is_empty() {
+            return Err("it holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+        }
+        Ok(Self { certs })
+    }
+
+    /// The certificates added to the system's store of a client.
+    fn merge_into(
+        &self,
+        builder: reqwest::ClientBuilder,
+    ) -> reqwest::Result<reqwest::ClientBuilder> {
+        let certs = self
+            .certs
+            .iter()
+            .map(|der| reqwest::Certificate::from_der(der))
+            .collect::<reqwest::Result<Vec<_>>>()?;
+        Ok(builder.tls_certs_merge(certs))
+    }
+}
+
+impl OutboundTlsConfig {
+    /// The bundle's certificates (none when the setting is empty), or why the API cannot start.
+    pub fn load(&self) -> anyhow::Result<ExtraRoots> {
+        let path = self.outbound_ca_bundle.trim();
+        if path.is_empty() {
+            return Ok(ExtraRoots::default());
+        }
+        let pem = std::fs::read(path)
+            .with_context(|| format!("cannot read the CA bundle {path} (OUTBOUND_CA_BUNDLE)"))?;
+        let roots = ExtraRoots::from_pem(&pem).map_err(|e| {
+            anyhow::anyhow!(
+                "the CA bundle {path} (OUTBOUND_CA_BUNDLE) cannot be used: {e}; it must hold \
+                 PEM CA certificates"
+            )
+        })?;
+        tracing::info!(
+            path,
+            certificates = roots.len(),
+            "outbound https also trusts OUTBOUND_CA_BUNDLE"
+        );
+        Ok(roots)
+    }
+}
+
+/// Builds a client whose https trusts the system's store and `roots`; a failure says so.
+fn build(
+    builder: reqwest::ClientBuilder,
+    roots: &ExtraRoots,
+    what: &str,
+) -> anyhow::Result<reqwest::Client> {
+    roots
+        .merge_into(builder)
+        .and_then(reqwest::ClientBuilder::build)
+        .with_context(|| {
+            format!(
+                "cannot set up the {what} HTTP client (https trusts the system's CA store, \
+             /etc/ssl/certs or SSL_CERT_FILE, and OUTBOUND_CA_BUNDLE)"
+            )
+        })
+}
+
 /// An HTTP client that enforces `policy` on every hop.
-pub fn client(policy: Arc<Policy>) -> reqwest::Result<reqwest::Client> {
+pub fn client(policy: Arc<Policy>, roots: &ExtraRoots) -> anyhow::Result<reqwest::Client> {
     let hops = policy.clone();
     let redirects = redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() > hops.max_redirects {
@@ -346,7 +491,7 @@ pub fn client(policy: Arc<Policy>) -> reqwest::Result<reqwest::Client> {
             Err(err) => attempt.error(err),
         }
     });
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         // A proxy would resolve names itself, past our resolver.
         .no_proxy()
         .dns_resolver(Arc::new(GuardedResolver {
@@ -358,14 +503,18 @@ pub fn client(policy: Arc<Policy>) -> reqwest::Result<reqwest::Client> {
             "ProStream/",
             env!("CARGO_PKG_VERSION"),
             " (URL ingest)"
-        ))
-        .build()
+        ));
+    build(builder, roots, "URL ingest")
 }
 
 /// An HTTP client for webhook deliveries: the same address checks after DNS on every
 /// request, no redirects (a 3xx is an answer, and not a success), `timeout` per request.
-pub fn webhook_client(policy: Arc<Policy>, timeout: Duration) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
+pub fn webhook_client(
+    policy: Arc<Policy>,
+    timeout: Duration,
+    roots: &ExtraRoots,
+) -> anyhow::Result<reqwest::Client> {
+    let builder = reqwest::Client::builder()
         .no_proxy()
         .dns_resolver(Arc::new(GuardedResolver { policy }))
         .redirect(redirect::Policy::none())
@@ -375,8 +524,8 @@ pub fn webhook_client(policy: Arc<Policy>, timeout: Duration) -> reqwest::Result
             "ProStream/",
             env!("CARGO_PKG_VERSION"),
             " (webhooks)"
-        ))
-        .build()
+        ));
+    build(builder, roots, "webhook")
 }
 
 /// The message of a request that failed, with its causes (our own refusal when it is one).
@@ -425,7 +574,7 @@ pub async fn download(
 }
 
 /// Finds our own refusal (from the resolver or the redirect policy) inside
-/// reqwest's error chain; anything else is a network failure.
+/// reqwest's error chain, then a TLS failure; anything else is a network failure.
 fn from_reqwest(err: reqwest::Error) -> FetchError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
     while let Some(cause) = source {
@@ -439,6 +588,10 @@ fn from_reqwest(err: reqwest::Error) -> FetchError {
         }
         source = cause.source();
     }
+    if let Some(tls) = find_tls(&err) {
+        let host = err.url().and_then(Url::host_str).unwrap_or("the server");
+        return tls_failure(host, tls);
+    }
     let mut message = err.to_string();
     let mut source = std::error::Error::source(&err);
     while let Some(cause) = source {
@@ -446,6 +599,105 @@ fn from_reqwest(err: reqwest::Error) -> FetchError {
         source = cause.source();
     }
     FetchError::Network(message)
+}
+
+/// The rustls error inside an error chain. TLS streams report through `std::io::Error`, whose
+/// `source()` skips the error it wraps: that one is looked at with `get_ref`.
+fn find_tls<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut source = Some(err);
+    while let Some(cause) = source {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(inner) = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            && let Some(tls) = find_tls(inner)
+        {
+            return Some(tls);
+        }
+        source = cause.source();
+    }
+    None
+}
+
+/// The failure of a TLS handshake with `host`, its code and a message that says what to do.
+fn tls_failure(host: &str, err: &rustls::Error) -> FetchError {
+    let (failure, message) = match err {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            CertificateError::UnknownIssuer | CertificateError::BadSignature => (
+                TlsFailure::UntrustedCertificate,
+                format!(
+                    "the TLS certificate of {host} is not issued by a trusted certificate \
+                     authority ({err}): a self-signed certificate, an incomplete chain, or a \
+                     private CA (add it to OUTBOUND_CA_BUNDLE)"
+                ),
+            ),
+            CertificateError::NotValidForName => (
+                TlsFailure::WrongHost,
+                format!("the TLS certificate of {host} is not valid for that name"),
+            ),
+            CertificateError::NotValidForNameContext { presented, .. } => (
+                TlsFailure::WrongHost,
+                format!(
+                    "the TLS certificate of {host} is not valid for that name; it is for {}",
+                    if presented.is_empty() {
+                        "no name".to_owned()
+                    } else {
+                        presented
+                            .iter()
+                            .map(|name| plain_name(name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ),
+            ),
+            CertificateError::Expired => (
+                TlsFailure::CertificateExpired,
+                format!("the TLS certificate of {host} has expired"),
+            ),
+            CertificateError::ExpiredContext { not_after, .. } => (
+                TlsFailure::CertificateExpired,
+                format!(
+                    "the TLS certificate of {host} has expired (it was valid until {})",
+                    rfc3339(not_after.as_secs())
+                ),
+            ),
+            _ => (
+                TlsFailure::Other,
+                format!("the TLS certificate of {host} was refused: {err}"),
+            ),
+        },
+        _ => (
+            TlsFailure::Other,
+            format!("the TLS handshake with {host} failed: {err}"),
+        ),
+    };
+    FetchError::Tls { failure, message }
+}
+
+/// A name as rustls-webpki lists it (`DnsName("a.example")`, `IpAddress(10.0.0.1)`), plain.
+fn plain_name(presented: &str) -> &str {
+    presented
+        .strip_prefix("DnsName(\"")
+        .and_then(|name| name.strip_suffix("\")"))
+        .or_else(|| {
+            presented
+                .strip_prefix("IpAddress(")
+                .and_then(|ip| ip.strip_suffix(')'))
+        })
+        .unwrap_or(presented)
+}
+
+fn rfc3339(unix_secs: u64) -> String {
+    i64::try_from(unix_secs)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{unix_secs} (Unix time)"))
 }
 
 #[cfg(test)]
@@ -554,7 +806,8 @@ mod tests {
         );
         assert_eq!(check("http://[2002:7f00:1::1]/a.mp4"), Err("url_forbidden"));
         assert_eq!(check("http://2130706433/a.mp4"), Err("url_forbidden")); // 127.0.0.1 in decimal
-        assert_eq!(check("https://example.com/a.mp4"), Err("invalid_url"));
+        assert_eq!(check("https://example.com/a.mp4"), Ok(()));
+        assert_eq!(check("https://127.0.0.1/a.mp4"), Err("url_forbidden"));
         assert_eq!(check("http://example.com/a.mp4"), Ok(()));
     }
 
@@ -565,9 +818,10 @@ mod tests {
         assert_eq!(check("http://127.0.0.1:9000/a.mp4"), Ok(()));
         assert_eq!(check("http://127.0.0.1:9001/a.mp4"), Err("url_forbidden"));
         assert_eq!(check("http://127.0.0.1/a.mp4"), Err("url_forbidden"));
-        // Port 80 is http's default: written or not, it is the same port.
+        // Port 80 is http's default: written or not, it is the same port; https's is 443.
         assert_eq!(check("http://minio/a.mp4"), Ok(()));
         assert_eq!(check("http://minio:80/a.mp4"), Ok(()));
+        assert_eq!(check("https://minio/a.mp4"), Err("url_forbidden"));
         assert_eq!(check("http://minio:9000/a.mp4"), Err("url_forbidden"));
         assert_eq!(check("http://[::1]:8080/a.mp4"), Ok(()));
         assert_eq!(check("http://[0:0::1]:8080/a.mp4"), Ok(()));
@@ -598,6 +852,99 @@ mod tests {
             );
         }
         assert!(AllowList::parse(&["", " minio:80 "], "X").is_ok());
+    }
+
+    #[test]
+    fn tls_failures_get_a_code_each_and_a_message_naming_the_host() {
+        use rustls::pki_types::{ServerName, UnixTime};
+        let failure = |err: CertificateError| {
+            let failed = tls_failure("media.example", &rustls::Error::InvalidCertificate(err));
+            (failed.code(), failed.to_string(), failed.is_transient())
+        };
+        let (code, message, transient) = failure(CertificateError::UnknownIssuer);
+        assert_eq!(code, "tls_untrusted_certificate");
+        assert!(message.contains("media.example") && message.contains("OUTBOUND_CA_BUNDLE"));
+        assert!(!transient);
+        assert_eq!(
+            failure(CertificateError::BadSignature).0,
+            "tls_untrusted_certificate"
+        );
+        let (code, message, _) = failure(CertificateError::NotValidForNameContext {
+            expected: ServerName::try_from("media.example").unwrap().to_owned(),
+            presented: vec![
+                "DnsName(\"other.example\")".into(),
+                "IpAddress(10.0.0.1)".into(),
+            ],
+        });
+        assert_eq!(code, "tls_wrong_host");
+        assert!(
+            message.ends_with("it is for other.example, 10.0.0.1"),
+            "{message}"
+        );
+        assert_eq!(
+            failure(CertificateError::NotValidForName).0,
+            "tls_wrong_host"
+        );
+        let (code, message, _) = failure(CertificateError::ExpiredContext {
+            time: UnixTime::since_unix_epoch(Duration::from_secs(1_800_000_000)),
+            not_after: UnixTime::since_unix_epoch(Duration::from_secs(1_700_000_000)),
+        });
+        assert_eq!(code, "tls_certificate_expired");
+        assert!(message.contains("2023-11-14T22:13:20Z"), "{message}");
+        assert_eq!(
+            failure(CertificateError::Expired).0,
+            "tls_certificate_expired"
+        );
+        assert_eq!(failure(CertificateError::Revoked).0, "tls_failed");
+        assert_eq!(failure(CertificateError::NotValidYet).0, "tls_failed");
+        let handshake = tls_failure(
+            "media.example",
+            &rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure),
+        );
+        assert_eq!(handshake.code(), "tls_failed");
+        assert!(
+            handshake
+                .with_code()
+                .starts_with("tls_failed: the TLS handshake with media.example"),
+            "{}",
+            handshake.with_code()
+        );
+    }
+
+    #[test]
+    fn a_ca_bundle_needs_pem_certificates_and_nothing_unusable() {
+        let err = |pem: &str| ExtraRoots::from_pem(pem.as_bytes()).unwrap_err();
+        assert!(err("").contains("no PEM certificate"));
+        assert!(err("not a bundle at all\n").contains("no PEM certificate"));
+        // Other PEM blocks (a key) do not count.
+        assert!(
+            err("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+                .contains("no PEM certificate")
+        );
+        // A certificate block that is not valid base64, or whose content is not a certificate.
+        assert!(
+            err("-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n")
+                .contains("certificate 1: not valid PEM")
+        );
+        assert!(
+            err("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+                .contains("certificate 1: not a usable CA certificate")
+        );
+    }
+
+    #[test]
+    fn an_unreadable_ca_bundle_stops_the_start_and_an_empty_setting_adds_nothing() {
+        let config = |path: &str| OutboundTlsConfig {
+            outbound_ca_bundle: path.into(),
+        };
+        assert!(config("").load().unwrap().is_empty());
+        assert!(config("  ").load().unwrap().is_empty());
+        let err = config("/nonexistent/ca.pem").load().unwrap_err();
+        let message = format!("{err:#}");
+        assert!(
+            message.contains("/nonexistent/ca.pem") && message.contains("OUTBOUND_CA_BUNDLE"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     db::webhooks::{self as store, AttemptResult, DueDelivery, Next},
-    fetch::{self, AllowList, FetchError, Policy},
+    fetch::{self, AllowList, ExtraRoots, FetchError, Policy},
     telemetry,
 };
 
@@ -88,7 +88,8 @@ pub struct Webhooks {
 }
 
 impl Webhooks {
-    pub fn new(config: &WebhookConfig) -> anyhow::Result<Self> {
+    /// `roots`: OUTBOUND_CA_BUNDLE's CAs, trusted besides the system's for https endpoints.
+    pub fn new(config: &WebhookConfig, roots: &ExtraRoots) -> anyhow::Result<Self> {
         anyhow::ensure!(
             config.webhook_retry_base_secs.is_finite() && config.webhook_retry_base_secs > 0.0,
             "WEBHOOK_RETRY_BASE_SECS must be a positive number of seconds"
@@ -103,7 +104,7 @@ impl Webhooks {
             allow_var: "WEBHOOK_ALLOW_HOSTS",
         });
         Ok(Self {
-            client: fetch::webhook_client(policy.clone(), timeout)?,
+            client: fetch::webhook_client(policy.clone(), timeout, roots)?,
             policy,
             timeout,
             concurrency: usize::from(config.webhook_concurrency),
@@ -113,9 +114,9 @@ impl Webhooks {
         })
     }
 
-    /// What can be checked of an endpoint URL without the network: an http URL without
+    /// What can be checked of an endpoint URL without the network: an http or https URL without
     /// credentials whose host is not a literal internal address. Names are checked again after
-    /// DNS on every attempt.
+    /// DNS on every attempt; an https endpoint's certificate at every attempt.
     pub fn check_url(&self, raw: &str) -> Result<Url, FetchError> {
         if raw.chars().count() > MAX_URL_CHARS {
             return Err(FetchError::InvalidUrl(format!(
@@ -125,19 +126,10 @@ impl Webhooks {
         let url = Url::parse(raw.trim())
             .map_err(|e| FetchError::InvalidUrl(format!("not a valid URL: {e}")))?;
         match url.scheme() {
-            "http" => {}
-            // The binaries carry no TLS client (nor the image a CA bundle): an https endpoint
-            // could never be delivered, so it is refused now rather than failing every attempt.
-            "https" => {
-                return Err(FetchError::InvalidUrl(
-                    "https webhook URLs cannot be delivered yet (this build has no TLS client); \
-                     use an http URL"
-                        .into(),
-                ));
-            }
+            "http" | "https" => {}
             other => {
                 return Err(FetchError::InvalidUrl(format!(
-                    "a webhook URL must be http, not {other}:"
+                    "a webhook URL must be http or https, not {other}:"
                 )));
             }
         }
@@ -321,7 +313,8 @@ async fn deliver(pool: &PgPool, webhooks: &Webhooks, delivery: DueDelivery) {
     }
 }
 
-/// POSTs the signed payload; the status, or why there is none.
+/// POSTs the signed payload; the status, or why there is none (a TLS failure with its code in
+/// front: `tls_untrusted_certificate: …`).
 async fn send(webhooks: &Webhooks, delivery: &DueDelivery, timestamp: i64) -> Result<u16, String> {
     // Checked again at every attempt: the allowlist may have changed since registration.
     let url = webhooks
@@ -348,7 +341,7 @@ async fn send(webhooks: &Webhooks, delivery: &DueDelivery, timestamp: i64) -> Re
                     webhooks.timeout
                 )
             } else {
-                fetch::describe(err).to_string()
+                fetch::describe(err).with_code()
             }
         })?;
     Ok(response.status().as_u16())

@@ -141,14 +141,23 @@ pub async fn check(response: Response) -> Result<Response, CliError> {
             .and_then(Value::as_str)
             .map(str::to_owned)
     };
-    Err(match (field("code"), field("detail")) {
+    let mut err = match (field("code"), field("detail")) {
         (Some(code), Some(detail)) => CliError { code, detail },
         _ => CliError::new(
             &format!("http_{}", status.as_u16()),
             format!("the server answered {status}"),
         ),
-    })
+    };
+    if status == StatusCode::UNAUTHORIZED {
+        // The server speaks of headers; say what to set on this side.
+        err.detail.push_str(KEY_HINT);
+    }
+    Err(err)
 }
+
+/// Added to a 401: where this command takes its key from.
+const KEY_HINT: &str = "; prostream sends the key given with --api-key KEY or in the \
+                        PROSTREAM_API_KEY environment variable";
 
 /// True when the server answered 404 for a route (an older server without it).
 pub fn is_missing_route(status: StatusCode) -> bool {

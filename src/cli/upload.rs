@@ -1,8 +1,8 @@
-//! `prostream upload FILE [--title T] [--wait]`: send a file with a progress
-//! bar, then (with `--wait`) follow its job to the end.
+//! `prostream upload FILE [--title T] [--public] [--wait]`: send a file with a
+//! progress bar, then (with `--wait`) follow its job to the end.
 //!
 //! Uploads go through tus in pieces. The upload's URL is remembered per file
-//! (path, size, modification time) in a small state file, so running the
+//! (path, size, modification time, `--public`) in a small state file, so running the
 //! same command again after Ctrl-C or a broken connection continues from the
 //! server's offset instead of starting over.
 
@@ -32,7 +32,12 @@ pub struct UploadArgs {
     /// Title (default: the file name).
     #[arg(long)]
     pub title: Option<String>,
-    /// Follow the job until the video is ready (or failed), then print its playback URL.
+    /// Make the video public: its playback URL works for anyone and does not expire (default:
+    /// the server's DEFAULT_VISIBILITY, private unless configured otherwise).
+    #[arg(long)]
+    pub public: bool,
+    /// Follow the job until the video is ready (or failed), then print its playback URL; the URL
+    /// is printed as soon as the video is playable too, while it still encodes.
     #[arg(long)]
     pub wait: bool,
     /// Bytes per request of a resumable upload: what a broken connection can cost at most.
@@ -60,7 +65,7 @@ pub async fn run(args: UploadArgs) -> Result<(), CliError> {
     let bar = bytes_bar(meta.len(), args.server.json);
 
     let video_id = if tus::supported(&client).await? {
-        let key = state_key(&args.server.server, &args.file, &meta)?;
+        let key = state_key(&args.server.server, &args.file, &meta, args.public)?;
         let interrupted = || {
             CliError::new(
                 "interrupted",
@@ -72,7 +77,7 @@ pub async fn run(args: UploadArgs) -> Result<(), CliError> {
             _ = tokio::signal::ctrl_c() => { bar.abandon(); return Err(interrupted()); }
         }
     } else {
-        upload_whole(&client, &args.file, &title, &bar).await?
+        upload_whole(&client, &args.file, &title, args.public, &bar).await?
     };
     bar.finish_and_clear();
 
@@ -120,7 +125,11 @@ async fn upload_resumable(
             (url, status)
         }
         None => {
-            let url = tus::create(client, length, &[("filename", name), ("title", title)]).await?;
+            let mut metadata = vec![("filename", name), ("title", title)];
+            if args.public {
+                metadata.push(("visibility", "public"));
+            }
+            let url = tus::create(client, length, &metadata).await?;
             state.urls.insert(key.to_owned(), url.clone());
             state.save()?;
             let status = tus::Status {
@@ -155,13 +164,18 @@ async fn upload_whole(
     client: &Client,
     file: &Path,
     title: &str,
+    public: bool,
     bar: &ProgressBar,
 ) -> Result<VideoId, CliError> {
     let length = tokio::fs::metadata(file).await?.len();
     let body = file_body(file, 0, length, bar).await?;
-    let response = client
+    let mut request = client
         .request(Method::POST, "/v1/videos")
-        .query(&[("title", title)])
+        .query(&[("title", title)]);
+    if public {
+        request = request.query(&[("visibility", "public")]);
+    }
+    let response = request
         .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
         .header(reqwest::header::CONTENT_LENGTH, length)
         .body(body)
@@ -189,7 +203,9 @@ async fn file_body(
     Ok(Body::wrap_stream(stream))
 }
 
-/// Polls the video with a second bar (stage and percent) until it stops changing state.
+/// Polls the video with a second bar (stage and percent) until it stops changing state. The
+/// playback URL is printed once, as soon as the video is playable while it still encodes: on
+/// stdout with the text output, on stderr with `--json` (whose stdout is one document).
 async fn follow(client: &Client, id: VideoId, quiet: bool) -> Result<Value, CliError> {
     let bar = if quiet {
         ProgressBar::hidden()
@@ -201,11 +217,23 @@ async fn follow(client: &Client, id: VideoId, quiet: bool) -> Result<Value, CliE
             .expect("static template")
             .progress_chars("=> "),
     );
+    let mut announced = false;
     loop {
         let video: Value = client
             .json(client.request(Method::GET, &format!("/v1/videos/{id}")))
             .await?;
         let status = video["status"].as_str().unwrap_or("unknown").to_owned();
+        if !announced
+            && status == "processing"
+            && let Some(url) = playable_url(client, &video)
+        {
+            announced = true;
+            if quiet {
+                eprintln!("{url}");
+            } else {
+                bar.suspend(|| println!("{url}"));
+            }
+        }
         bar.set_prefix(status.clone());
         // `progress` is a percentage already.
         bar.set_position(video["progress"].as_f64().unwrap_or(0.0).clamp(0.0, 100.0) as u64);
@@ -220,6 +248,18 @@ async fn follow(client: &Client, id: VideoId, quiet: bool) -> Result<Value, CliE
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// The line that announces a playable video's playback URL, while it still encodes.
+fn playable_url(client: &Client, video: &Value) -> Option<String> {
+    if video["playable"].as_bool() != Some(true) {
+        return None;
+    }
+    let hls = video["playback"]["hls"].as_str()?;
+    Some(format!(
+        "playable:   {} (still encoding; waiting for ready)",
+        client.url(hls)
+    ))
 }
 
 fn bytes_bar(len: u64, quiet: bool) -> ProgressBar {
@@ -239,8 +279,14 @@ fn bytes_bar(len: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
-/// One upload per server and file version: a changed file starts afresh.
-fn state_key(server: &str, file: &Path, meta: &std::fs::Metadata) -> Result<String, CliError> {
+/// One upload per server, file version and visibility: a changed file (or `--public` added)
+/// starts afresh, since the server keeps what the upload was created with.
+fn state_key(
+    server: &str,
+    file: &Path,
+    meta: &std::fs::Metadata,
+    public: bool,
+) -> Result<String, CliError> {
     let path = std::fs::canonicalize(file)?;
     let modified = meta
         .modified()
@@ -248,9 +294,10 @@ fn state_key(server: &str, file: &Path, meta: &std::fs::Metadata) -> Result<Stri
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
     Ok(format!(
-        "{server} {} {} {modified}",
+        "{server} {} {} {modified}{}",
         path.display(),
-        meta.len()
+        meta.len(),
+        if public { " public" } else { "" }
     ))
 }
 

@@ -118,19 +118,31 @@ pub fn print_video(client: &Client, video: &Value, json: bool) -> Result<(), Cli
 }
 
 fn print_table(items: &[Value]) {
+    let statuses: Vec<String> = items.iter().map(status_cell).collect();
+    let width = statuses.iter().map(String::len).max().unwrap_or(0).max(10);
     println!(
-        "{:<36}  {:<10}  {:>8}  {:<24}  TITLE",
+        "{:<36}  {:<width$}  {:>8}  {:<24}  TITLE",
         "ID", "STATUS", "DURATION", "RENDITIONS"
     );
-    for video in items {
+    for (video, status) in items.iter().zip(&statuses) {
         println!(
-            "{:<36}  {:<10}  {:>7.1}s  {:<24}  {}",
+            "{:<36}  {:<width$}  {:>7.1}s  {:<24}  {}",
             video["id"].as_str().unwrap_or(""),
-            video["status"].as_str().unwrap_or(""),
+            status,
             video["source"]["duration_s"].as_f64().unwrap_or(0.0),
             renditions(video),
             video["title"].as_str().unwrap_or(""),
         );
+    }
+}
+
+/// The status, and for a failed video why: `failed: transcode_failed`. (A canceled video's code is
+/// `canceled`, which its status already says.)
+fn status_cell(video: &Value) -> String {
+    let status = video["status"].as_str().unwrap_or("");
+    match video["error"]["code"].as_str() {
+        Some(code) if code != status => format!("{status}: {code}"),
+        _ => status.to_owned(),
     }
 }
 

@@ -74,18 +74,8 @@ impl FromRequestParts<AppState> for Caller {
                 )),
             };
         };
-        let secret = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|secret| auth::looks_like_key(secret))
-            .ok_or_else(|| {
-                unauthorized(
-                    ErrorCode::ApiKeyInvalid,
-                    "the Authorization header is not `Bearer ps_…` with a ProStream API key",
-                )
-            })?;
+        let secret = bearer_secret(value)
+            .map_err(|detail| unauthorized(ErrorCode::ApiKeyInvalid, &detail))?;
         let mut conn = state.pool.acquire().await?;
         match db::keys::find_live(&mut conn, &auth::digest(secret)).await? {
             Some(key) => Ok(Caller {
@@ -100,9 +90,90 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The key of an `Authorization: Bearer KEY` header, or what is wrong with the header. The scheme
+/// is matched case-insensitively (RFC 9110, 11.1). The messages never repeat the header's value.
+fn bearer_secret(value: &HeaderValue) -> Result<&str, String> {
+    const SEND: &str = "send `Authorization: Bearer KEY`";
+    let text = value
+        .to_str()
+        .map_err(|_| format!("the Authorization header is not plain ASCII text; {SEND}"))?
+        .trim();
+    let (scheme, rest) = text
+        .split_once(|c: char| c.is_ascii_whitespace())
+        .unwrap_or((text, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(if auth::looks_like_key(text) {
+            format!("the Authorization header holds a key without its scheme; {SEND}")
+        } else {
+            format!("the Authorization header does not use the Bearer scheme; {SEND}")
+        });
+    }
+    let secret = rest.trim();
+    if secret.is_empty() {
+        return Err(format!("no API key follows `Bearer`; {SEND}"));
+    }
+    match auth::format_problem(secret) {
+        None => Ok(secret),
+        Some(problem) => Err(format!(
+            "the Bearer token is not a ProStream API key: {problem}; a key is `ps_` and 43 \
+             letters, digits, `-` or `_`, as `prostream keys create` printed it"
+        )),
+    }
+}
+
 fn unauthorized(code: ErrorCode, detail: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, code, detail).with_header(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static(r#"Bearer realm="prostream""#),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(value: &str) -> Result<String, String> {
+        bearer_secret(&HeaderValue::from_str(value).unwrap()).map(str::to_owned)
+    }
+
+    #[test]
+    fn the_scheme_is_matched_whatever_its_case() {
+        let key = auth::generate().secret;
+        for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+            assert_eq!(
+                parse(&format!("{scheme} {key}")),
+                Ok(key.clone()),
+                "{scheme}"
+            );
+        }
+        assert_eq!(parse(&format!("Bearer   {key}  ")), Ok(key));
+    }
+
+    #[test]
+    fn a_malformed_header_is_told_what_is_wrong_without_repeating_it() {
+        let key = auth::generate().secret;
+        let not_bearer = parse(&format!("Basic {key}")).unwrap_err();
+        assert!(
+            not_bearer.contains("does not use the Bearer scheme"),
+            "{not_bearer}"
+        );
+        let bare = parse(&key).unwrap_err();
+        assert!(bare.contains("a key without its scheme"), "{bare}");
+        let empty = parse("Bearer ").unwrap_err();
+        assert!(empty.contains("no API key follows `Bearer`"), "{empty}");
+        let short = parse("Bearer ps_short").unwrap_err();
+        assert!(
+            short.contains("not a ProStream API key: it is 8 characters long"),
+            "{short}"
+        );
+        assert!(!short.contains("Bearer scheme"), "{short}");
+        let foreign = parse("bearer ghp_0123456789").unwrap_err();
+        assert!(foreign.contains("does not start with `ps_`"), "{foreign}");
+        for message in [not_bearer, bare, empty, short, foreign] {
+            assert!(
+                !message.contains(&key) && !message.contains("ghp_"),
+                "{message}"
+            );
+        }
+    }
 }

@@ -35,7 +35,7 @@ macro_rules! error_codes {
 }
 
 error_codes! {
-    NotFound = "not_found": "No such video or file (also for malformed ids).",
+    NotFound = "not_found": "No such video or file (also for malformed ids), or no such `/v1` route.",
     InvalidCursor = "invalid_cursor": "The `cursor` is not a video id from an earlier page.",
     InvalidLimit = "invalid_limit": "`limit` is not a number from 1 to 100.",
     InvalidStatus = "invalid_status": "`status` is not one of the job states.",
@@ -43,7 +43,7 @@ error_codes! {
     InvalidQuery = "invalid_query": "The query string cannot be read (e.g. a parameter given twice).",
     InvalidPath = "invalid_path": "The path is not valid UTF-8 once percent-decoded.",
     InvalidJson = "invalid_json": "The JSON body cannot be read (URL ingest, webhooks).",
-    InvalidUrl = "invalid_url": "Not an http URL without credentials (URL ingest, webhooks; https is not supported yet).",
+    InvalidUrl = "invalid_url": "Not an http or https URL without credentials (URL ingest, webhooks).",
     UrlForbidden = "url_forbidden": "The URL names an internal address (loopback, private, link-local…) not in URL_INGEST_ALLOW_HOSTS (WEBHOOK_ALLOW_HOSTS for webhooks).",
     InvalidEvents = "invalid_events": "A webhook's `events` is empty or names an unknown event (video.playable, video.ready, video.failed, video.canceled).",
     InvalidFileName = "invalid_file_name": "An HLS path that is not a plain file name.",

@@ -30,7 +30,8 @@ use axum::{
     Router,
     body::Body,
     extract::{DefaultBodyLimit, MatchedPath},
-    http::{HeaderName, HeaderValue, Method, Request, header},
+    http::{HeaderName, HeaderValue, Method, Request, StatusCode, Uri, header},
+    response::{IntoResponse, Response},
 };
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
@@ -51,6 +52,7 @@ pub fn api_router(state: AppState, cors_origin: &str) -> Router {
         .merge(docs::ui(openapi))
         .merge(web::router())
         .route("/metrics", axum::routing::get(health::metrics_elsewhere))
+        .fallback(no_route)
         .with_state(state);
     let traced = |app: Router| {
         app.layer(
@@ -74,6 +76,26 @@ pub fn api_router(state: AppState, cors_origin: &str) -> Router {
         // Every `Json` extractor reads at most this; upload routes lift it for their own bounds.
         .layer(DefaultBodyLimit::max(limits::MAX_JSON_BYTES))
         .layer(axum::middleware::from_fn(limits::bound_uri))
+}
+
+/// A path no route matches: under `/v1` a problem document like every other API error (API
+/// clients read its `code`); elsewhere an empty 404, as before.
+async fn no_route(uri: Uri) -> Response {
+    let path = uri.path();
+    if path != "/v1" && !path.starts_with("/v1/") {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let hint = if path.len() > 4 && path.ends_with('/') {
+        " (API paths do not end with `/`)"
+    } else {
+        ""
+    };
+    error::ApiError::new(
+        StatusCode::NOT_FOUND,
+        error::ErrorCode::NotFound,
+        format!("no API route has this path{hint}; /openapi.json lists them"),
+    )
+    .into_response()
 }
 
 /// Sends every request but a plain OPTIONS (no Access-Control-Request-Method) through CORS.

@@ -18,11 +18,12 @@ use super::{
 };
 use crate::{db::Visibility, ingest::NewDownload};
 
-/// `{"url": "http://…", "title": "…"}`
+/// `{"url": "https://…", "title": "…"}`
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UrlIngest {
-    /// An http URL of a video or audio file (https is not supported yet).
-    #[schema(example = "http://example.com/clip.mp4")]
+    /// An http or https URL of a video or audio file (https certificates are verified against
+    /// the system's CAs and OUTBOUND_CA_BUNDLE's).
+    #[schema(example = "https://example.com/clip.mp4")]
     pub url: String,
     /// 1-200 characters, no control or bidi-override characters; default: the URL's file name.
     pub title: Option<String>,

@@ -36,12 +36,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_deliveries))
 }
 
-/// `{"url": "http://…", "events": ["video.ready", …]}`
+/// `{"url": "https://…", "events": ["video.ready", …]}`
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct WebhookIn {
-    /// An http URL (https is not supported yet: this build has no TLS client) on a public
-    /// address, or on a host in WEBHOOK_ALLOW_HOSTS.
-    #[schema(example = "http://example.com/hooks/prostream")]
+    /// An http or https URL on a public address, or on a host in WEBHOOK_ALLOW_HOSTS. An https
+    /// endpoint's certificate is verified at every attempt (the system's CAs and
+    /// OUTBOUND_CA_BUNDLE's).
+    #[schema(example = "https://example.com/hooks/prostream")]
     pub url: String,
     /// One or more of `video.playable`, `video.ready`, `video.failed`, `video.canceled`.
     #[schema(example = json!(["video.ready", "video.failed"]))]
@@ -112,7 +113,9 @@ pub struct AttemptOut {
     pub duration_ms: i32,
     /// The HTTP status the endpoint answered; null when it did not (see `error`).
     pub status: Option<i32>,
-    /// Why there is no status: timeout, connection refused, forbidden address…
+    /// Why there is no status: timeout, connection refused, forbidden address… A TLS failure
+    /// starts with its code: `tls_untrusted_certificate:`, `tls_wrong_host:`,
+    /// `tls_certificate_expired:` or `tls_failed:`.
     pub error: Option<String>,
 }
 
@@ -137,7 +140,7 @@ impl From<db::webhooks::WebhookRow> for WebhookOut {
     request_body(content = WebhookIn, content_type = "application/json"),
     responses(
         (status = 201, description = "Registered; `Location: /v1/webhooks/{id}`", body = WebhookCreated),
-        (status = 400, description = "`invalid_json`, `invalid_url` (also https: not supported yet), `invalid_events`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_json`, `invalid_url` (not http or https, credentials), `invalid_events`", body = Problem, content_type = "application/problem+json"),
         Unauthorized,
         (status = 403, description = "`forbidden`: a request without a key (AUTH_MODE=open) has no owner to hold the webhook", body = Problem, content_type = "application/problem+json"),
         JsonBodyTooLarge,

@@ -29,7 +29,7 @@ pub struct VideoOut {
     /// True once the video can be watched: ready, or still processing with
     /// every rendition's first segments published.
     pub playable: bool,
-    /// Percent done, 0-100.
+    /// Percent done, 0-100, to one decimal.
     pub progress: f32,
     pub stage: Option<JobStage>,
     pub error: Option<ErrorOut>,
@@ -47,7 +47,9 @@ pub struct VideoOut {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorOut {
-    /// Why the job failed or was refused, e.g. `transcode_failed`, `retries_exhausted`, `canceled`.
+    /// Why the job failed or was refused, e.g. `transcode_failed`, `retries_exhausted`, `canceled`;
+    /// for a URL ingest also `download_failed`, `tls_untrusted_certificate`, `tls_wrong_host`,
+    /// `tls_certificate_expired`, `tls_failed`…
     pub code: String,
     pub message: String,
 }
@@ -112,7 +114,7 @@ impl VideoOut {
             visibility: row.visibility,
             status: row.state,
             playable,
-            progress: row.progress,
+            progress: one_decimal(row.progress),
             stage: row.stage,
             error,
             source: SourceOut {
@@ -144,6 +146,11 @@ impl VideoOut {
             finished_at: row.finished_at,
         }
     }
+}
+
+/// `6.506665` → `6.5`: the workers write progress at full precision, clients show a tenth at most.
+fn one_decimal(percent: f32) -> f32 {
+    (percent * 10.0).round() / 10.0
 }
 
 /// The `playback` of a playable video: plain URLs for a public video; for a private one, URLs
@@ -192,4 +199,27 @@ pub async fn load_video(
 /// `/v1/videos/{id}` as a header value.
 pub fn video_location(video_id: VideoId) -> HeaderValue {
     HeaderValue::from_str(&format!("/v1/videos/{video_id}")).expect("a UUID path is a valid header")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_is_rounded_to_one_decimal() {
+        for (raw, shown) in [
+            (6.506665, "6.5"),
+            (0.0, "0.0"),
+            (33.349, "33.3"),
+            (33.35, "33.4"),
+            (99.96, "100.0"),
+            (100.0, "100.0"),
+        ] {
+            assert_eq!(
+                serde_json::to_string(&one_decimal(raw)).unwrap(),
+                shown,
+                "{raw}"
+            );
+        }
+    }
 }

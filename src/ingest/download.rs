@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::{Ingest, IngestError, quotas, record::source_of};
 use crate::{
     db::{self, Visibility},
-    fetch::{self, AllowList, FetchError, Policy},
+    fetch::{self, AllowList, ExtraRoots, FetchError, Policy},
     ids::{JobId, OwnerId, VideoId},
     media, queue,
     storage::TempFile,
@@ -63,7 +63,8 @@ pub struct Downloads {
 }
 
 impl Downloads {
-    pub fn new(config: &IngestConfig, max_bytes: u64) -> anyhow::Result<Self> {
+    /// `roots`: OUTBOUND_CA_BUNDLE's CAs, trusted besides the system's for https URLs.
+    pub fn new(config: &IngestConfig, max_bytes: u64, roots: &ExtraRoots) -> anyhow::Result<Self> {
         let policy = Arc::new(Policy {
             allow: AllowList::parse(&config.url_ingest_allow_hosts, "URL_INGEST_ALLOW_HOSTS")
                 .map_err(anyhow::Error::msg)?,
@@ -73,7 +74,7 @@ impl Downloads {
             allow_var: "URL_INGEST_ALLOW_HOSTS",
         });
         Ok(Self {
-            client: fetch::client(policy.clone())?,
+            client: fetch::client(policy.clone(), roots)?,
             policy,
             wake: Notify::new(),
             concurrency: usize::from(config.url_ingest_concurrency),

@@ -511,3 +511,60 @@ async fn an_owner_reads_its_usage_and_only_an_admin_key_lists_every_owner(pool: 
     let _ = std::fs::remove_dir_all(&fixtures);
     app.shutdown().await;
 }
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn the_bearer_scheme_is_matched_in_any_case_and_a_malformed_key_is_told_what_is_wrong(
+    pool: PgPool,
+) {
+    let app = TestApp::spawn(pool).await;
+    let anonymous = reqwest::Client::new();
+    let get = |authorization: String| {
+        anonymous
+            .get(app.url("/v1/videos"))
+            .header("authorization", authorization)
+            .send()
+    };
+    // RFC 9110, 11.1: the scheme is case-insensitive.
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let response = get(format!("{scheme} {}", app.key)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{scheme}");
+    }
+    // Each refusal says what is actually wrong, and never repeats what was sent.
+    for (header, says, not) in [
+        (
+            format!("Basic {}", app.key),
+            "does not use the Bearer scheme",
+            "not a ProStream API key",
+        ),
+        (
+            "Bearer ps_short".to_owned(),
+            "not a ProStream API key: it is 8 characters long",
+            "Bearer scheme",
+        ),
+        (
+            format!("bearer {}x", app.key),
+            "not a ProStream API key: it is 47 characters long",
+            "Bearer scheme",
+        ),
+        (
+            "Bearer ghp_notours".to_owned(),
+            "not a ProStream API key: it does not start with `ps_`",
+            "Bearer scheme",
+        ),
+    ] {
+        let response = get(header.clone()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{header}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "api_key_invalid", "{header}");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(says) && !detail.contains(not),
+            "{header}: {detail}"
+        );
+        assert!(
+            !detail.contains(&app.key) && !detail.contains("ghp_"),
+            "{detail}"
+        );
+    }
+    app.shutdown().await;
+}

@@ -278,3 +278,83 @@ async fn the_openapi_document_and_its_offline_docs_page_are_served(pool: PgPool)
     assert!(init.contains("/openapi.json"), "{init}");
     app.shutdown().await;
 }
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn unknown_v1_paths_answer_a_not_found_problem_and_other_paths_stay_as_they_were(
+    pool: PgPool,
+) {
+    let app = TestApp::spawn(pool).await;
+    let id = "01900000-0000-7000-8000-000000000000";
+    for (path, trailing_slash) in [
+        ("/v1/videos/", true),
+        ("/v1/nope", false),
+        ("/v1", false),
+        ("/v1/", false),
+        (&*format!("/v1/videos/{id}/nope"), false),
+        (&*format!("/v1/videos/{id}/"), true),
+    ] {
+        // With a key and without: an unknown path is not an authentication question.
+        for client in [&app.http, &reqwest::Client::new()] {
+            let response = client.get(app.url(path)).send().await.unwrap();
+            assert_eq!(response.status(), 404, "{path}");
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/problem+json",
+                "{path}"
+            );
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["code"], "not_found", "{path}");
+            assert_eq!(body["status"], 404, "{path}");
+            let detail = body["detail"].as_str().unwrap();
+            assert_eq!(
+                detail.contains("do not end with `/`"),
+                trailing_slash,
+                "{path}: {detail}"
+            );
+        }
+    }
+    // A known path with another method is still 405, and the routes around /v1 are unchanged.
+    let response = app.http.put(app.url("/v1/videos")).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    let page = app.http.get(app.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    for path in ["/nope", "/v1nope"] {
+        let response = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        assert!(
+            response.bytes().await.unwrap().is_empty(),
+            "{path} answers a body"
+        );
+    }
+    app.shutdown().await;
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn progress_is_answered_to_one_decimal(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let clip = make_clip(&fixtures, "p.mp4", 1, 160, 120, false).await;
+    let id = app.upload_ok(&clip).await;
+    // What a worker writes mid-encode.
+    sqlx::query(
+        "UPDATE jobs SET state = 'processing', stage = 'transcoding', progress = 6.506665,
+                         started_at = now()
+         WHERE video_id = $1::uuid",
+    )
+    .bind(&id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let response = app
+        .http
+        .get(app.url(&format!("/v1/videos/{id}")))
+        .send()
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    assert!(text.contains(r#""progress":6.5,"#), "{text}");
+    let page = app.get_json("/v1/videos").await;
+    assert_eq!(page["items"][0]["progress"].to_string(), "6.5");
+    app.shutdown().await;
+    std::fs::remove_dir_all(fixtures).unwrap();
+}

@@ -309,3 +309,190 @@ async fn an_upload_cut_off_midway_resumes_from_the_servers_offset_when_run_again
     let _ = std::fs::remove_dir_all(fixtures);
     app.shutdown().await;
 }
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn a_missing_or_refused_key_names_the_option_and_the_variable_that_set_it(pool: PgPool) {
+    prostream_bin();
+    let app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let clip = fixtures.join("any.mp4");
+    std::fs::write(&clip, vec![7u8; 1000]).unwrap();
+    let unknown = prostream::auth::generate().secret;
+    let cases: [(&[&str], Option<&str>, &str); 4] = [
+        (&["videos", "list"], None, "error: api_key_required: "),
+        (
+            &["videos", "list"],
+            Some(unknown.as_str()),
+            "error: api_key_invalid: ",
+        ),
+        (
+            &["videos", "list"],
+            Some("ps_short"),
+            "error: api_key_invalid: ",
+        ),
+        (
+            &["upload", clip.to_str().unwrap()],
+            None,
+            "error: api_key_required: ",
+        ),
+    ];
+    for (args, key, error) in cases {
+        let mut command = tokio::process::Command::new(prostream_bin());
+        command
+            .args(args)
+            .env("PROSTREAM_URL", &app.base)
+            .env("XDG_STATE_HOME", &fixtures)
+            .env_remove("PROSTREAM_API_KEY")
+            .kill_on_drop(true);
+        if let Some(key) = key {
+            command.env("PROSTREAM_API_KEY", key);
+        }
+        let output = command.output().await.unwrap();
+        assert_eq!(output.status.code(), Some(1), "{args:?} {key:?}");
+        let text = stderr(&output);
+        assert!(
+            text.contains(error)
+                && text.contains("--api-key")
+                && text.contains("PROSTREAM_API_KEY"),
+            "{args:?} {key:?}: {text}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(fixtures);
+    app.shutdown().await;
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn upload_public_makes_a_public_video_and_without_it_the_servers_default_holds(pool: PgPool) {
+    prostream_bin();
+    let app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let clip = make_clip(&fixtures, "public.mp4", 1, 160, 120, false).await;
+    let clip_arg = clip.to_str().unwrap();
+
+    let public =
+        json_of(&prostream(&app, &fixtures, &["upload", clip_arg, "--public", "--json"]).await);
+    assert_eq!(public["visibility"], "public", "{public}");
+    let private = json_of(&prostream(&app, &fixtures, &["upload", clip_arg, "--json"]).await);
+    assert_eq!(private["visibility"], "private", "{private}");
+    assert_ne!(public["id"], private["id"]);
+
+    let _ = std::fs::remove_dir_all(fixtures);
+    app.shutdown().await;
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn upload_wait_prints_the_playback_url_as_soon_as_the_video_is_playable(pool: PgPool) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    prostream_bin();
+    let mut app = TestApp::spawn(pool).await;
+    app.start_worker(1).await;
+    let fixtures = scratch();
+    // Long enough to be playable (after its first segments) well before it is ready.
+    let clip = make_clip(&fixtures, "long.mp4", 40, 640, 360, true).await;
+    let mut child = tokio::process::Command::new(prostream_bin())
+        .args(["upload", clip.to_str().unwrap(), "--wait"])
+        .env("PROSTREAM_URL", &app.base)
+        .env("PROSTREAM_API_KEY", &app.key)
+        .env("XDG_STATE_HOME", &fixtures)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(COMMAND_LIMIT, lines.next_line())
+        .await
+        .expect("prostream upload --wait printed nothing in time")
+        .unwrap()
+        .expect("prostream upload --wait ended without output");
+
+    // The first line is the URL, printed while the video still encodes.
+    let id: String = sqlx::query_scalar("SELECT id::text FROM videos")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let video = app.get_json(&format!("/v1/videos/{id}")).await;
+    assert_eq!(video["status"], "processing", "{first}: {video}");
+    let url = first
+        .strip_prefix("playable:   ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("not the playback URL: {first}"));
+    assert!(
+        url.starts_with(&format!("{}/v1/videos/{id}/", app.base)) && url.ends_with("/master.m3u8"),
+        "{first}"
+    );
+    // It plays already, without a key (a private video's URL is signed).
+    let master = reqwest::get(url).await.unwrap();
+    assert_eq!(master.status(), 200, "{url}");
+    assert!(master.text().await.unwrap().starts_with("#EXTM3U"));
+
+    // Then the command goes on to the end and prints the ready video.
+    let mut rest = Vec::new();
+    while let Some(line) = tokio::time::timeout(COMMAND_LIMIT, lines.next_line())
+        .await
+        .expect("prostream upload --wait did not finish in time")
+        .unwrap()
+    {
+        rest.push(line);
+    }
+    let status = child.wait().await.unwrap();
+    assert!(status.success(), "{status:?}: {rest:?}");
+    assert!(rest.iter().any(|l| l == "status:     ready"), "{rest:?}");
+    assert!(
+        !rest.iter().any(|l| l.starts_with("playable:")),
+        "announced twice: {rest:?}"
+    );
+
+    let _ = std::fs::remove_dir_all(fixtures);
+    app.shutdown().await;
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn videos_list_shows_why_a_video_failed(pool: PgPool) {
+    prostream_bin();
+    let app = TestApp::spawn(pool).await;
+    let fixtures = scratch();
+    let clip = make_clip(&fixtures, "list.mp4", 1, 160, 120, false).await;
+    let failed = app.upload_ok(&clip).await;
+    let queued = app.upload_ok(&clip).await;
+    sqlx::query(
+        "UPDATE jobs SET state = 'failed', error_code = 'transcode_failed',
+                         error_message = 'ffmpeg exited with status 1', finished_at = now()
+         WHERE video_id = $1::uuid",
+    )
+    .bind(&failed)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    let list = prostream(&app, &fixtures, &["videos", "list"]).await;
+    assert!(list.status.success(), "{}", stderr(&list));
+    let text = String::from_utf8_lossy(&list.stdout);
+    let row = |id: &str| {
+        text.lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("no row for {id}: {text}"))
+    };
+    assert!(
+        row(&failed).contains(" failed: transcode_failed "),
+        "{text}"
+    );
+    assert!(
+        row(&queued).contains(" queued ") && !row(&queued).contains("transcode_failed"),
+        "{text}"
+    );
+    // The columns still line up: every row's title starts under TITLE.
+    let title_at = text.lines().next().unwrap().find("TITLE").unwrap();
+    for id in [&failed, &queued] {
+        let line = row(id);
+        assert!(
+            line.len() > title_at
+                && line.as_bytes()[title_at - 1] == b' '
+                && line.as_bytes()[title_at] != b' ',
+            "{text}"
+        );
+    }
+
+    let _ = std::fs::remove_dir_all(fixtures);
+    app.shutdown().await;
+}

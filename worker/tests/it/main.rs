@@ -24,6 +24,7 @@ mod playback;
 mod quotas;
 mod s3;
 mod state_machine;
+mod tls;
 mod tus;
 mod uploads;
 mod url_ingest;

@@ -149,6 +149,13 @@ async fn internal_addresses_are_refused_before_and_after_dns_and_on_redirects(po
         ("http://[::1]:9/clip", 422, "url_forbidden"),
         ("http://10.0.0.1/clip", 422, "url_forbidden"),
         ("http://[::ffff:127.0.0.2]/clip", 422, "url_forbidden"),
+        // https gets the same checks.
+        (
+            "https://169.254.169.254/latest/meta-data/",
+            422,
+            "url_forbidden",
+        ),
+        ("https://[::1]:8443/clip", 422, "url_forbidden"),
         ("file:///etc/passwd", 400, "invalid_url"),
         ("gopher://example.com/", 400, "invalid_url"),
         ("not a url", 400, "invalid_url"),
@@ -163,13 +170,16 @@ async fn internal_addresses_are_refused_before_and_after_dns_and_on_redirects(po
     let (got, body) = ingest(&app, json!({ "link": "x" })).await;
     assert_eq!((got, body["code"].as_str().unwrap()), (400, "invalid_json"));
 
-    // A name that resolves to loopback (only 127.0.0.1 is allowlisted, not `localhost`).
-    failed_with(
-        &app,
-        &format!("http://localhost:{port}/clip"),
-        "url_forbidden",
-    )
-    .await;
+    // A name that resolves to loopback (only 127.0.0.1 is allowlisted, not `localhost`); over
+    // https too: the resolver refuses it before any connection, let alone a handshake.
+    for scheme in ["http", "https"] {
+        failed_with(
+            &app,
+            &format!("{scheme}://localhost:{port}/clip"),
+            "url_forbidden",
+        )
+        .await;
+    }
     // An allowed host redirecting inward, to a literal address and to a name.
     failed_with(
         &app,

@@ -523,7 +523,7 @@ async fn another_owner_can_neither_list_nor_delete_a_webhook(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
-async fn internal_urls_https_and_unknown_events_are_refused_at_registration(pool: PgPool) {
+async fn internal_urls_other_schemes_and_unknown_events_are_refused_at_registration(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let refused = async |url: &str, events: Value, want: (u16, &str)| {
         let body = json!({ "url": url, "events": events });
@@ -540,11 +540,15 @@ async fn internal_urls_https_and_unknown_events_are_refused_at_registration(pool
         ("http://169.254.169.254/latest/meta-data", forbidden),
         ("http://[::1]:8080/hook", forbidden),
         ("http://192.168.1.10/hook", forbidden),
+        // https gets the same address checks.
+        ("https://10.0.0.1/hook", forbidden),
+        ("https://[::1]:8443/hook", forbidden),
         // A name is checked after DNS too (the test allowlist names 127.0.0.1, not localhost).
         ("http://localhost:9/hook", forbidden),
-        ("https://example.com/hook", invalid),
         ("ftp://example.com/hook", invalid),
+        ("ws://example.com/hook", invalid),
         ("http://user:pw@example.com/hook", invalid),
+        ("https://user:pw@example.com/hook", invalid),
         ("not a url", invalid),
     ] {
         refused(url, ready.clone(), want).await;

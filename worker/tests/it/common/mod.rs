@@ -18,6 +18,7 @@ use prostream::{
         CommonConfig, LogConfig, MediaLimits, OwnerPolicy, PlaybackConfig, StorageBackend,
         StorageConfig,
     },
+    fetch::OutboundTlsConfig,
     http::{AppState, auth::AuthMode, serve::ServeConfig},
     ingest::IngestConfig,
     playback::{Signer, SigningKey},
@@ -174,6 +175,15 @@ impl TestApp {
             ..test_api_config(&id, redis_url, StorageConfig::local(), &media_dir)
         };
         Self::start(pool, config, media_dir.clone()).await
+    }
+
+    /// The API with the tests' settings as `change` leaves them (e.g. OUTBOUND_CA_BUNDLE).
+    pub async fn spawn_with_config(pool: PgPool, change: impl FnOnce(&mut ApiConfig)) -> Self {
+        let id = Uuid::now_v7().simple().to_string();
+        let media_dir = std::env::temp_dir().join(format!("prostream-test-{id}"));
+        let mut config = test_api_config(&id, &redis_url(), StorageConfig::local(), &media_dir);
+        change(&mut config);
+        Self::start(pool, config, media_dir).await
     }
 
     /// API and workers on S3 (the test bucket, under a prefix of this test's own), each with
@@ -607,6 +617,7 @@ fn test_api_config(
             playback_url_ttl_secs: 3600,
         },
         webhooks: test_webhook_config(),
+        outbound_tls: OutboundTlsConfig::default(),
         connections: ServeConfig::default(),
         bind_addr: "127.0.0.1:0".parse().unwrap(),
         metrics_addr: "127.0.0.1:0".parse().unwrap(),
