@@ -217,8 +217,7 @@ async fn send_hostile_multipart(app: &TestApp, prefix: &str, fill: u8) -> (u16, 
         HOSTILE_BYTES,
     )
     .await;
-    let left = app.entries("uploads");
-    assert!(left.is_empty(), "{left:?}");
+    app.assert_no_uploads_left();
     answer
 }
 

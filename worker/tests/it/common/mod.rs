@@ -556,6 +556,13 @@ impl TestApp {
         assert!(left.is_empty(), "{left:?}");
     }
 
+    /// The bytes of the one original in the API's `uploads` (asserting there is exactly one).
+    pub fn the_one_original(&self) -> Vec<u8> {
+        let originals = self.entries("uploads");
+        assert_eq!(originals.len(), 1, "{originals:?}");
+        std::fs::read(self.media_dir.join("uploads").join(&originals[0])).unwrap()
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
             .fetch_one(&self.pool)
