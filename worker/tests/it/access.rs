@@ -134,8 +134,7 @@ async fn every_v1_operation_but_playback_refuses_a_missing_malformed_unknown_or_
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn another_owners_videos_and_uploads_answer_404_and_an_admin_key_sees_them_all(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "a.mp4", 1, 160, 120, true).await;
+    let clip = app.clip("a.mp4", 1, 160, 120, true).await;
     let mine = app.upload_ok(&clip).await;
     let other = client_with_key(&app.new_key("someone-else", false).await);
     let admin = client_with_key(&app.new_key("operator", true).await);
@@ -207,7 +206,6 @@ async fn another_owners_videos_and_uploads_answer_404_and_an_admin_key_sees_them
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     assert!(app.entries("uploads").iter().all(|f| f.starts_with('.')));
 
-    let _ = std::fs::remove_dir_all(&fixtures);
     app.shutdown().await;
 }
 
@@ -220,8 +218,7 @@ async fn uploads_past_the_daily_quota_get_429_with_retry_after_until_an_operator
         ..OwnerPolicy::default()
     };
     let app = TestApp::spawn_with_policy(pool, policy).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "a.mp4", 1, 160, 120, false).await;
+    let clip = app.clip("a.mp4", 1, 160, 120, false).await;
     app.upload_ok(&clip).await;
     // A refused file counts too: it cost a probe.
     let (status, _) = app.upload_bytes(b"not a video".to_vec(), "video/mp4").await;
@@ -273,7 +270,6 @@ async fn uploads_past_the_daily_quota_get_429_with_retry_after_until_an_operator
     assert_eq!(status, 429, "{body}");
     assert_eq!(app.count("videos").await, 3);
 
-    let _ = std::fs::remove_dir_all(&fixtures);
     app.shutdown().await;
 }
 
@@ -355,8 +351,7 @@ async fn a_video_is_private_by_default_public_on_request_and_its_visibility_can_
     pool: PgPool,
 ) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "a.mp4", 1, 160, 120, false).await;
+    let clip = app.clip("a.mp4", 1, 160, 120, false).await;
     let (status, video) = app.upload(&clip, "video/mp4").await;
     assert_eq!(status, 202);
     assert_eq!(video["visibility"], "private");
@@ -433,15 +428,13 @@ async fn a_video_is_private_by_default_public_on_request_and_its_visibility_can_
     let via_tus = app.get_json(&format!("/v1/videos/{video_id}")).await;
     assert_eq!(via_tus["visibility"], "public", "{via_tus}");
 
-    let _ = std::fs::remove_dir_all(&fixtures);
     app.shutdown().await;
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn in_open_mode_a_request_without_a_key_acts_as_an_admin(pool: PgPool) {
     let app = TestApp::spawn_open(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "a.mp4", 1, 160, 120, false).await;
+    let clip = app.clip("a.mp4", 1, 160, 120, false).await;
     // One video of a keyed owner...
     let owned = app.upload_ok(&clip).await;
     // ... seen, with a keyless one, by a keyless request.
@@ -469,7 +462,6 @@ async fn in_open_mode_a_request_without_a_key_acts_as_an_admin(pool: PgPool) {
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 
-    let _ = std::fs::remove_dir_all(&fixtures);
     app.shutdown().await;
 }
 
@@ -481,8 +473,7 @@ async fn an_owner_reads_its_usage_and_only_an_admin_key_lists_every_owner(pool: 
         ..OwnerPolicy::default()
     };
     let app = TestApp::spawn_with_policy(pool, policy).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "a.mp4", 1, 160, 120, false).await;
+    let clip = app.clip("a.mp4", 1, 160, 120, false).await;
     let size = std::fs::metadata(&clip).unwrap().len();
     app.upload_ok(&clip).await;
 
@@ -508,7 +499,6 @@ async fn an_owner_reads_its_usage_and_only_an_admin_key_lists_every_owner(pool: 
     assert_eq!(names, ["operator", "test-owner"], "{owners}");
     assert_eq!(owners["items"][1]["stored_bytes"], size);
 
-    let _ = std::fs::remove_dir_all(&fixtures);
     app.shutdown().await;
 }
 

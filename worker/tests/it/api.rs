@@ -2,14 +2,13 @@
 
 use crate::common;
 
-use common::{TestApp, header_str, make_clip, metrics_text, scratch};
+use common::{TestApp, header_str, metrics_text};
 use sqlx::PgPool;
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn videos_are_listed_newest_first_with_a_stable_cursor(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "c.mp4", 1, 160, 120, false).await;
+    let clip = app.clip("c.mp4", 1, 160, 120, false).await;
     let mut ids = Vec::new();
     for _ in 0..5 {
         let (status, video) = app.upload(&clip, "video/mp4").await;
@@ -54,7 +53,6 @@ async fn videos_are_listed_newest_first_with_a_stable_cursor(pool: PgPool) {
         assert_eq!(body["code"], code, "{query}");
     }
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
@@ -195,8 +193,7 @@ async fn metrics_on_the_metrics_listener_report_jobs_by_state_queue_depth_and_up
     pool: PgPool,
 ) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "m.mp4", 1, 160, 120, false).await;
+    let clip = app.clip("m.mp4", 1, 160, 120, false).await;
     app.upload_ok(&clip).await;
     app.upload_ok(&clip).await;
     let (status, _) = app.upload_bytes(b"not a video".to_vec(), "video/mp4").await;
@@ -225,7 +222,6 @@ async fn metrics_on_the_metrics_listener_report_jobs_by_state_queue_depth_and_up
         "{text}"
     );
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
@@ -332,8 +328,7 @@ async fn unknown_v1_paths_answer_a_not_found_problem_and_other_paths_stay_as_the
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn progress_is_answered_to_one_decimal(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "p.mp4", 1, 160, 120, false).await;
+    let clip = app.clip("p.mp4", 1, 160, 120, false).await;
     let id = app.upload_ok(&clip).await;
     // What a worker writes mid-encode.
     sqlx::query(
@@ -356,5 +351,4 @@ async fn progress_is_answered_to_one_decimal(pool: PgPool) {
     let page = app.get_json("/v1/videos").await;
     assert_eq!(page["items"][0]["progress"].to_string(), "6.5");
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }

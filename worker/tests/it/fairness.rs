@@ -9,7 +9,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::{TestApp, client_with_key, eventually, make_clip, scratch};
+use common::{TestApp, client_with_key, eventually};
 use prostream::{
     db::jobs::{self, ClaimedJob},
     ids::{JobId, OwnerId, VideoId},
@@ -301,8 +301,7 @@ async fn start_order(pool: &PgPool, jobs: i64) -> Vec<Started> {
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn one_owners_backlog_delays_another_owners_upload_by_at_most_one_job(pool: PgPool) {
     let mut app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "c.mp4", 1, 320, 240, false).await;
+    let clip = app.clip("c.mp4", 1, 320, 240, false).await;
     let clip = std::fs::read(clip).unwrap();
     let owner_a = client_with_key(&app.new_key("owner-a", false).await);
     let owner_b = client_with_key(&app.new_key("owner-b", false).await);
@@ -338,14 +337,12 @@ async fn one_owners_backlog_delays_another_owners_upload_by_at_most_one_job(pool
         "most of A's backlog was still queued when B uploaded: {names:?}"
     );
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn two_owners_with_backlogs_are_served_in_turn(pool: PgPool) {
     let mut app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "c.mp4", 1, 320, 240, false).await;
+    let clip = app.clip("c.mp4", 1, 320, 240, false).await;
     let clip = std::fs::read(clip).unwrap();
     let owner_a = client_with_key(&app.new_key("owner-a", false).await);
     let owner_b = client_with_key(&app.new_key("owner-b", false).await);
@@ -368,5 +365,4 @@ async fn two_owners_with_backlogs_are_served_in_turn(pool: PgPool) {
         ]
     );
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }

@@ -13,7 +13,7 @@ use std::{
 };
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
-use common::{TestApp, header_str, make_clip, scratch};
+use common::{TestApp, header_str};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -135,8 +135,7 @@ const BAD_TITLES: [&str; 5] = [
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn a_title_with_control_or_bidi_characters_is_refused_wherever_it_enters(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "t.mp4", 1, 160, 120, false).await;
+    let clip = app.clip("t.mp4", 1, 160, 120, false).await;
     let bytes = std::fs::read(&clip).unwrap();
     let existing = app.upload_ok(&clip).await;
 
@@ -205,14 +204,12 @@ async fn a_title_with_control_or_bidi_characters_is_refused_wherever_it_enters(p
         "Untitled"
     );
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn a_file_name_used_as_the_title_loses_its_control_and_bidi_characters(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "n.mp4", 1, 160, 120, false).await;
+    let clip = app.clip("n.mp4", 1, 160, 120, false).await;
     let bytes = std::fs::read(&clip).unwrap();
     // A tus upload carries its file name as arbitrary bytes in base64.
     let name = "\u{202E}4pm\n.mp4\u{1b}";
@@ -245,7 +242,6 @@ async fn a_file_name_used_as_the_title_loses_its_control_and_bidi_characters(poo
     let video = app.get_json(&format!("/v1/videos/{video_id}")).await;
     assert_eq!(video["title"], "4pm.mp4", "{video}");
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]

@@ -4,15 +4,14 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestApp, eventually, make_clip, scratch};
+use common::{TestApp, eventually};
 use prostream_worker::pipeline::{self, Outcome};
 use sqlx::PgPool;
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn a_canceled_queued_job_never_runs_and_can_be_retried(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "c.mp4", 2, 320, 240, true).await;
+    let clip = app.clip("c.mp4", 2, 320, 240, true).await;
     let id = app.upload_ok(&clip).await;
     let job = app.job_id(&id).await;
 
@@ -62,14 +61,12 @@ async fn a_canceled_queued_job_never_runs_and_can_be_retried(pool: PgPool) {
         404
     );
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn canceling_a_running_job_stops_ffmpeg_within_two_seconds(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "long.mp4", 20, 1280, 720, true).await;
+    let clip = app.clip("long.mp4", 20, 1280, 720, true).await;
     let id = app.upload_ok(&clip).await;
     let job = app.job_id(&id).await;
     let ctx = app.job_context().await;
@@ -94,15 +91,13 @@ async fn canceling_a_running_job_stops_ffmpeg_within_two_seconds(pool: PgPool) {
     let video = app.get_json(&format!("/v1/videos/{id}")).await;
     assert_eq!(video["status"], "canceled");
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn deleting_removes_rows_and_every_file_whatever_the_state(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let short = make_clip(&fixtures, "s.mp4", 2, 320, 240, true).await;
-    let long = make_clip(&fixtures, "l.mp4", 20, 1280, 720, true).await;
+    let short = app.clip("s.mp4", 2, 320, 240, true).await;
+    let long = app.clip("l.mp4", 20, 1280, 720, true).await;
     let ctx = app.job_context().await;
 
     // A ready video.
@@ -137,14 +132,12 @@ async fn deleting_removes_rows_and_every_file_whatever_the_state(pool: PgPool) {
     let response = app.delete(&format!("/v1/videos/{ready}")).await;
     assert_eq!(response.status(), 404);
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn concurrent_cancel_retry_and_delete_leave_a_consistent_state(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "c.mp4", 1, 320, 240, false).await;
+    let clip = app.clip("c.mp4", 1, 320, 240, false).await;
     for round in 0..5 {
         let id = app.upload_ok(&clip).await;
         let calls = (0..12).map(|i| {
@@ -180,5 +173,4 @@ async fn concurrent_cancel_retry_and_delete_leave_a_consistent_state(pool: PgPoo
         }
     }
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }

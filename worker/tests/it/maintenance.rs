@@ -4,7 +4,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::{TestApp, make_clip, scratch};
+use common::TestApp;
 use prostream::ids::JobId;
 use prostream_worker::{
     maintenance::{self, Settings},
@@ -37,8 +37,7 @@ async fn claimed_by_a_dead_worker(app: &TestApp, job: JobId, attempts: i32) {
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn expired_leases_are_queued_again_or_failed_on_the_last_attempt(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "c.mp4", 1, 320, 240, false).await;
+    let clip = app.clip("c.mp4", 1, 320, 240, false).await;
     let again = app.upload_ok(&clip).await;
     let last = app.upload_ok(&clip).await;
     claimed_by_a_dead_worker(&app, app.job_id(&again).await, 1).await;
@@ -67,14 +66,12 @@ async fn expired_leases_are_queued_again_or_failed_on_the_last_attempt(pool: PgP
     let tick = maintenance::tick(&ctx, SETTINGS).await.unwrap();
     assert_eq!((tick.requeued, tick.failed, tick.pushed), (0, 0, 0));
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn queued_jobs_lost_by_redis_are_pushed_again(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "c.mp4", 1, 320, 240, false).await;
+    let clip = app.clip("c.mp4", 1, 320, 240, false).await;
     let id = app.upload_ok(&clip).await;
     app.forget_queue().await; // what FLUSHALL or a Redis restart does
     let ctx = app.job_context().await;
@@ -96,14 +93,12 @@ async fn queued_jobs_lost_by_redis_are_pushed_again(pool: PgPool) {
     assert_eq!(maintenance::tick(&ctx, SETTINGS).await.unwrap().pushed, 0);
     assert_eq!(app.process(&ctx, &id).await, Outcome::Ready);
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn a_retry_waits_for_its_backoff_before_it_is_pushed_or_claimed(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "c.mp4", 6, 640, 360, true).await;
+    let clip = app.clip("c.mp4", 6, 640, 360, true).await;
     let id = app.upload_ok(&clip).await;
     let job = app.job_id(&id).await;
     let mut ctx = app.job_context().await;
@@ -139,14 +134,12 @@ async fn a_retry_waits_for_its_backoff_before_it_is_pushed_or_claimed(pool: PgPo
         .unwrap();
     assert_eq!(maintenance::tick(&ctx, quick).await.unwrap().pushed, 1);
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn leftovers_of_dead_attempts_are_swept_and_live_work_is_kept(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "c.mp4", 1, 320, 240, false).await;
+    let clip = app.clip("c.mp4", 1, 320, 240, false).await;
     let id = app.upload_ok(&clip).await;
     let job = app.job_id(&id).await;
     claimed_by_a_dead_worker(&app, job, 2).await;
@@ -201,7 +194,6 @@ async fn leftovers_of_dead_attempts_are_swept_and_live_work_is_kept(pool: PgPool
     );
     assert_eq!(app.entries("uploads"), [id]);
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 /// Back-dates a file's modification time by two hours.
@@ -217,8 +209,7 @@ fn age(path: &std::path::Path) {
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn a_worker_short_of_disk_leaves_the_job_for_others(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "c.mp4", 1, 320, 240, false).await;
+    let clip = app.clip("c.mp4", 1, 320, 240, false).await;
     let id = app.upload_ok(&clip).await;
     let mut ctx = app.job_context().await;
     ctx.min_free_disk = u64::MAX;
@@ -229,14 +220,12 @@ async fn a_worker_short_of_disk_leaves_the_job_for_others(pool: PgPool) {
         (Some("queued"), Some(0))
     );
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn originals_are_deleted_after_success_only_when_configured(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "c.mp4", 1, 320, 240, false).await;
+    let clip = app.clip("c.mp4", 1, 320, 240, false).await;
     let kept = app.upload_ok(&clip).await;
     let dropped = app.upload_ok(&clip).await;
     let mut ctx = app.job_context().await;
@@ -245,5 +234,4 @@ async fn originals_are_deleted_after_success_only_when_configured(pool: PgPool) 
     assert_eq!(app.process(&ctx, &dropped).await, Outcome::Ready);
     assert_eq!(app.entries("uploads"), [kept]);
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }

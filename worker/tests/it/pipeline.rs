@@ -16,8 +16,7 @@ const ENCODE_LIMIT: Duration = Duration::from_secs(240);
 async fn a_720p_clip_with_audio_ends_ready_and_plays_over_http(pool: PgPool) {
     let mut app = TestApp::spawn(pool).await;
     app.start_worker(1).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "clip.mp4", 12, 1280, 720, true).await;
+    let clip = app.clip("clip.mp4", 12, 1280, 720, true).await;
     let source_duration = probe_duration(clip.to_str().unwrap()).await;
 
     let (status, video) = app.upload(&clip, "video/mp4").await;
@@ -128,14 +127,12 @@ async fn a_720p_clip_with_audio_ends_ready_and_plays_over_http(pool: PgPool) {
         app.attempt_dirs(&id)
     );
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn a_clip_without_audio_ends_ready_with_video_only_variants(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "silent.mp4", 4, 640, 360, false).await;
+    let clip = app.clip("silent.mp4", 4, 640, 360, false).await;
     let (status, video) = app.upload(&clip, "video/mp4").await;
     assert_eq!(status, 202, "{video}");
     assert!(video["source"]["audio_codec"].is_null());
@@ -182,14 +179,12 @@ async fn a_clip_without_audio_ends_ready_with_video_only_variants(pool: PgPool) 
         "{types}"
     );
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn two_workers_process_six_jobs_exactly_once_each(pool: PgPool) {
     let mut app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "small.mp4", 3, 320, 240, true).await;
+    let clip = app.clip("small.mp4", 3, 320, 240, true).await;
     app.start_worker(1).await;
     app.start_worker(1).await;
 
@@ -216,14 +211,12 @@ async fn two_workers_process_six_jobs_exactly_once_each(pool: PgPool) {
         assert_eq!(app.attempt_dirs(id).len(), 1, "{id}");
     }
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn the_same_job_pushed_twice_is_processed_once(pool: PgPool) {
     let mut app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "dup.mp4", 2, 320, 240, true).await;
+    let clip = app.clip("dup.mp4", 2, 320, 240, true).await;
     // No worker yet: the upload's push waits in Redis, and a second delivery joins it.
     let id = app.upload_ok(&clip).await;
     let job_id = app.job_id(&id).await;
@@ -262,14 +255,12 @@ async fn the_same_job_pushed_twice_is_processed_once(pool: PgPool) {
     );
     assert_eq!(app.entries("videos"), [id]);
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn an_encode_past_its_time_limit_is_killed_and_fails_after_its_attempts(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "slow.mp4", 6, 1280, 720, true).await;
+    let clip = app.clip("slow.mp4", 6, 1280, 720, true).await;
     let (_, video) = app.upload(&clip, "video/mp4").await;
     let id: Uuid = video["id"].as_str().unwrap().parse().unwrap();
     let job_id: JobId = sqlx::query_scalar("SELECT id FROM jobs WHERE video_id = $1")
@@ -322,14 +313,12 @@ async fn an_encode_past_its_time_limit_is_killed_and_fails_after_its_attempts(po
         "an ffmpeg child survived its job"
     );
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn a_worker_shutting_down_hands_its_running_job_back(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "long.mp4", 20, 1280, 720, true).await;
+    let clip = app.clip("long.mp4", 20, 1280, 720, true).await;
     let (status, video) = app.upload(&clip, "video/mp4").await;
     assert_eq!(status, 202, "{video}");
     let id = video["id"].as_str().unwrap().to_owned();
@@ -358,7 +347,6 @@ async fn a_worker_shutting_down_hands_its_running_job_back(pool: PgPool) {
     );
     assert!(app.entries("videos").is_empty());
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 /// Presentation times of the keyframes of a rendition, read over HTTP, from 0.

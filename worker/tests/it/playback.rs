@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{TestApp, eventually, header_str, make_clip, probe_duration, scratch};
+use common::{TestApp, eventually, header_str, probe_duration};
 use prostream::ids::VideoId;
 use prostream::playback::{Signer, SigningKey};
 use prostream_worker::pipeline::Outcome;
@@ -61,8 +61,7 @@ async fn decode_all_variants(master_url: &str) {
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn a_private_video_plays_from_its_signed_master_url_alone_and_not_without_it(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "clip.mp4", 3, 640, 360, true).await;
+    let clip = app.clip("clip.mp4", 3, 640, 360, true).await;
     let source_duration = probe_duration(clip.to_str().unwrap()).await;
     let video = ready_video(&app, &clip, "private").await;
     let id = video["id"].as_str().unwrap();
@@ -144,14 +143,12 @@ async fn a_private_video_plays_from_its_signed_master_url_alone_and_not_without_
     assert_eq!(list["items"][0]["playback"]["hls"], hls);
 
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn a_public_video_plays_with_no_token_and_no_key(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "clip.mp4", 2, 320, 240, true).await;
+    let clip = app.clip("clip.mp4", 2, 320, 240, true).await;
     let video = ready_video(&app, &clip, "public").await;
     let id = video["id"].as_str().unwrap();
 
@@ -218,7 +215,6 @@ async fn a_public_video_plays_with_no_token_and_no_key(pool: PgPool) {
     assert_eq!(problem(response, 403).await, "playback_token_required");
 
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 fn now() -> time::OffsetDateTime {
@@ -314,8 +310,7 @@ async fn tampered_expired_and_other_videos_tokens_are_refused_with_their_codes(p
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn a_signed_url_from_the_api_stops_working_when_its_ttl_has_passed(pool: PgPool) {
     let mut app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "clip.mp4", 2, 320, 240, true).await;
+    let clip = app.clip("clip.mp4", 2, 320, 240, true).await;
     let id = ready_video(&app, &clip, "private").await["id"]
         .as_str()
         .unwrap()
@@ -345,14 +340,12 @@ async fn a_signed_url_from_the_api_stops_working_when_its_ttl_has_passed(pool: P
     assert_ne!(app.url(video["playback"]["hls"].as_str().unwrap()), master);
 
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn a_rotated_key_keeps_old_urls_working_until_it_is_removed(pool: PgPool) {
     let mut app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "clip.mp4", 2, 320, 240, true).await;
+    let clip = app.clip("clip.mp4", 2, 320, 240, true).await;
     let id = ready_video(&app, &clip, "private").await["id"]
         .as_str()
         .unwrap()
@@ -383,7 +376,6 @@ async fn a_rotated_key_keeps_old_urls_working_until_it_is_removed(pool: PgPool) 
     assert_eq!(get(&app.url(&new)).await.status(), 200);
 
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 /// Sends `path` as it is (no client-side normalisation of `..` or percent-escapes); returns the

@@ -211,8 +211,7 @@ async fn a_video_on_s3_is_playable_while_it_encodes_and_no_playlist_lists_a_miss
     pool: PgPool,
 ) {
     let mut app = TestApp::spawn_s3(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "long.mp4", 40, 640, 360, true).await;
+    let clip = app.clip("long.mp4", 40, 640, 360, true).await;
     app.start_worker(1).await;
     let id = app.upload_ok(&clip).await;
     let video = app.wait_until_playable(&id, ENCODE_LIMIT).await;
@@ -260,7 +259,6 @@ async fn a_video_on_s3_is_playable_while_it_encodes_and_no_playlist_lists_a_miss
     app.shutdown_workers().await;
     assert_no_local_leftovers(&app).await;
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
@@ -268,8 +266,7 @@ async fn deleting_a_video_on_s3_removes_its_original_and_every_object_under_its_
     pool: PgPool,
 ) {
     let app = TestApp::spawn_s3(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "clip.mp4", 2, 320, 240, true).await;
+    let clip = app.clip("clip.mp4", 2, 320, 240, true).await;
     let kept = ready_video(&app, &clip, true).await;
     let dropped = ready_video(&app, &clip, false).await;
     let (kept, dropped) = (
@@ -302,7 +299,6 @@ async fn deleting_a_video_on_s3_removes_its_original_and_every_object_under_its_
     assert_eq!(left, Vec::<String>::new(), "left in the bucket");
     assert_no_local_leftovers(&app).await;
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
@@ -310,8 +306,7 @@ async fn a_resumable_upload_on_s3_ends_in_the_bucket_and_leaves_nothing_on_the_a
     pool: PgPool,
 ) {
     let app = TestApp::spawn_s3(pool).await;
-    let fixtures = scratch();
-    let clip = std::fs::read(make_clip(&fixtures, "clip.mp4", 1, 160, 120, false).await).unwrap();
+    let clip = std::fs::read(app.clip("clip.mp4", 1, 160, 120, false).await).unwrap();
     let tus = |method, path: &str| {
         app.http
             .request(method, app.url(path))
@@ -356,14 +351,12 @@ async fn a_resumable_upload_on_s3_ends_in_the_bucket_and_leaves_nothing_on_the_a
     assert_eq!(app.entries("uploads/.tus"), Vec::<String>::new());
     assert_eq!(app.entries("uploads"), [".tus"]);
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn the_sweeper_removes_the_objects_of_dead_attempts_and_keeps_live_ones(pool: PgPool) {
     let app = TestApp::spawn_s3(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "c.mp4", 1, 320, 240, false).await;
+    let clip = app.clip("c.mp4", 1, 320, 240, false).await;
     let id = app.upload_ok(&clip).await;
     // A running attempt `2-live` (its lease is good for an hour).
     sqlx::query(
@@ -434,7 +427,6 @@ async fn the_sweeper_removes_the_objects_of_dead_attempts_and_keeps_live_ones(po
     assert_eq!(app.worker_entries("work"), std::slice::from_ref(&id));
     assert_eq!(app.worker_entries(&format!("work/{id}")), ["2-live"]);
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 /// Sets a file's (or directory's) modification time `by` back.

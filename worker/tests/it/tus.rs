@@ -9,7 +9,7 @@ use std::{
 };
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
-use common::{TestApp, eventually, make_clip, scratch};
+use common::{TestApp, eventually};
 use prostream_worker::maintenance::{self, Settings};
 use reqwest::{Method, Response};
 use serde_json::Value;
@@ -137,8 +137,7 @@ fn fed_body() -> (
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn a_file_sent_in_chunks_becomes_a_ready_video_with_the_same_bytes(pool: PgPool) {
     let mut app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = std::fs::read(make_clip(&fixtures, "clip.mp4", 3, 320, 240, true).await).unwrap();
+    let clip = std::fs::read(app.clip("clip.mp4", 3, 320, 240, true).await).unwrap();
     let meta = metadata(&[("filename", "holiday.mp4"), ("title", "Le café ☕")]);
     let path = create(&app, clip.len(), &meta).await;
 
@@ -190,7 +189,6 @@ async fn a_file_sent_in_chunks_becomes_a_ready_video_with_the_same_bytes(pool: P
     assert_eq!(video["source"]["size_bytes"], clip.len());
     assert!(original(&app, &video_id) == clip, "the original differs");
     assert!(app.entries("uploads/.tus").is_empty());
-    std::fs::remove_dir_all(fixtures).unwrap();
     app.shutdown().await;
 }
 
@@ -523,9 +521,8 @@ async fn a_second_patch_while_one_streams_is_refused_with_423_and_a_dead_lease_r
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn a_body_that_breaks_off_keeps_what_arrived_and_the_upload_resumes(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
     // Noise keeps x264 from compressing much: a clip well over the 4 MiB commit batch.
-    let clip = std::fs::read(make_clip(&fixtures, "big.mp4", 6, 640, 480, true).await).unwrap();
+    let clip = std::fs::read(app.clip("big.mp4", 6, 640, 480, true).await).unwrap();
     const SENT: usize = 5 << 20;
     assert!(
         clip.len() > SENT + (1 << 20),
@@ -573,15 +570,13 @@ async fn a_body_that_breaks_off_keeps_what_arrived_and_the_upload_resumes(pool: 
     assert_eq!(rest.status(), 204);
     let video_id = video_of(&rest);
     assert!(original(&app, &video_id) == clip, "the original differs");
-    std::fs::remove_dir_all(fixtures).unwrap();
     app.shutdown().await;
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn the_offset_survives_an_api_restart(pool: PgPool) {
     let mut app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = std::fs::read(make_clip(&fixtures, "clip.mp4", 2, 320, 240, true).await).unwrap();
+    let clip = std::fs::read(app.clip("clip.mp4", 2, 320, 240, true).await).unwrap();
     let half = clip.len() / 2;
     let path = create(&app, clip.len(), &metadata(&[("filename", "restart.mp4")])).await;
     assert_eq!(patch(&app, &path, 0, &clip[..half]).await.status(), 204);
@@ -600,15 +595,13 @@ async fn the_offset_survives_an_api_restart(pool: PgPool) {
     assert_eq!(video["status"], "queued");
     assert_eq!(video["title"], "restart.mp4");
     assert!(original(&app, &video_id) == clip, "the original differs");
-    std::fs::remove_dir_all(fixtures).unwrap();
     app.shutdown().await;
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn completions_cut_short_by_a_crash_are_finished_by_the_next_request(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = std::fs::read(make_clip(&fixtures, "clip.mp4", 2, 320, 240, false).await).unwrap();
+    let clip = std::fs::read(app.clip("clip.mp4", 2, 320, 240, false).await).unwrap();
     let set =
         |sql: &'static str, path: &str| sqlx::query(sql).bind(upload_id(path)).execute(&app.pool);
 
@@ -666,7 +659,6 @@ async fn completions_cut_short_by_a_crash_are_finished_by_the_next_request(pool:
         .await
         .unwrap();
     assert_eq!(linked, 3, "each upload names its video");
-    std::fs::remove_dir_all(fixtures).unwrap();
     app.shutdown().await;
 }
 
@@ -703,8 +695,7 @@ async fn a_junk_file_uploaded_via_tus_is_refused_and_leaves_nothing(pool: PgPool
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn creation_with_upload_stores_the_first_chunk_or_the_whole_file(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = std::fs::read(make_clip(&fixtures, "clip.mp4", 2, 320, 240, true).await).unwrap();
+    let clip = std::fs::read(app.clip("clip.mp4", 2, 320, 240, true).await).unwrap();
     let creation = |body: Vec<u8>| {
         tus(&app, Method::POST, "/v1/uploads")
             .header("upload-length", clip.len().to_string())
@@ -728,7 +719,6 @@ async fn creation_with_upload_stores_the_first_chunk_or_the_whole_file(pool: PgP
     let video = app.get_json(&format!("/v1/videos/{video_id}")).await;
     assert_eq!(video["title"], "at once");
     assert!(original(&app, &video_id) == clip);
-    std::fs::remove_dir_all(fixtures).unwrap();
     app.shutdown().await;
 }
 
@@ -746,8 +736,7 @@ async fn the_sweeper_deletes_expired_uploads_and_orphaned_files(pool: PgPool) {
     let alive = create(&app, 100, "").await;
     assert_eq!(patch(&app, &alive, 0, &[1; 40]).await.status(), 204);
     // A completed upload's record is a receipt; when it expires the video stays.
-    let fixtures = scratch();
-    let clip = std::fs::read(make_clip(&fixtures, "clip.mp4", 1, 160, 120, false).await).unwrap();
+    let clip = std::fs::read(app.clip("clip.mp4", 1, 160, 120, false).await).unwrap();
     let done = create(&app, clip.len(), "").await;
     let video_id = video_of(&patch(&app, &done, 0, &clip).await);
     for path in [&expired, &done] {
@@ -790,6 +779,5 @@ async fn the_sweeper_deletes_expired_uploads_and_orphaned_files(pool: PgPool) {
         "the video keeps its original"
     );
     assert_eq!(app.count("videos").await, 1);
-    std::fs::remove_dir_all(fixtures).unwrap();
     app.shutdown().await;
 }

@@ -180,8 +180,7 @@ async fn a_body_that_breaks_off_mid_stream_is_not_queued(pool: PgPool) {
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn a_multipart_upload_is_accepted_with_its_title(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "form.mp4", 2, 320, 240, true).await;
+    let clip = app.clip("form.mp4", 2, 320, 240, true).await;
     let form = reqwest::multipart::Form::new()
         .text("title", "Holiday")
         .part(
@@ -208,7 +207,6 @@ async fn a_multipart_upload_is_accepted_with_its_title(pool: PgPool) {
         "missing_file"
     );
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
@@ -223,18 +221,16 @@ async fn sources_beyond_the_configured_limits_are_refused(pool: PgPool) {
         },
     )
     .await;
-    let fixtures = scratch();
-    let long = make_clip(&fixtures, "long.mp4", 3, 320, 240, false).await;
-    let wide = make_clip(&fixtures, "wide.mp4", 1, 640, 240, false).await;
+    let long = app.clip("long.mp4", 3, 320, 240, false).await;
+    let wide = app.clip("wide.mp4", 1, 640, 240, false).await;
     for (clip, code) in [(long, "duration_exceeded"), (wide, "dimensions_exceeded")] {
         let (status, problem) = app.upload(&clip, "video/mp4").await;
         assert_problem(status, &problem, 422, code);
     }
     // 30 fps against a 25 fps cap.
-    let fast = make_clip(&fixtures, "fast.mp4", 1, 320, 240, false).await;
+    let fast = app.clip("fast.mp4", 1, 320, 240, false).await;
     let (status, problem) = app.upload(&fast, "video/mp4").await;
     assert_problem(status, &problem, 422, "frame_rate_exceeded");
     assert_nothing_left(&app).await;
     app.shutdown().await;
-    std::fs::remove_dir_all(fixtures).unwrap();
 }

@@ -15,7 +15,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     routing::get,
 };
-use common::{TestApp, eventually, make_clip, redis_url, scratch, test_ingest_config};
+use common::{TestApp, eventually, redis_url, test_ingest_config};
 use prostream::config::MediaLimits;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -99,8 +99,7 @@ async fn failed_with(app: &TestApp, url: &str, code: &str) {
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn a_url_is_downloaded_probed_and_transcoded(pool: PgPool) {
     let mut app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "remote.mp4", 2, 320, 240, true).await;
+    let clip = app.clip("remote.mp4", 2, 320, 240, true).await;
     let addr = origin(clip.clone()).await;
 
     let url = format!("http://{addr}/redirect/2");
@@ -125,15 +124,13 @@ async fn a_url_is_downloaded_probed_and_transcoded(pool: PgPool) {
     // Without a title, the URL's file name is the title.
     let (_, untitled) = ingest(&app, json!({ "url": format!("http://{addr}/chunked") })).await;
     assert_eq!(untitled["title"], "chunked");
-    let _ = std::fs::remove_dir_all(fixtures);
     app.shutdown().await;
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn internal_addresses_are_refused_before_and_after_dns_and_on_redirects(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "remote.mp4", 1, 160, 120, false).await;
+    let clip = app.clip("remote.mp4", 1, 160, 120, false).await;
     let addr = origin(clip).await;
     let port = addr.port();
 
@@ -195,7 +192,6 @@ async fn internal_addresses_are_refused_before_and_after_dns_and_on_redirects(po
     failed_with(&app, &format!("http://{addr}/junk"), "unsupported_media").await;
     // Nothing of the failures stays on disk.
     app.assert_no_uploads_left();
-    let _ = std::fs::remove_dir_all(fixtures);
     app.shutdown().await;
 }
 
@@ -210,8 +206,7 @@ async fn size_and_time_limits_hold_and_a_failed_download_can_be_retried(pool: Pg
         ..test_ingest_config()
     };
     let app = TestApp::spawn_full(pool, limits, &redis_url(), ingest_config).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "big.mp4", 3, 640, 360, true).await;
+    let clip = app.clip("big.mp4", 3, 640, 360, true).await;
     assert!(std::fs::metadata(&clip).unwrap().len() > 20_000);
     let addr = origin(clip).await;
 
@@ -267,6 +262,5 @@ async fn size_and_time_limits_hold_and_a_failed_download_can_be_retried(pool: Pg
     .await;
     let video = app.get_json(&format!("/v1/videos/{stalled}")).await;
     assert_eq!(video["status"], "canceled");
-    let _ = std::fs::remove_dir_all(fixtures);
     app.shutdown().await;
 }

@@ -18,7 +18,7 @@ use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
 };
-use common::{TestApp, client_with_key, eventually, get_json_as, make_clip, scratch};
+use common::{TestApp, client_with_key, eventually, get_json_as, scratch};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -210,8 +210,7 @@ async fn a_transcoded_video_sends_playable_and_ready_that_standardwebhooks_verif
     assert!(secret.starts_with("whsec_"), "{hook}");
     assert_eq!(hook["events"], json!(ALL_EVENTS));
 
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "hook.mp4", 2, 320, 240, true).await;
+    let clip = app.clip("hook.mp4", 2, 320, 240, true).await;
     let id = app.upload_ok(&clip).await;
     app.start_worker(1).await;
 
@@ -268,7 +267,6 @@ async fn a_transcoded_video_sends_playable_and_ready_that_standardwebhooks_verif
     let list = app.get_json("/v1/webhooks").await;
     assert_eq!(list["webhooks"][0]["id"], hook["id"]);
     assert!(list["webhooks"][0].get("secret").is_none(), "{list}");
-    let _ = std::fs::remove_dir_all(fixtures);
     app.shutdown().await;
 }
 
@@ -294,8 +292,7 @@ async fn canceled_and_failed_videos_send_their_events(pool: PgPool) {
     .await;
 
     // Canceled while queued (no worker runs here).
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "c.mp4", 1, 160, 120, false).await;
+    let clip = app.clip("c.mp4", 1, 160, 120, false).await;
     let canceled = app.upload_ok(&clip).await;
     let (status, _) = app.post(&format!("/v1/videos/{canceled}/cancel")).await;
     assert_eq!(status, 200);
@@ -331,7 +328,6 @@ async fn canceled_and_failed_videos_send_their_events(pool: PgPool) {
     // video does not fail.
     assert_eq!(receiver.requests().len(), 2);
     verify_independently(hook["secret"].as_str().unwrap(), &receiver.requests()).await;
-    let _ = std::fs::remove_dir_all(fixtures);
     app.shutdown().await;
 }
 
@@ -340,8 +336,7 @@ async fn a_failing_endpoint_is_retried_with_backoff_until_it_answers_2xx(pool: P
     let app = TestApp::spawn(pool).await;
     let receiver = Receiver::start(Behaviour::FailFirst(2)).await;
     let hook = register(&app, &app.http, &receiver.url(), &["video.canceled"]).await;
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "r.mp4", 1, 160, 120, false).await;
+    let clip = app.clip("r.mp4", 1, 160, 120, false).await;
     let id = app.upload_ok(&clip).await;
     app.post(&format!("/v1/videos/{id}/cancel")).await;
 
@@ -384,7 +379,6 @@ async fn a_failing_endpoint_is_retried_with_backoff_until_it_answers_2xx(pool: P
     assert!(second_gap >= Duration::from_millis(2900), "{second_gap:?}");
     assert!(requests[1].at - requests[0].at < second_gap);
     verify_independently(hook["secret"].as_str().unwrap(), &requests).await;
-    let _ = std::fs::remove_dir_all(fixtures);
     app.shutdown().await;
 }
 
@@ -399,8 +393,7 @@ async fn a_slow_endpoint_delays_neither_the_video_nor_another_owners_deliveries(
     let fast = Receiver::start(Behaviour::Ok).await;
     register(&app, &other, &fast.url(), &["video.canceled"]).await;
 
-    let fixtures = scratch();
-    let clip = make_clip(&fixtures, "s.mp4", 2, 320, 240, true).await;
+    let clip = app.clip("s.mp4", 2, 320, 240, true).await;
     // Cancellations of the slow endpoint's owner pile up deliveries to it first.
     let mut piled = VecDeque::new();
     for _ in 0..6 {
@@ -462,7 +455,6 @@ async fn a_slow_endpoint_delays_neither_the_video_nor_another_owners_deliveries(
         "other owner told {told_in:?} after its cancel; video ready {ready_in:?} after the worker \
          started; {timed_out} attempts to the slow endpoint timed out meanwhile"
     );
-    let _ = std::fs::remove_dir_all(fixtures);
     app.shutdown().await;
 }
 

@@ -45,6 +45,8 @@ pub struct TestApp {
     pub media_dir: PathBuf,
     /// The workers' MEDIA_ROOT: with S3 another, empty directory (they share no disk).
     pub worker_media_dir: PathBuf,
+    /// Where [`TestApp::clip`] makes this test's clips (removed by [`TestApp::shutdown`]).
+    fixtures: PathBuf,
     /// Where originals and output live: the volume at `media_dir`, or a prefix of the test bucket.
     pub storage: StorageConfig,
     /// The API's store.
@@ -208,6 +210,7 @@ impl TestApp {
             pool,
             media_dir: config.common.media_root.clone(),
             worker_media_dir,
+            fixtures: scratch_dir(),
             storage: config.common.storage.clone(),
             store: api.store.clone(),
             queue_name: config.common.queue_name.clone(),
@@ -339,6 +342,20 @@ impl TestApp {
         let stop = CancellationToken::new();
         let handle = tokio::spawn(worker.run_until(stop.clone().cancelled_owned()));
         self.workers.push((stop, handle));
+    }
+
+    /// Generates a test clip (as [`make_clip`]) in this test's fixtures directory, which
+    /// [`TestApp::shutdown`] removes.
+    pub async fn clip(
+        &self,
+        name: &str,
+        secs: u32,
+        width: u32,
+        height: u32,
+        audio: bool,
+    ) -> PathBuf {
+        std::fs::create_dir_all(&self.fixtures).unwrap();
+        make_clip(&self.fixtures, name, secs, width, height, audio).await
     }
 
     /// Uploads `file` as a raw body; returns the response status and JSON body.
@@ -588,6 +605,7 @@ impl TestApp {
         self.forget_queue().await;
         let _ = std::fs::remove_dir_all(&self.media_dir);
         let _ = std::fs::remove_dir_all(&self.worker_media_dir);
+        let _ = std::fs::remove_dir_all(&self.fixtures);
         if self.s3() {
             s3_server().remove_prefix(&self.storage.s3_prefix).await;
         }
@@ -865,9 +883,14 @@ pub async fn make_clip(
 
 /// A scratch directory for fixtures, removed by the caller.
 pub fn scratch() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("prostream-fixtures-{}", Uuid::now_v7().simple()));
+    let dir = scratch_dir();
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// A new name for a scratch directory of fixtures (not created).
+fn scratch_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("prostream-fixtures-{}", Uuid::now_v7().simple()))
 }
 
 /// The duration ffprobe reports for a file or URL.
