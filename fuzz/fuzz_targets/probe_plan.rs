@@ -7,7 +7,7 @@
 
 use clap::Parser;
 use libfuzzer_sys::fuzz_target;
-use prostream::{config::MediaLimits, media::ffprobe};
+use prostream::{config::MediaLimits, media::parse_ffprobe_json};
 use prostream_worker::{ladder, normalize};
 
 #[derive(Parser)]
@@ -17,7 +17,7 @@ struct Defaults {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(info) = ffprobe::parse(data) else { return };
+    let Ok(info) = parse_ffprobe_json(data) else { return };
     let limits = Defaults::parse_from(["fuzz"]).limits;
     if prostream::media::check_limits(&info, &limits).is_err() {
         return;
