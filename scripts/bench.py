@@ -625,8 +625,32 @@ def write_report(duration, clip_desc, started):
     log(f"wrote {REPO / 'BENCHMARKS.md'}")
 
 
+def rerun_rows(section, prefix, started):
+    """Replaces the rows of one section (those whose name starts with `prefix`) in the BENCHMARKS.md
+    of the last full run with this run's, and says so under the header: the other rows keep their
+    own run's date, so a reader can tell which figures were measured together."""
+    report = REPO / "BENCHMARKS.md"
+    lines = report.read_text().splitlines()
+    fresh = ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    kept = [line for line in lines if not line.startswith(f"| {prefix}")]
+    note = (f"The {section} rows were rerun alone by `BENCH_ONLY={section} scripts/bench` on "
+            f"{started:%Y-%m-%d %H:%M} UTC; the other rows are from the full run above.")
+    kept = [line for line in kept if not line.startswith(f"The {section} rows were rerun")]
+    table = next(i for i, line in enumerate(kept) if line.startswith("| benchmark |"))
+    kept[table:table] = [note, ""]
+    last = max(i for i, line in enumerate(kept) if line.startswith("|"))
+    kept[last + 1:last + 1] = fresh
+    report.write_text("\n".join(kept) + "\n")
+    log(f"replaced the {section} rows of {report}")
+
+
 def main():
     started = datetime.datetime.now(datetime.timezone.utc)
+    if os.environ.get("BENCH_ONLY") == "fuzz":
+        # Only the fuzzing rows (a few minutes, no stack): BENCH_ONLY=fuzz scripts/bench
+        bench_fuzz()
+        rerun_rows("fuzz", "fuzz", started)
+        return
     if os.environ.get("BENCH_ONLY") == "attack":
         # Only section 8 (seconds, not minutes): BENCH_ONLY=attack scripts/bench
         # BENCHMARKS.md keeps the last full run; the rows go to stdout.
