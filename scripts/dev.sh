@@ -48,7 +48,7 @@ case $api_host in
 esac
 API_URL="http://$api_host:$api_port"
 
-ensure_tools ffmpeg postgres redis curl
+ensure_tools ffmpeg postgres redis curl jq
 ensure_postgres prostream
 create_database "$(pg_url_db "$DATABASE_URL")"
 ensure_redis

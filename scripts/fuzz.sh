@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzz the parsers that take untrusted bytes, each for a bounded time (fuzz/README.md).
+# Fuzz the parsers that take untrusted bytes, each for a bounded time (docs/development.md, Fuzzing).
 #
 #   bash scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET …]     # default: 60 s, every target
 #

@@ -4,8 +4,9 @@
 #   bash scripts/test.sh [extra arguments for cargo nextest run / cargo test]
 #
 # Without arguments it runs everything: the Rust tests, then the contract test against the live API
-# (scripts/contract-test.sh), the tus interoperability test with tuspy (scripts/tus-interop-test.sh)
-# and the web page in Chromium (scripts/web-test.sh). With arguments, only the Rust tests those
+# (scripts/contract-test.sh), the tus interoperability test with tuspy (scripts/tus-interop-test.sh),
+# the web page in Chromium (scripts/web-test.sh) and the README's walk-through, verbatim, against
+# scripts/dev.sh (scripts/readme-test.sh). With arguments, only the Rust tests those
 # arguments select.
 #
 # The tests are #[sqlx::test] tests: each creates its own database on the server of DATABASE_URL, so
@@ -41,5 +42,6 @@ if (($# == 0)); then
     bash scripts/contract-test.sh || rc=$?
     bash scripts/tus-interop-test.sh || rc=$?
     bash scripts/web-test.sh || rc=$?
+    bash scripts/readme-test.sh || rc=$?
 fi
 exit "$rc"

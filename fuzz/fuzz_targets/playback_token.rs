@@ -13,7 +13,9 @@ use uuid::Uuid;
 const VIDEO: Uuid = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001);
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(token) = std::str::from_utf8(data) else { return };
+    let Ok(token) = std::str::from_utf8(data) else {
+        return;
+    };
     let signer = Signer::from_spec(
         "k1:ZnV6emluZy1vbmx5LWtleS1ub3QtYS1zZWNyZXQtMzI,k0:YW4tb2xkZXIta2V5LWtlcHQtZm9yLXZlcmlmeWluZy0",
         Duration::from_secs(3600),
@@ -23,6 +25,9 @@ fuzz_target!(|data: &[u8]| {
     let video = VideoId::from(VIDEO);
     if let Ok(expires) = signer.verify(video, token, now) {
         let again = signer.sign_until(video, expires.unix_timestamp() as u64);
-        assert_eq!(again.token, token, "a token in another spelling was accepted");
+        assert_eq!(
+            again.token, token,
+            "a token in another spelling was accepted"
+        );
     }
 });

@@ -17,7 +17,9 @@ struct Defaults {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(info) = parse_ffprobe_json(data) else { return };
+    let Ok(info) = parse_ffprobe_json(data) else {
+        return;
+    };
     let limits = Defaults::parse_from(["fuzz"]).limits;
     if prostream::media::check_limits(&info, &limits).is_err() {
         return;
@@ -29,7 +31,10 @@ fuzz_target!(|data: &[u8]| {
     });
     if let Some(video) = &info.video {
         for rung in &plan.rungs {
-            assert!(rung.width % 2 == 0 && rung.height % 2 == 0, "odd rung {rung:?}");
+            assert!(
+                rung.width % 2 == 0 && rung.height % 2 == 0,
+                "odd rung {rung:?}"
+            );
             assert!(rung.width > 0 && rung.height > 0, "empty rung {rung:?}");
             assert!(
                 rung.height <= video.height.max(video.width),

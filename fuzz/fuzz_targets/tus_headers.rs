@@ -25,9 +25,15 @@ fuzz_target!(|data: &[u8]| {
     match headers::metadata(&map) {
         Ok(meta) => {
             let raw = meta.raw.as_deref().unwrap_or("");
-            assert!(raw.len() <= headers::MAX_METADATA_BYTES, "metadata over its cap accepted");
+            assert!(
+                raw.len() <= headers::MAX_METADATA_BYTES,
+                "metadata over its cap accepted"
+            );
             // Decoded values never exceed what their base64 can hold.
-            for value in [&meta.filename, &meta.title, &meta.visibility].into_iter().flatten() {
+            for value in [&meta.filename, &meta.title, &meta.visibility]
+                .into_iter()
+                .flatten()
+            {
                 assert!(value.len() <= raw.len());
             }
         }

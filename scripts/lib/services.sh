@@ -102,7 +102,7 @@ pg_bindir() {
     return 1
 }
 
-# ensure_tools [ffmpeg] [postgres] [redis] [curl] [procps]  (default: ffmpeg postgres redis)
+# ensure_tools [ffmpeg] [postgres] [redis] [curl] [procps] [jq]  (default: ffmpeg postgres redis)
 # Installs what is missing with apt-get when we are root; otherwise says what to install and fails.
 ensure_tools() {
     local want=("$@") packages=() tool
@@ -119,6 +119,8 @@ ensure_tools() {
         curl) command -v curl >/dev/null || packages+=(curl) ;;
         # pgrep: the tests check that no ffmpeg outlives its job.
         procps) command -v pgrep >/dev/null || packages+=(procps) ;;
+        # The README's walk-through reads the API's JSON with jq.
+        jq) command -v jq >/dev/null || packages+=(jq) ;;
         *) die "ensure_tools: unknown tool '$tool'" ;;
         esac
     done

@@ -364,6 +364,17 @@ async fn serve_file(
             Err(e) => return Err(ApiError::internal(e)),
         }
     }
+    if request.headers().contains_key(header::RANGE) && is_empty_file(&path).await? {
+        // An empty file (a segment ffmpeg has only just created) has no satisfiable range
+        // (RFC 9110, 14.1.2). ServeFile's parser, http-range-header 0.4, validates `bytes=0-N`
+        // against it as the range 0-0, and ServeFile would promise a byte it cannot send (found
+        // by the range_header fuzz target).
+        return Ok((
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            [(header::CONTENT_RANGE, HeaderValue::from_static("bytes */0"))],
+        )
+            .into_response());
+    }
     let mime = content_type.parse().expect("static mime types parse");
     let response = ServeFile::new_with_mime(&path, &mime)
         .with_buf_chunk_size(STREAM_CHUNK)
@@ -376,6 +387,15 @@ async fn serve_file(
     let mut response = response.into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, cache);
     Ok(response)
+}
+
+/// Whether the file at `path` has no bytes; a missing file is the 404 it would be anyway.
+async fn is_empty_file(path: &std::path::Path) -> Result<bool, ApiError> {
+    match tokio::fs::metadata(path).await {
+        Ok(meta) => Ok(meta.len() == 0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ApiError::not_found("this file")),
+        Err(e) => Err(ApiError::internal(e)),
+    }
 }
 
 /// A playlist whose `EXT-X-TARGETDURATION` is below [`HLS_TARGET_DURATION_SECS`], rewritten to

@@ -129,6 +129,19 @@ async fn hls_paths_other_than_plain_file_names_of_the_video_are_refused(pool: Pg
     assert!(header_str(&range, "cache-control").contains("immutable"));
     assert_eq!(range.bytes().await.unwrap().len(), 100);
 
+    // An empty file (a segment ffmpeg has just created) has no byte to give: 416, not a 206
+    // that promises one.
+    std::fs::write(dir.join("240p_00000.m4s"), b"").unwrap();
+    let empty = app
+        .http
+        .get(app.url(&format!("{base}/240p_00000.m4s")))
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), 416);
+    assert_eq!(empty.headers()["content-range"], "bytes */0");
+
     // Plain GETs (small: read whole; big: streamed) and a HEAD give the same headers and bytes.
     for (file, expected) in [
         ("720p_00000.m4s", vec![1u8; 1000]),
