@@ -116,13 +116,13 @@ async fn hls_paths_other_than_plain_file_names_of_the_video_are_refused(pool: Pg
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.headers()["cache-control"], "public, max-age=1");
 
-    let range = app
-        .http
-        .get(app.url(&format!("{base}/720p_00000.m4s")))
-        .header("range", "bytes=100-199")
-        .send()
-        .await
-        .unwrap();
+    let get_range = |file: &str, range: &'static str| {
+        app.http
+            .get(app.url(&format!("{base}/{file}")))
+            .header("range", range)
+            .send()
+    };
+    let range = get_range("720p_00000.m4s", "bytes=100-199").await.unwrap();
     assert_eq!(range.status(), 206);
     assert_eq!(range.headers()["content-range"], "bytes 100-199/1000");
     assert_eq!(range.headers()["content-type"], "video/iso.segment");
@@ -132,13 +132,7 @@ async fn hls_paths_other_than_plain_file_names_of_the_video_are_refused(pool: Pg
     // An empty file (a segment ffmpeg has just created) has no byte to give: 416, not a 206
     // that promises one.
     std::fs::write(dir.join("240p_00000.m4s"), b"").unwrap();
-    let empty = app
-        .http
-        .get(app.url(&format!("{base}/240p_00000.m4s")))
-        .header("range", "bytes=0-99")
-        .send()
-        .await
-        .unwrap();
+    let empty = get_range("240p_00000.m4s", "bytes=0-99").await.unwrap();
     assert_eq!(empty.status(), 416);
     assert_eq!(empty.headers()["content-range"], "bytes */0");
 
