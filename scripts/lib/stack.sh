@@ -66,8 +66,22 @@ start_stack() {
         STACK_WORKER_LOGS+="${STACK_WORKER_LOGS:+:}$STACK_DIR/worker-$i.log"
     done
     export STACK_WORKER_LOGS
-    wait_until 30 curl -sf "$STACK_URL/readyz" -o /dev/null ||
-        die "the API did not become ready; see $STACK_DIR/api.log"
+    # STACK_DIR goes at exit, so a failed start shows the API's last lines here. A port that
+    # another process took between free_port and the bind ends the API at once: say so then,
+    # not after the deadline.
+    wait_until 60 _stack_api_ready || {
+        tail -n 30 "$STACK_DIR/api.log" >&2
+        die "the API did not become ready within 60 s (its log is above)"
+    }
+}
+
+# shellcheck disable=SC2317  # called through wait_until
+_stack_api_ready() {
+    kill -0 "$STACK_API_PID" 2>/dev/null || {
+        tail -n 30 "$STACK_DIR/api.log" >&2
+        die "the API exited during startup (its log is above)"
+    }
+    curl -sf --max-time 2 "$STACK_URL/readyz" -o /dev/null
 }
 
 # python_venv DIR PACKAGE==VERSION...: a virtualenv with exactly these packages (reused when present).
