@@ -115,7 +115,7 @@ fi
 cat <<EOF
 
 ProStream is running at $API_URL  (Ctrl-C stops it)
-  API key:  $key   (also in .dev/api-key; the web page asks for it once)
+  API key:  $key   (also in .dev/api-key; paste it in the web page's "API key" field)
             export PROSTREAM_API_KEY=$key   # for the prostream CLI
   metrics:  http://${METRICS_ADDR:-127.0.0.1:9090}/metrics   (METRICS_ADDR; not on the API's port)
   logs:     $LOG_DIR/{api,worker-1,worker-2}.log
