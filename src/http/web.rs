@@ -1,6 +1,6 @@
-//! The web console at `/`: an API key field, upload, follow, play, and the recent videos with their
-//! actions. Its files are compiled into the binary, so the page needs nothing but this server (hls.js is
-//! vendored in `web/vendor/`, with its licence and version).
+//! The web console at `/`: an API key field, upload, follow, play, and the recent videos with
+//! their actions. Its files are compiled into the binary, so the page needs nothing but this
+//! server (hls.js is vendored in `web/vendor/`, with its licence and version).
 
 use axum::{
     Router,
