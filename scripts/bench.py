@@ -20,14 +20,22 @@ import time
 import urllib.request
 from pathlib import Path
 
-API = os.environ["STACK_URL"]
-# The stack's API key (scripts/lib/stack.sh); every /v1 request but public playback carries it.
-AUTH_HEADER = "Authorization: Bearer " + os.environ["STACK_KEY"]
+
+
+def stack(name):
+    """A setting of the stack scripts/bench started (scripts/lib/stack.sh); empty when it started
+    none (BENCH_ONLY=fuzz)."""
+    return os.environ.get(name, "")
+
+
+API = stack("STACK_URL")
+# The stack's API key; every /v1 request but public playback carries it.
+AUTH_HEADER = "Authorization: Bearer " + stack("STACK_KEY")
 AUTH = dict([AUTH_HEADER.split(": ", 1)])
-SCRATCH = Path(os.environ["STACK_DIR"])
-MEDIA = Path(os.environ["MEDIA_ROOT"])
-API_PID = int(os.environ["STACK_API_PID"])
-WORKER_LOGS = [Path(p) for p in os.environ["STACK_WORKER_LOGS"].split(":")]
+SCRATCH = Path(stack("STACK_DIR") or ".")
+MEDIA = Path(stack("MEDIA_ROOT") or ".")
+API_PID = int(stack("STACK_API_PID") or 0)
+WORKER_LOGS = [Path(p) for p in stack("STACK_WORKER_LOGS").split(":") if p]
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 REPO = Path(__file__).resolve().parent.parent
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -611,7 +619,9 @@ def write_report(duration, clip_desc, started):
         f"Written by `scripts/bench{' (BENCH_QUICK=1)' if QUICK else ''}` on {started:%Y-%m-%d %H:%M} UTC; "
         f"machine: {machine()}.",
         f"Source clip: {clip_desc}. Every ratio is ours ÷ the comparison, measured side by side in this run. "
-        "The machine is shared and noisy: compare ratios, not absolute times, between runs.",
+        "The machine is shared and noisy: compare ratios, not absolute times, between runs. "
+        "Load average (1, 5, 15 min) when the report was written: "
+        + ", ".join(f"{x:.1f}" for x in os.getloadavg()) + ".",
         "",
         "| benchmark | ProStream | comparison | ratio | goal | verdict | how |",
         "|---|---|---|---|---|---|---|",
