@@ -5,8 +5,8 @@
 #
 #   bash scripts/readme-test.sh
 #
-# It runs in a copy of the repository (target/readme-test/repo, its `target` a link to ours, so the
-# build is shared) so that the walk-through's clip.mp4, dev.sh's .dev/ and media/ never touch the
+# It runs in a copy of the repository (target/readme-test/repo, building into
+# target/readme-test/target) so that the walk-through's clip.mp4, dev.sh's .dev/ and media/ never touch the
 # working tree, with a database and a queue name of its own. dev.sh listens on 127.0.0.1:8080, the
 # address the README names: that port must be free. After the blocks it checks through the API what
 # they should have left behind (every video ready but the deleted one), so a walk-through that
@@ -29,7 +29,10 @@ mkdir -p "$copy"
 git ls-files -z --cached --others --exclude-standard |
     while IFS= read -r -d '' file; do [[ -e $file ]] && printf '%s\0' "$file"; done |
     tar --null -T - -cf - | tar -xf - -C "$copy"
-ln -s "$target_dir" "$copy/target"
+# The copy builds into a target directory of its own, kept between runs (incremental): sharing ours
+# would put the copy's binaries at target/debug/, where the other tests' stacks would run them.
+mkdir -p "$target_dir/readme-test/target"
+ln -s "$target_dir/readme-test/target" "$copy/target"
 
 # The blocks, as one script. A block marked for the walk-through must be the next fence after its
 # marker, and there must be some: a README that lost its markers must not pass by running nothing.
@@ -57,7 +60,8 @@ export QUEUE_NAME="prostream-readme:$$:${RANDOM}"
 # The API's metrics listener is not part of the walk-through: a free port, so a busy 9090 does not matter.
 METRICS_ADDR="127.0.0.1:$(free_port)"
 export METRICS_ADDR
-unset BIND_ADDR MEDIA_ROOT PLAYBACK_SIGNING_KEYS PROSTREAM_API_KEY PROSTREAM_URL
+# The walk-through runs target/debug/prostream of the copy: its own target, whatever ours is.
+unset BIND_ADDR MEDIA_ROOT PLAYBACK_SIGNING_KEYS PROSTREAM_API_KEY PROSTREAM_URL CARGO_TARGET_DIR
 
 log "starting scripts/dev.sh in $copy"
 dev_log=$PROSTREAM_REPO/target/readme-test/dev.log
