@@ -90,9 +90,7 @@ fi
 # What the walk-through should have left: four videos (raw, form, CLI, tus), all ready, the renamed
 # one public; the canceled, retried and deleted one gone.
 key=$(cat "$copy/.dev/api-key")
-list=$(curl -sS --fail-with-body -H "Authorization: Bearer $key" "http://127.0.0.1:8080/v1/videos?limit=50")
-summary=$(jq -r '[.items[] | "\(.title)=\(.status)/\(.visibility)"] | sort | join(" ")' <<<"$list")
-log "videos after the walk-through: $summary"
+summary=""
 expected="From the CLI=ready/private Renamed=ready/public Resumed=ready/private The same clip, as a form=ready/private"
 # The CLI, the form and the tus upload may still be encoding when the blocks end: wait for them.
 # shellcheck disable=SC2317  # called through wait_until
