@@ -105,6 +105,17 @@ impl std::str::FromStr for Visibility {
     }
 }
 
+/// What a row of `renditions` is: a rung of the video ladder, or an audio track of the group
+/// every rung plays with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
+#[sqlx(type_name = "rendition_kind", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum RenditionKind {
+    Video,
+    Audio,
+}
+
 /// What a running job is doing right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "http", derive(utoipa::ToSchema))]

@@ -1,10 +1,10 @@
 //! Queries on `videos` (joined with their job) and `renditions`.
 
-use sqlx::PgConnection;
+use sqlx::{PgConnection, types::Json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{JobStage, JobState, Visibility};
+use super::{JobStage, JobState, RenditionKind, Visibility};
 use crate::ids::{OwnerId, VideoId};
 
 /// A probed, accepted upload about to be recorded.
@@ -61,20 +61,46 @@ pub struct VideoRow {
     pub playable_at: Option<OffsetDateTime>,
     /// The ready attempt wrote `poster.jpg`.
     pub has_poster: bool,
+    /// Streams of the source the output does not carry, and why.
+    pub dropped_streams: Json<Vec<DroppedStream>>,
 }
 
-/// One published rung of a video's ladder.
+/// A stream of the source the output does not carry (`videos.dropped_streams`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
+pub struct DroppedStream {
+    /// Index of the stream in the source file.
+    pub index: i32,
+    /// `audio` or `subtitle`.
+    pub kind: String,
+    /// ffmpeg's codec name, e.g. `ac3`, `hdmv_pgs_subtitle`.
+    pub codec: String,
+    /// BCP 47; `und` when the source does not say.
+    pub language: String,
+    /// `too_many_audio_tracks`, `bitmap_subtitles`.
+    pub reason: String,
+}
+
+/// One published rendition: a rung of the video ladder, or an audio track.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RenditionRow {
     pub video_id: VideoId,
     pub name: String,
     pub playlist: String,
+    pub kind: RenditionKind,
     pub width: Option<i32>,
     pub height: Option<i32>,
     pub bandwidth: i64,
     pub average_bandwidth: i64,
     pub codecs: String,
     pub frame_rate: Option<f64>,
+    /// Audio tracks: BCP 47 language, the player menu's label, whether players start with it,
+    /// channels, whether it is an audio description.
+    pub language: Option<String>,
+    pub label: Option<String>,
+    pub is_default: bool,
+    pub channels: Option<i32>,
+    pub describes_video: bool,
 }
 
 pub async fn insert(conn: &mut PgConnection, v: &NewVideo) -> sqlx::Result<()> {
@@ -160,7 +186,8 @@ pub async fn get(
                   v.video_codec, v.audio_codec, v.created_at,
                   j.state AS "state: JobState", j.stage AS "stage: JobStage", j.progress,
                   j.attempts, j.error_code, j.error_message, j.started_at, j.finished_at,
-                  j.attempt_key, j.playable_at, j.has_poster
+                  j.attempt_key, j.playable_at, j.has_poster,
+                  v.dropped_streams AS "dropped_streams: Json<Vec<DroppedStream>>"
            FROM videos v JOIN jobs j ON j.video_id = v.id
            WHERE v.id = $1 AND ($2::uuid IS NULL OR v.owner_id = $2)"#,
         id.get(),
@@ -196,7 +223,8 @@ pub async fn list(
                   v.video_codec, v.audio_codec, v.created_at,
                   j.state AS "state: JobState", j.stage AS "stage: JobStage", j.progress,
                   j.attempts, j.error_code, j.error_message, j.started_at, j.finished_at,
-                  j.attempt_key, j.playable_at, j.has_poster
+                  j.attempt_key, j.playable_at, j.has_poster,
+                  v.dropped_streams AS "dropped_streams: Json<Vec<DroppedStream>>"
            FROM videos v JOIN jobs j ON j.video_id = v.id
            WHERE ($1::job_state IS NULL OR j.state = $1)
              AND ($2::uuid IS NULL OR v.id < $2)
@@ -212,9 +240,9 @@ pub async fn list(
     .await
 }
 
-/// Renditions of the given videos, highest rung first: by picture size,
-/// then bandwidth (a still picture can cost a small rung more bits than a
-/// big one, so bandwidth alone does not order rungs).
+/// Renditions of the given videos: the rungs highest first, by picture size, then bandwidth (a
+/// still picture can cost a small rung more bits than a big one, so bandwidth alone does not
+/// order rungs); then the audio tracks in source order (`audio_0`, `audio_1`…).
 pub async fn renditions(
     conn: &mut PgConnection,
     video_ids: &[VideoId],
@@ -222,10 +250,12 @@ pub async fn renditions(
     let video_ids: Vec<Uuid> = video_ids.iter().map(|id| id.get()).collect();
     sqlx::query_as!(
         RenditionRow,
-        "SELECT video_id, name, playlist, width, height, bandwidth, average_bandwidth, codecs,
-                frame_rate
-         FROM renditions WHERE video_id = ANY($1)
-         ORDER BY video_id, coalesce(width::bigint * height, 0) DESC, bandwidth DESC",
+        r#"SELECT video_id, name, playlist, kind AS "kind: RenditionKind", width, height,
+                  bandwidth, average_bandwidth, codecs, frame_rate, language, label, is_default,
+                  channels, describes_video
+           FROM renditions WHERE video_id = ANY($1)
+           ORDER BY video_id, kind, coalesce(width::bigint * height, 0) DESC,
+                    CASE WHEN kind = 'video' THEN bandwidth END DESC, length(name), name"#,
         &video_ids
     )
     .fetch_all(conn)
@@ -234,18 +264,41 @@ pub async fn renditions(
 
 pub async fn insert_rendition(conn: &mut PgConnection, r: &RenditionRow) -> sqlx::Result<()> {
     sqlx::query!(
-        "INSERT INTO renditions (video_id, name, playlist, width, height, bandwidth,
-                                 average_bandwidth, codecs, frame_rate)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO renditions (video_id, name, playlist, kind, width, height, bandwidth,
+                                 average_bandwidth, codecs, frame_rate, language, label,
+                                 is_default, channels, describes_video)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         r.video_id.get(),
         r.name,
         r.playlist,
+        r.kind as RenditionKind,
         r.width,
         r.height,
         r.bandwidth,
         r.average_bandwidth,
         r.codecs,
         r.frame_rate,
+        r.language,
+        r.label,
+        r.is_default,
+        r.channels,
+        r.describes_video,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records what of the source the ready attempt left out.
+pub async fn set_dropped_streams(
+    conn: &mut PgConnection,
+    video_id: VideoId,
+    dropped: &[DroppedStream],
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE videos SET dropped_streams = $2 WHERE id = $1",
+        video_id.get(),
+        Json(dropped) as _
     )
     .execute(conn)
     .await?;

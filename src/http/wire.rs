@@ -34,7 +34,11 @@ pub struct VideoOut {
     pub stage: Option<JobStage>,
     pub error: Option<ErrorOut>,
     pub source: SourceOut,
+    /// The variants a player chooses between by bandwidth: the video rungs, highest first, each
+    /// playing with the audio tracks; for an audio-only source its default audio track.
     pub renditions: Vec<RenditionOut>,
+    /// Every audio track of the output (an HLS alternate audio rendition each), in source order.
+    pub audio_tracks: Vec<AudioTrackOut>,
     pub playback: Option<PlaybackOut>,
     pub attempts: i32,
     #[serde(with = "time::serde::rfc3339")]
@@ -66,6 +70,29 @@ pub struct SourceOut {
     pub video_codec: Option<String>,
     pub audio_codec: Option<String>,
     pub size_bytes: Option<i64>,
+    /// Streams of the source the output does not carry, and why: audio tracks past the eighth
+    /// (`too_many_audio_tracks`), bitmap subtitles that would need OCR (`bitmap_subtitles`).
+    /// Known once the video is ready.
+    pub dropped_streams: Vec<db::videos::DroppedStream>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AudioTrackOut {
+    /// The rendition's name, also the stem of its playlist (`audio_0.m3u8`).
+    pub name: String,
+    /// BCP 47, from the source's tag (`eng` → `en`); `und` when the source does not say.
+    pub language: String,
+    /// What players list: the track's title, else its language's name.
+    pub label: String,
+    /// The track players start with: the source's default track, else its first.
+    pub default: bool,
+    /// Output channels (every track is encoded to AAC stereo at 48 kHz).
+    pub channels: i32,
+    /// An audio description for the visually impaired
+    /// (`CHARACTERISTICS="public.accessibility.describes-video"`).
+    pub describes_video: bool,
+    pub bandwidth: i64,
+    pub codecs: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -104,6 +131,15 @@ impl VideoOut {
             let poster = ready && row.has_poster;
             playback_out(signer, row.id, row.visibility, key, poster)
         });
+        let (video, audio): (Vec<_>, Vec<_>) = renditions
+            .into_iter()
+            .partition(|r| r.kind == db::RenditionKind::Video);
+        // An audio-only source plays its default audio track as its one variant.
+        let variants: Vec<&db::videos::RenditionRow> = if video.is_empty() {
+            audio.iter().filter(|a| a.is_default).take(1).collect()
+        } else {
+            video.iter().collect()
+        };
         let error = row.error_code.map(|code| ErrorOut {
             code,
             message: row.error_message.unwrap_or_default(),
@@ -126,17 +162,31 @@ impl VideoOut {
                 video_codec: row.video_codec,
                 audio_codec: row.audio_codec,
                 size_bytes: row.size_bytes,
+                dropped_streams: row.dropped_streams.0,
             },
-            renditions: renditions
+            renditions: variants
                 .into_iter()
                 .map(|r| RenditionOut {
-                    name: r.name,
+                    name: r.name.clone(),
                     width: r.width,
                     height: r.height,
                     bandwidth: r.bandwidth,
                     average_bandwidth: r.average_bandwidth,
-                    codecs: r.codecs,
+                    codecs: r.codecs.clone(),
                     frame_rate: r.frame_rate,
+                })
+                .collect(),
+            audio_tracks: audio
+                .into_iter()
+                .map(|a| AudioTrackOut {
+                    name: a.name,
+                    language: a.language.unwrap_or_else(|| "und".into()),
+                    label: a.label.unwrap_or_default(),
+                    default: a.is_default,
+                    channels: a.channels.unwrap_or(2),
+                    describes_video: a.describes_video,
+                    bandwidth: a.bandwidth,
+                    codecs: a.codecs,
                 })
                 .collect(),
             playback,

@@ -203,6 +203,7 @@ mod tests {
             codec: "aac".into(),
             channels: 2,
             sample_rate: Some(48_000),
+            labels: Default::default(),
         });
         assert!(check(&info, &MediaLimits::default()).is_ok());
         // 1 fps over 14,000 s, not 60 fps (840,000 frames).

@@ -5,7 +5,10 @@
 
 use serde::Deserialize;
 
-use super::{AudioInfo, Color, CoverInfo, ProbeError, ProbeInfo, Rational, VideoInfo};
+use super::{
+    AudioInfo, Color, CoverInfo, ProbeError, ProbeInfo, Rational, SubtitleInfo, TrackLabels,
+    VideoInfo,
+};
 
 /// Parses ffprobe's JSON into what we need to know about the file.
 pub fn parse(json: &[u8]) -> Result<ProbeInfo, ProbeError> {
@@ -76,6 +79,16 @@ struct Disposition {
     default: u8,
     #[serde(default)]
     attached_pic: u8,
+    #[serde(default)]
+    forced: u8,
+    #[serde(default)]
+    visual_impaired: u8,
+    #[serde(default)]
+    descriptions: u8,
+    #[serde(default)]
+    hearing_impaired: u8,
+    #[serde(default)]
+    captions: u8,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +99,8 @@ struct SideData {
 #[derive(Debug, Default, Deserialize)]
 struct Tags {
     rotate: Option<String>,
+    language: Option<String>,
+    title: Option<String>,
 }
 
 /// ffprobe's word for "not known".
@@ -189,7 +204,31 @@ impl FfprobeStream {
             codec: self.decodable_codec()?,
             channels: self.channels.unwrap_or(2),
             sample_rate: self.sample_rate.as_deref().and_then(|r| r.parse().ok()),
+            labels: self.labels(),
         })
+    }
+
+    fn to_subtitle(&self) -> Option<SubtitleInfo> {
+        if self.codec_type.as_deref() != Some("subtitle") {
+            return None;
+        }
+        Some(SubtitleInfo {
+            index: self.index,
+            codec: self.decodable_codec()?,
+            labels: self.labels(),
+        })
+    }
+
+    fn labels(&self) -> TrackLabels {
+        let d = &self.disposition;
+        TrackLabels {
+            language: known(&self.tags.language),
+            title: known(&self.tags.title),
+            default: d.default == 1,
+            forced: d.forced == 1,
+            describes_video: d.visual_impaired == 1 || d.descriptions == 1,
+            captions: d.hearing_impaired == 1 || d.captions == 1,
+        }
     }
 
     fn to_cover(&self) -> Option<CoverInfo> {
@@ -227,6 +266,16 @@ impl FfprobeOutput {
         }
         let video = pick(&self.streams, FfprobeStream::to_video);
         let audio = pick(&self.streams, FfprobeStream::to_audio);
+        let audio_tracks = self
+            .streams
+            .iter()
+            .filter_map(FfprobeStream::to_audio)
+            .collect();
+        let subtitles = self
+            .streams
+            .iter()
+            .filter_map(FfprobeStream::to_subtitle)
+            .collect();
         let cover = self.streams.iter().find_map(FfprobeStream::to_cover);
         if video.is_none() && audio.is_none() {
             return Err(ProbeError::NoStreams);
@@ -261,6 +310,8 @@ impl FfprobeOutput {
             start_s,
             video,
             audio,
+            audio_tracks,
+            subtitles,
             cover,
         })
     }
@@ -366,6 +417,35 @@ mod tests {
         assert_eq!(parse_str(&json(0, 1)).unwrap().audio.unwrap().index, 1);
         assert_eq!(parse_str(&json(1, 1)).unwrap().audio.unwrap().index, 0);
         assert_eq!(parse_str(&json(0, 0)).unwrap().audio.unwrap().index, 0);
+    }
+
+    #[test]
+    fn every_audio_and_subtitle_track_is_listed_with_its_labels() {
+        let info = parse_str(
+            r#"{"streams":[{"index":0,"codec_type":"video","codec_name":"h264","width":64,"height":32},
+                {"index":1,"codec_type":"audio","codec_name":"aac","channels":2,
+                 "disposition":{"default":1},"tags":{"language":"eng","title":"English"}},
+                {"index":2,"codec_type":"audio","codec_name":"ac3","channels":6,
+                 "disposition":{"visual_impaired":1},"tags":{"language":"fra"}},
+                {"index":3,"codec_type":"subtitle","codec_name":"subrip",
+                 "disposition":{"forced":1,"hearing_impaired":1},"tags":{"language":"deu"}},
+                {"index":4,"codec_type":"subtitle","codec_name":"hdmv_pgs_subtitle"},
+                {"index":5,"codec_type":"audio","codec_name":"unknown"}],
+                "format":{"format_name":"matroska,webm","duration":"4.0"}}"#,
+        )
+        .unwrap();
+        let indexes: Vec<usize> = info.audio_tracks.iter().map(|a| a.index).collect();
+        assert_eq!(indexes, [1, 2], "an undecodable track is not listed");
+        let english = &info.audio_tracks[0].labels;
+        assert_eq!(english.language.as_deref(), Some("eng"));
+        assert_eq!(english.title.as_deref(), Some("English"));
+        assert!(english.default && !english.describes_video);
+        let french = &info.audio_tracks[1];
+        assert_eq!((french.channels, french.labels.describes_video), (6, true));
+        assert_eq!(info.subtitles.len(), 2);
+        let german = &info.subtitles[0];
+        assert!(german.is_text() && german.labels.forced && german.labels.captions);
+        assert!(!info.subtitles[1].is_text(), "PGS is a bitmap");
     }
 
     #[test]

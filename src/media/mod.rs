@@ -14,6 +14,8 @@ use crate::{
 };
 
 pub mod budget;
+mod language;
+pub use language::{UNDETERMINED, bcp47, display_name as language_name};
 mod ffprobe;
 
 pub use ffprobe::parse as parse_ffprobe_json;
@@ -51,8 +53,12 @@ pub struct ProbeInfo {
     pub start_s: f64,
     /// The video stream to transcode: the default one, else the first (never a cover image).
     pub video: Option<VideoInfo>,
-    /// The audio stream to keep: the default one, else the first.
+    /// The default audio track: the one marked default, else the first. `None` for a silent file.
     pub audio: Option<AudioInfo>,
+    /// Every decodable audio track, in file order (`audio` is one of them).
+    pub audio_tracks: Vec<AudioInfo>,
+    /// Every subtitle track, in file order, text or bitmap.
+    pub subtitles: Vec<SubtitleInfo>,
     /// An attached picture (album art), the poster of an audio-only file.
     pub cover: Option<CoverInfo>,
 }
@@ -104,7 +110,42 @@ pub struct AudioInfo {
     pub codec: String,
     pub channels: u32,
     pub sample_rate: Option<u32>,
+    pub labels: TrackLabels,
 }
+
+/// How a source names and marks one of its tracks (the container's tags and dispositions).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrackLabels {
+    /// The `language` tag as written (ISO 639-2 in Matroska and MP4: `eng`, `fra`), if any.
+    pub language: Option<String>,
+    /// The `title` tag ("Director's commentary").
+    pub title: Option<String>,
+    pub default: bool,
+    pub forced: bool,
+    /// Audio description for the visually impaired (`visual_impaired` or `descriptions`).
+    pub describes_video: bool,
+    /// Captions for the hard of hearing (`hearing_impaired` or `captions`).
+    pub captions: bool,
+}
+
+/// A subtitle track of the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubtitleInfo {
+    pub index: usize,
+    /// ffmpeg's codec name: `subrip`, `ass`, `mov_text`, `webvtt`, `hdmv_pgs_subtitle`…
+    pub codec: String,
+    pub labels: TrackLabels,
+}
+
+impl SubtitleInfo {
+    /// Text we can turn into WebVTT; bitmap subtitles (PGS, DVB, VobSub) would need OCR.
+    pub fn is_text(&self) -> bool {
+        TEXT_SUBTITLE_CODECS.contains(&self.codec.as_str())
+    }
+}
+
+/// Subtitle codecs ffmpeg converts to WebVTT as text.
+pub const TEXT_SUBTITLE_CODECS: [&str; 6] = ["subrip", "srt", "ass", "ssa", "mov_text", "webvtt"];
 
 /// An attached picture: cover art of a music file, never a video to transcode.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -532,6 +573,8 @@ mod tests {
                 color: Color::default(),
             }),
             audio: None,
+            audio_tracks: Vec::new(),
+            subtitles: Vec::new(),
             cover: None,
         };
         let info = video(3840, 2160);

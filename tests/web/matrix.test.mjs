@@ -1,5 +1,5 @@
 // The media matrix in a real browser: what the worker makes of a rotated phone clip, an HDR (PQ)
-// clip, a 120 fps clip and an MP3 with a cover plays in headless Chromium through hls.js (the
+// clip, a 120 fps clip, an MP3 with a cover and a clip with three audio languages plays in headless Chromium through hls.js (the
 // page's own copy), with the picture the right way up and tone mapped. The ffprobe-level checks of
 // every case are in worker/tests/it/media_matrix.rs; this proves a browser agrees. Run by
 // scripts/web-test.sh, which starts the stack and sets PROSTREAM_URL and MATRIX_DIR.
@@ -43,7 +43,7 @@ before(async () => {
            "--disable-component-update", "--disable-sync", "--no-first-run",
            "--autoplay-policy=no-user-gesture-required"],
   });
-  const names = ["portrait.mp4", "pq.mp4", "fast.mp4", "song.mp3"];
+  const names = ["portrait.mp4", "pq.mp4", "fast.mp4", "song.mp3", "languages.mkv"];
   const ids = await Promise.all(names.map(upload));
   for (const [i, name] of names.entries()) videos[name] = await ready(ids[i]);
 });
@@ -128,3 +128,52 @@ test("an MP3 with a cover plays as audio, with the cover as poster", { timeout: 
   const poster = await fetch(PROSTREAM_URL + video.playback.poster);
   assert.equal(poster.headers.get("content-type"), "image/jpeg");
 });
+
+test("every audio language is an audio track hls.js lists and switches to", { timeout: 60_000 },
+  async () => {
+    const page = await browser.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(PROSTREAM_URL); // for the page's hls.js
+    const seen = await page.evaluate(async (src) => {
+      const el = document.createElement("video");
+      el.muted = true;
+      document.body.append(el);
+      const hls = new Hls();
+      const fatal = [];
+      hls.on(Hls.Events.ERROR, (_, d) => d.fatal && fatal.push(d.details));
+      hls.loadSource(src);
+      hls.attachMedia(el);
+      await new Promise((r) => hls.on(Hls.Events.MANIFEST_PARSED, r));
+      const tracks = hls.audioTracks.map((t) => ({ lang: t.lang, name: t.name, default: t.default,
+        characteristics: t.attrs.CHARACTERISTICS || null }));
+      const startedWith = hls.audioTrack;
+      await el.play();
+      const waitFor = async (done) => {
+        const deadline = Date.now() + 20_000;
+        while (!done() && !el.error && !fatal.length && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      };
+      await waitFor(() => el.currentTime >= 0.5);
+      const switched = new Promise((r) => hls.on(Hls.Events.AUDIO_TRACK_SWITCHED, (_, d) => r(d.id)));
+      hls.audioTrack = 0;
+      const switchedTo = await Promise.race([switched, new Promise((r) => setTimeout(() => r(null), 10_000))]);
+      const at = el.currentTime;
+      await waitFor(() => el.currentTime >= at + 1);
+      return { tracks, startedWith, switchedTo, time: el.currentTime, at,
+        error: el.error && el.error.message, fatal };
+    }, PROSTREAM_URL + videos["languages.mkv"].playback.hls);
+    await page.close();
+    assert.deepEqual(errors, []);
+    assert.deepEqual(seen.fatal, [], JSON.stringify(seen));
+    assert.deepEqual(seen.tracks, [
+      { lang: "en", name: "English", default: false, characteristics: null },
+      { lang: "fr", name: "Français", default: true, characteristics: null },
+      { lang: "en", name: "English (audio description)", default: false,
+        characteristics: "public.accessibility.describes-video" },
+    ]);
+    assert.equal(seen.startedWith, 1, "the source's default track (French) plays first");
+    assert.equal(seen.switchedTo, 0, JSON.stringify(seen));
+    assert.ok(seen.time >= seen.at + 1, `stalled after switching: ${JSON.stringify(seen)}`);
+  });

@@ -1,8 +1,9 @@
 //! The only place the worker spawns ffmpeg and ffprobe.
 //!
 //! One ffmpeg process per job: the source is decoded once, `split` feeds a
-//! scaler and an x264 encoder per rung, and the HLS muxer writes fMP4
-//! segments for every rung side by side. The poster is a separate, tiny
+//! scaler and an x264 encoder per rung, every audio track is encoded once to
+//! AAC, and the HLS muxer writes fMP4 segments for every rendition (each rung's
+//! video, each audio track) side by side. The poster is a separate, tiny
 //! ffmpeg run (seek, one frame): as a branch of the same graph it held every
 //! rung's frames back until the poster frame arrived, which delayed the first
 //! segment by seconds (benchmark 3: 5.6 s for 1080p) and buffered frames. The single decode
@@ -23,7 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     ladder::{AUDIO_KBPS, Ladder},
-    normalize::{AUDIO_CHANNELS, AUDIO_SAMPLE_RATE, AudioPlan, VideoPlan},
+    normalize::{AUDIO_CHANNELS, AUDIO_SAMPLE_RATE, VideoPlan},
+    tracks::AudioTrack,
 };
 
 /// Segment length: one closed GOP of `KEYFRAME_SECS`, so every segment starts on a keyframe.
@@ -48,8 +50,8 @@ pub struct EncodeJob<'a> {
     pub duration_s: f64,
     /// How the video becomes browser-ready; `None` for an audio-only source.
     pub video: Option<&'a VideoPlan>,
-    /// Which audio stream; `None` for a silent source.
-    pub audio: Option<AudioPlan>,
+    /// The audio renditions; empty for a silent source.
+    pub audio: &'a [AudioTrack],
     pub preset: &'a str,
     /// x264 constant rate factor, capped per rung by its VBV maxrate.
     pub crf: u8,
@@ -104,11 +106,6 @@ pub fn encode_args(job: &EncodeJob<'_>) -> Vec<OsString> {
     } else {
         &[]
     };
-    // The audio stream by its index: `0:a:0` would be the first track, not the default one.
-    let audio_input = job
-        .audio
-        .filter(|_| ladder.audio)
-        .map(|a| format!("0:{}", a.input));
     if let Some(plan) = video {
         // By index too: `[0:v]` may be a cover image stored before the video.
         // The prefilter (constant frame rate, tone mapping) runs once, before the split.
@@ -130,6 +127,8 @@ pub fn encode_args(job: &EncodeJob<'_>) -> Vec<OsString> {
         args.extend(["-filter_complex".into(), graph.into()]);
     }
 
+    // Each rung's video and each audio track is a rendition of its own: the master playlist
+    // (ours, playlist.rs) joins every rung with the audio group.
     let mut stream_map = Vec::new();
     for (i, r) in rungs.iter().enumerate() {
         args.extend(["-map".into(), format!("[v{i}]").into()]);
@@ -142,18 +141,13 @@ pub fn encode_args(job: &EncodeJob<'_>) -> Vec<OsString> {
             ]
             .map(OsString::from),
         );
-        let mut entry = format!("v:{i}");
-        if let Some(input) = &audio_input {
-            args.extend(["-map".into(), input.into()]);
-            entry.push_str(&format!(",a:{i}"));
-        }
-        stream_map.push(format!("{entry},name:{}", r.name));
+        stream_map.push(format!("v:{i},name:{}", r.name));
     }
-    if video.is_none() {
-        if let Some(input) = &audio_input {
-            args.extend(["-map".into(), input.into()]);
-        }
-        stream_map.push(format!("a:0,name:{}", Ladder::AUDIO_ONLY));
+    // By index: `0:a:0` would be the first track, whatever the file marks as default.
+    let audio = if ladder.audio { job.audio } else { &[] };
+    for (j, track) in audio.iter().enumerate() {
+        args.extend(["-map".into(), format!("0:{}", track.input).into()]);
+        stream_map.push(format!("a:{j},name:{}", track.name));
     }
     if let Some(plan) = video {
         let gop = plan.gop(KEYFRAME_SECS).to_string();
@@ -202,7 +196,7 @@ pub fn encode_args(job: &EncodeJob<'_>) -> Vec<OsString> {
             "tv",
         ]);
     }
-    if audio_input.is_some() {
+    if !audio.is_empty() {
         args.extend(
             [
                 "-c:a".into(),
@@ -243,7 +237,7 @@ pub fn encode_args(job: &EncodeJob<'_>) -> Vec<OsString> {
     );
     // ffmpeg expands %v in the init file name only when there are several
     // variants; a single one would get a literal `%v_init.mp4`.
-    let names = ladder.names();
+    let names = rendition_names(ladder, audio);
     let init_name = match names.as_slice() {
         [only] => format!("{only}_init.mp4"),
         _ => "%v_init.mp4".to_owned(),
@@ -255,6 +249,15 @@ pub fn encode_args(job: &EncodeJob<'_>) -> Vec<OsString> {
 
     args.extend(["-progress", "pipe:1", "-nostats"].map(OsString::from));
     args
+}
+
+/// Every rendition ffmpeg writes, by name: the rungs, highest first, then the audio tracks.
+pub fn rendition_names(ladder: &Ladder, audio: &[AudioTrack]) -> Vec<String> {
+    let mut names = ladder.names();
+    if ladder.audio {
+        names.extend(audio.iter().map(|t| t.name.clone()));
+    }
+    names
 }
 
 /// A few seconds in, where a title card has usually ended, but inside short clips.
@@ -467,7 +470,18 @@ mod tests {
         }
     }
 
-    fn args_with(ladder: &Ladder, video: Option<&VideoPlan>, audio: Option<AudioPlan>) -> String {
+    fn track(input: usize, n: usize) -> AudioTrack {
+        AudioTrack {
+            input,
+            name: format!("audio_{n}"),
+            language: "und".into(),
+            label: format!("Track {}", n + 1),
+            default: n == 0,
+            describes_video: false,
+        }
+    }
+
+    fn args_with(ladder: &Ladder, video: Option<&VideoPlan>, audio: &[AudioTrack]) -> String {
         let job = EncodeJob {
             input: Path::new("/m/uploads/x"),
             out_dir: Path::new("/m/work/j-1"),
@@ -491,9 +505,9 @@ mod tests {
     /// Video is stream 0 and audio stream 1, as in most files.
     fn args_for(ladder: &Ladder) -> String {
         let video = sdr(0, 30);
-        let audio = ladder.audio.then_some(AudioPlan { input: 1 });
+        let audio: Vec<AudioTrack> = ladder.audio.then(|| track(1, 0)).into_iter().collect();
         let video = (!ladder.rungs.is_empty()).then_some(&video);
-        args_with(ladder, video, audio)
+        args_with(ladder, video, &audio)
     }
 
     #[test]
@@ -519,7 +533,12 @@ mod tests {
                 "-colorspace bt709 -color_primaries bt709 -color_trc bt709 -color_range tv"
             )
         );
-        assert!(args.contains("-var_stream_map v:0,a:0,name:720p v:1,a:1,name:480p v:2,a:2,name:360p v:3,a:3,name:240p"));
+        assert!(args.contains("-var_stream_map v:0,name:720p v:1,name:480p v:2,name:360p v:3,name:240p a:0,name:audio_0"), "{args}");
+        assert_eq!(
+            args.matches("-map 0:1").count(),
+            1,
+            "audio is encoded once: {args}"
+        );
         assert!(
             args.contains(
                 "-g 60 -keyint_min 60 -force_key_frames expr:gte(t,if(eq(n_forced,0),0,1+2*(n_forced-1)))"
@@ -559,13 +578,13 @@ mod tests {
             video_bit_rate: None,
             audio: true,
         });
-        let args = args_with(&ladder, None, Some(AudioPlan { input: 0 }));
+        let args = args_with(&ladder, None, &[track(0, 0)]);
         assert!(!args.contains("-filter_complex"));
         assert!(!args.contains("-c:v"));
         assert!(args.contains("-map 0:0 -c:a aac"), "{args}");
-        assert!(args.contains("-var_stream_map a:0,name:audio"));
+        assert!(args.contains("-var_stream_map a:0,name:audio_0"));
         assert!(
-            args.contains("-hls_fmp4_init_filename audio_init.mp4"),
+            args.contains("-hls_fmp4_init_filename audio_0_init.mp4"),
             "{args}"
         );
     }
@@ -578,10 +597,16 @@ mod tests {
             audio: true,
         });
         // A cover at 0, the video at 1, a commentary track at 2, the default audio at 3.
-        let args = args_with(&ladder, Some(&sdr(1, 60)), Some(AudioPlan { input: 3 }));
+        let args = args_with(&ladder, Some(&sdr(1, 60)), &[track(2, 0), track(3, 1)]);
         assert!(args.contains("[0:1]fps=60/1,split=2"), "{args}");
         assert!(
-            args.contains("-map [v0] -maxrate:v:0 800k -bufsize:v:0 1200k -map 0:3 -map [v1]"),
+            args.contains("-map [v0] -maxrate:v:0 800k -bufsize:v:0 1200k -map [v1] -maxrate:v:1 400k -bufsize:v:1 600k -map 0:2 -map 0:3 "),
+            "{args}"
+        );
+        assert!(
+            args.contains(
+                "-var_stream_map v:0,name:360p v:1,name:240p a:0,name:audio_0 a:1,name:audio_1"
+            ),
             "{args}"
         );
         assert!(args.contains("-g 120 -keyint_min 120"), "{args}");

@@ -15,7 +15,7 @@ pub const STANDARD_RUNGS: [(u32, u32); 5] = [
     (240, 400),
 ];
 
-/// AAC stereo, every rendition that has audio.
+/// AAC stereo, every audio rendition.
 pub const AUDIO_KBPS: u32 = 128;
 
 /// The lowest bitrate a rung is given, however starved the source.
@@ -47,16 +47,9 @@ pub struct Ladder {
 }
 
 impl Ladder {
-    /// Name of the single rendition of an audio-only source.
-    pub const AUDIO_ONLY: &'static str = "audio";
-
-    /// Rendition names in output order.
+    /// Rung names, highest first; none for an audio-only source.
     pub fn names(&self) -> Vec<String> {
-        if self.rungs.is_empty() {
-            vec![Self::AUDIO_ONLY.to_owned()]
-        } else {
-            self.rungs.iter().map(|r| r.name.clone()).collect()
-        }
+        self.rungs.iter().map(|r| r.name.clone()).collect()
     }
 }
 
@@ -200,13 +193,12 @@ mod tests {
     }
 
     #[test]
-    fn an_audio_only_source_gets_one_audio_rendition() {
+    fn an_audio_only_source_gets_no_rungs() {
         let l = plan(&Source {
             video: None,
             video_bit_rate: None,
             audio: true,
         });
-        assert!(l.rungs.is_empty());
-        assert_eq!(l.names(), ["audio"]);
+        assert!(l.rungs.is_empty() && l.audio);
     }
 }

@@ -1,6 +1,6 @@
 //! What every source is turned into, whatever it was: one video stream of
 //! constant frame rate at most 60 fps, SDR BT.709, 8-bit 4:2:0 with even
-//! sides; one stereo 48 kHz audio stream. Pure decisions over the probe, unit
+//! sides; every audio track stereo at 48 kHz. Pure decisions over the probe, unit
 //! tested over real ffprobe output (`worker/tests/fixtures/ffprobe/`); the
 //! filter text they produce goes into the one ffmpeg command of `ffmpeg.rs`.
 //!
@@ -8,7 +8,7 @@
 //! upright (also inside `-filter_complex`) and writes no rotation into the
 //! output, and the ladder already plans rungs from the displayed size.
 
-use prostream::media::{AudioInfo, Color, Rational, VideoInfo};
+use prostream::media::{Color, Rational, VideoInfo};
 
 /// Browsers and phones play up to 60 fps everywhere; more is capped.
 pub const MAX_FRAME_RATE: u32 = 60;
@@ -228,18 +228,6 @@ fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
-/// What the audio of one source needs: which stream. Every rendition
-/// resamples it to [`AUDIO_SAMPLE_RATE`] and mixes it to stereo (`-ac 2`
-/// downmixes 5.1 with the standard coefficients and copies mono to both sides).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AudioPlan {
-    pub input: usize,
-}
-
-pub fn plan_audio(audio: &AudioInfo) -> AudioPlan {
-    AudioPlan { input: audio.index }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -423,12 +411,16 @@ mod tests {
     }
 
     #[test]
-    fn the_default_audio_track_is_kept() {
+    fn the_default_audio_track_is_the_default_rendition() {
         let info = fixture("mkv_two_audio_second_default");
-        assert_eq!(
-            plan_audio(info.audio.as_ref().unwrap()),
-            AudioPlan { input: 2 }
-        );
+        let (tracks, _) = crate::tracks::plan_audio(&info);
+        let defaults: Vec<usize> = tracks
+            .iter()
+            .filter(|t| t.default)
+            .map(|t| t.input)
+            .collect();
+        assert_eq!(defaults, [2]);
+        assert_eq!(tracks.len(), 2, "both tracks are kept");
     }
 
     #[test]

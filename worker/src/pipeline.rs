@@ -14,8 +14,12 @@ use std::{
 
 use anyhow::Context;
 use prostream::{
-    db::{self, JobStage, jobs::ClaimedJob, videos::RenditionRow},
-    ids::{JobId, VideoId},
+    db::{
+        self, JobStage,
+        jobs::ClaimedJob,
+        videos::{DroppedStream, RenditionRow},
+    },
+    ids::JobId,
     media::{self, ProbeError, ProbeInfo},
     queue::{self, TranscodeQueue},
     storage::{MediaRoot, Storage, StorageError},
@@ -28,16 +32,20 @@ use tracing::Instrument;
 
 use crate::{
     ffmpeg::{self, EncodeJob, FfmpegError, PosterSource},
-    ladder::{self, Ladder},
+    ladder,
     normalize::{self, VideoPlan},
-    playlist::{self, PlaylistError, Variant},
+    output::{self, Output},
+    playlist::{self, PlaylistError},
     publish::Publisher,
+    tracks,
 };
 
 /// What an attempt produced, to record.
 struct Produced {
     renditions: Vec<RenditionRow>,
     has_poster: bool,
+    /// Streams of the source the output does not carry.
+    dropped: Vec<DroppedStream>,
 }
 
 /// How often a running job reports progress and renews its lease.
@@ -264,9 +272,13 @@ async fn attempt(ctx: &JobContext, job: &ClaimedJob) -> Result<Produced, Attempt
         audio: info.audio.is_some(),
     });
     let video_plan = info.video.as_ref().map(normalize::plan_video);
-    let audio_plan = info.audio.as_ref().map(normalize::plan_audio);
-    // The master announces what we encode (120 fps comes out at 60), not what came in.
-    let frame_rate = video_plan.as_ref().map(|p| p.frame_rate.as_f64());
+    let (audio, dropped) = tracks::plan_audio(&info);
+    let output = Output {
+        ladder,
+        audio,
+        // The master announces what we encode (120 fps comes out at 60), not what came in.
+        frame_rate: video_plan.as_ref().map(|p| p.frame_rate.as_f64()),
+    };
 
     let cancel = ctx.shutdown.child_token();
     let progress = Arc::new(AtomicU32::new(0f32.to_bits()));
@@ -290,16 +302,15 @@ async fn attempt(ctx: &JobContext, job: &ClaimedJob) -> Result<Produced, Attempt
         job.clone(),
         publisher.clone(),
         work.to_owned(),
-        ladder.clone(),
-        frame_rate,
+        output.clone(),
     )));
     let encode = EncodeJob {
         input: &source,
         out_dir: work,
-        ladder: &ladder,
+        ladder: &output.ladder,
         duration_s: info.duration_s,
         video: video_plan.as_ref(),
-        audio: audio_plan,
+        audio: &output.audio,
         preset: &ctx.preset,
         crf: ctx.crf,
     };
@@ -338,23 +349,21 @@ async fn attempt(ctx: &JobContext, job: &ClaimedJob) -> Result<Produced, Attempt
     // The announcer is gone (aborted above): the publisher is ours alone now.
     let mut publisher = publisher.lock().await;
     // Every segment, then the final playlists (with ENDLIST), then the poster...
-    let names: Vec<String> = rendition_sizes(&ladder)
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
+    let names = output.names();
     publisher.sync(&names).await?;
     publisher.check_final(&names).await?;
     if has_poster {
         publisher.publish_file(ffmpeg::POSTER).await?;
     }
     // ...and last the master with the measured bandwidths.
-    let renditions = describe(job.video_id, work, &ladder, frame_rate).await?;
+    let renditions = output::final_master(job.video_id, work, &output).await?;
     if !publisher.publish_file(playlist::MASTER).await? {
         return Err(anyhow::anyhow!("the master playlist vanished before it was published").into());
     }
     Ok(Produced {
         renditions,
         has_poster,
+        dropped,
     })
 }
 
@@ -460,13 +469,9 @@ async fn announce_playable(
     job: ClaimedJob,
     publisher: Arc<Mutex<Publisher>>,
     work: PathBuf,
-    ladder: Ladder,
-    frame_rate: Option<f64>,
+    output: Output,
 ) {
-    let names: Vec<String> = rendition_sizes(&ladder)
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
+    let names = output.names();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     // Announced, or given up on (an early master that cannot be computed is not retried: the
     // final master comes at the end either way).
@@ -490,7 +495,7 @@ async fn announce_playable(
         if master_done || !all_playable {
             continue;
         }
-        match early_master(&work, &ladder, frame_rate).await {
+        match output::early_master(&work, &output).await {
             Ok(false) => continue,
             Ok(true) => {}
             Err(err) => {
@@ -524,109 +529,6 @@ async fn announce_playable(
     }
 }
 
-/// Writes the master from the ladder's targets (peak = maxrate + audio) once
-/// every rendition has a segment; false while one has none yet.
-async fn early_master(
-    work: &std::path::Path,
-    ladder: &Ladder,
-    frame_rate: Option<f64>,
-) -> anyhow::Result<bool> {
-    let mut variants = Vec::new();
-    for (name, rung) in rendition_sizes(ladder) {
-        let (playlist_path, init) = ffmpeg::rendition_files(work, &name);
-        let Ok(bytes) = tokio::fs::read(&playlist_path).await else {
-            return Ok(false);
-        };
-        let Ok(playlist) = m3u8_rs::parse_media_playlist_res(&bytes) else {
-            return Ok(false);
-        };
-        if playlist.segments.is_empty() || !tokio::fs::try_exists(&init).await? {
-            return Ok(false);
-        }
-        let audio = if ladder.audio {
-            u64::from(ladder::AUDIO_KBPS)
-        } else {
-            0
-        };
-        // Nothing is measured yet: announce the cap; the final master has real figures.
-        let (peak, average) = rung.map_or((audio, audio), |r| {
-            let cap = u64::from(r.video_kbps) + audio;
-            (cap, cap)
-        });
-        variants.push(Variant {
-            uri: format!("{name}.m3u8"),
-            measured: playlist::Measured {
-                peak_bps: peak * 1000,
-                average_bps: average * 1000,
-                duration_s: 0.0,
-                segments: playlist.segments.len(),
-            },
-            codecs: ffmpeg::codecs_of(&init).await?,
-            resolution: rung.map(|r| (r.width, r.height)),
-            frame_rate,
-        });
-    }
-    playlist::write_atomically(work, playlist::MASTER, &playlist::master(&variants)).await?;
-    Ok(true)
-}
-
-/// Each rendition's name with its rung (none for the audio-only rendition).
-fn rendition_sizes(ladder: &Ladder) -> Vec<(String, Option<&ladder::Rung>)> {
-    if ladder.rungs.is_empty() {
-        vec![(Ladder::AUDIO_ONLY.to_owned(), None)]
-    } else {
-        ladder
-            .rungs
-            .iter()
-            .map(|r| (r.name.clone(), Some(r)))
-            .collect()
-    }
-}
-
-/// Measures every finished rendition, rewrites the master playlist with the
-/// measured bandwidths, and returns the rows to record.
-async fn describe(
-    video_id: VideoId,
-    work: &std::path::Path,
-    ladder: &Ladder,
-    frame_rate: Option<f64>,
-) -> Result<Vec<RenditionRow>, AttemptError> {
-    let mut variants = Vec::new();
-    let mut rows = Vec::new();
-    for (name, rung) in rendition_sizes(ladder) {
-        let size = rung.map(|r| (r.width, r.height));
-        let (playlist_path, init) = ffmpeg::rendition_files(work, &name);
-        let media_playlist = playlist::read_media_playlist(&playlist_path).await?;
-        let measured = playlist::measure(work, &media_playlist).await?;
-        let codecs = ffmpeg::codecs_of(&init)
-            .await
-            .with_context(|| format!("reading {}", init.display()))?;
-        let uri = format!("{name}.m3u8");
-        rows.push(RenditionRow {
-            video_id,
-            name: name.clone(),
-            playlist: uri.clone(),
-            width: size.map(|s| s.0 as i32),
-            height: size.map(|s| s.1 as i32),
-            bandwidth: measured.peak_bps as i64,
-            average_bandwidth: measured.average_bps as i64,
-            codecs: codecs.clone(),
-            frame_rate,
-        });
-        variants.push(Variant {
-            uri,
-            measured,
-            codecs,
-            resolution: size,
-            frame_rate,
-        });
-    }
-    playlist::write_atomically(work, playlist::MASTER, &playlist::master(&variants))
-        .await
-        .context("writing the master playlist")?;
-    Ok(rows)
-}
-
 /// Publishes the output and marks the job ready, renditions in the same transaction.
 /// Marks the job ready with its renditions, in one transaction. The output
 /// is already in place: it has been served since it became playable.
@@ -653,6 +555,7 @@ async fn record_ready(
     for r in &produced.renditions {
         db::videos::insert_rendition(&mut tx, r).await?;
     }
+    db::videos::set_dropped_streams(&mut tx, job.video_id, &produced.dropped).await?;
     db::jobs::mark_ready(&mut tx, job.job_id, job.fence, produced.has_poster).await?;
     tx.commit().await?;
     if !ctx.keep_originals {

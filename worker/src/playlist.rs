@@ -8,7 +8,15 @@
 
 use std::path::Path;
 
-use m3u8_rs::{MasterPlaylist, MediaPlaylist, Resolution, VariantStream};
+use m3u8_rs::{
+    AlternativeMedia, AlternativeMediaType, MasterPlaylist, MediaPlaylist, Resolution,
+    VariantStream,
+};
+
+use crate::{
+    normalize::AUDIO_CHANNELS,
+    tracks::{AUDIO_GROUP, AudioTrack},
+};
 
 pub const MASTER: &str = "master.m3u8";
 
@@ -78,7 +86,8 @@ pub async fn measure(dir: &Path, playlist: &MediaPlaylist) -> Result<Measured, P
     })
 }
 
-/// One line of the master playlist.
+/// One variant of the master playlist: a rung (its bandwidth and codecs counting the audio it
+/// plays with), or the one audio track of an audio-only source.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Variant {
     pub uri: String,
@@ -88,13 +97,16 @@ pub struct Variant {
     pub frame_rate: Option<f64>,
 }
 
-/// The master playlist, highest bandwidth first.
-pub fn master(variants: &[Variant]) -> Vec<u8> {
+/// The master playlist, highest bandwidth first. With `audio` tracks, each is an `EXT-X-MEDIA`
+/// of one group and every variant references that group.
+pub fn master(variants: &[Variant], audio: &[AudioTrack]) -> Vec<u8> {
     let mut sorted: Vec<&Variant> = variants.iter().collect();
     sorted.sort_by_key(|v| std::cmp::Reverse(v.measured.peak_bps));
+    let group = (!audio.is_empty()).then(|| AUDIO_GROUP.to_owned());
     let playlist = MasterPlaylist {
         version: Some(7),
         independent_segments: true,
+        alternatives: audio.iter().map(audio_media).collect(),
         variants: sorted
             .into_iter()
             .map(|v| VariantStream {
@@ -107,6 +119,7 @@ pub fn master(variants: &[Variant]) -> Vec<u8> {
                     height: h.into(),
                 }),
                 frame_rate: v.frame_rate.map(|f| (f * 1000.0).round() / 1000.0),
+                audio: group.clone(),
                 ..VariantStream::default()
             })
             .collect(),
@@ -117,6 +130,25 @@ pub fn master(variants: &[Variant]) -> Vec<u8> {
         .write_to(&mut out)
         .expect("writing to a Vec cannot fail");
     out
+}
+
+/// The `EXT-X-MEDIA:TYPE=AUDIO` of one track.
+fn audio_media(track: &AudioTrack) -> AlternativeMedia {
+    AlternativeMedia {
+        media_type: AlternativeMediaType::Audio,
+        uri: Some(format!("{}.m3u8", track.name)),
+        group_id: AUDIO_GROUP.to_owned(),
+        language: Some(track.language.clone()),
+        name: track.label.clone(),
+        default: track.default,
+        autoselect: true,
+        // Players pick an audio description only when the viewer asked for one.
+        characteristics: track
+            .describes_video
+            .then(|| "public.accessibility.describes-video".to_owned()),
+        channels: Some(AUDIO_CHANNELS.to_string()),
+        ..AlternativeMedia::default()
+    }
 }
 
 /// Writes `contents` to `dir/name` through a temporary file and a rename, so
@@ -148,10 +180,13 @@ mod tests {
 
     #[test]
     fn the_master_lists_every_attribute_highest_first() {
-        let text = String::from_utf8(master(&[
-            variant("480p.m3u8", 1_500_000, Some((854, 480))),
-            variant("720p.m3u8", 3_000_000, Some((1280, 720))),
-        ]))
+        let text = String::from_utf8(master(
+            &[
+                variant("480p.m3u8", 1_500_000, Some((854, 480))),
+                variant("720p.m3u8", 3_000_000, Some((1280, 720))),
+            ],
+            &[],
+        ))
         .unwrap();
         assert!(text.contains("#EXT-X-INDEPENDENT-SEGMENTS"), "{text}");
         let first = text.find("720p.m3u8").unwrap();
@@ -162,6 +197,39 @@ mod tests {
         // It parses back with the same crate.
         let parsed = m3u8_rs::parse_master_playlist_res(text.as_bytes()).unwrap();
         assert_eq!(parsed.variants.len(), 2);
+    }
+
+    #[test]
+    fn audio_tracks_are_one_group_every_variant_references() {
+        let track = |n: usize, language: &str, label: &str, default, describes_video| AudioTrack {
+            input: n + 1,
+            name: format!("audio_{n}"),
+            language: language.into(),
+            label: label.into(),
+            default,
+            describes_video,
+        };
+        let text = String::from_utf8(master(
+            &[variant("720p.m3u8", 3_000_000, Some((1280, 720)))],
+            &[
+                track(0, "en", "English", true, false),
+                track(1, "fr", "Français", false, false),
+                track(2, "en", "English (audio description)", false, true),
+            ],
+        ))
+        .unwrap();
+        assert!(text.contains(
+            "#EXT-X-MEDIA:TYPE=AUDIO,URI=\"audio_0.m3u8\",GROUP-ID=\"audio\",LANGUAGE=\"en\",NAME=\"English\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\""
+        ), "{text}");
+        assert!(text.contains("NAME=\"Français\",AUTOSELECT=YES"), "{text}");
+        assert!(
+            text.contains("CHARACTERISTICS=\"public.accessibility.describes-video\""),
+            "{text}"
+        );
+        assert!(text.contains("AUDIO=\"audio\""), "{text}");
+        let parsed = m3u8_rs::parse_master_playlist_res(text.as_bytes()).unwrap();
+        assert_eq!(parsed.alternatives.len(), 3);
+        assert_eq!(parsed.variants[0].audio.as_deref(), Some("audio"));
     }
 
     #[tokio::test]

@@ -472,11 +472,157 @@ async fn the_default_audio_track_is_kept_and_every_layout_becomes_stereo_48k(poo
     let published = publish_all(&app, &clips).await;
     for ((what, _), p) in clips.iter().zip(&published) {
         assert_every_rendition(&app, what, p, true).await;
-        let (left, right) = channel_peaks(&p.rendition_url(&app, &p.top())).await;
+        let (left, right) = channel_peaks(&p.default_audio_url(&app)).await;
         assert!(left > 1000 && right > 1000, "{what}: peaks {left}/{right}");
     }
+    // Both tracks are kept; the second, the source's default, is the default rendition.
+    let two = &published[0];
+    assert_eq!(two.audio_names(), ["audio_0", "audio_1"]);
+    assert_eq!(
+        two.video["audio_tracks"][1]["default"], true,
+        "{}",
+        two.video
+    );
     let surround = &published[2];
     assert_eq!(surround.video["source"]["audio_codec"], "aac");
+    app.shutdown().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn every_audio_track_becomes_an_alternate_rendition_with_its_language(pool: PgPool) {
+    let mut app = TestApp::spawn(pool).await;
+    app.start_worker(2).await;
+    let dir = scratch();
+    let src = pattern("320x180", "30");
+    // Three languages, told apart by loudness: English loud, French silent, the English audio
+    // description quiet. The French track is the default; the description says it is one.
+    let languages = ffmpeg(
+        &dir,
+        "languages.mkv",
+        &cat(&[
+            &lavfi(&src),
+            &lavfi(&tone(440)),
+            &lavfi("anullsrc=r=48000:cl=stereo:d=2"),
+            &lavfi("sine=frequency=440:duration=2,volume=0.1"),
+            &["-map", "0", "-map", "1", "-map", "2", "-map", "3"],
+            &X264,
+            &["-c:a", "aac"],
+            &[
+                "-metadata:s:a:0",
+                "language=eng",
+                "-metadata:s:a:0",
+                "title=English",
+            ],
+            &["-metadata:s:a:1", "language=fre"],
+            &["-metadata:s:a:2", "language=eng"],
+            &["-disposition:a:0", "0", "-disposition:a:1", "default"],
+            &["-disposition:a:2", "visual_impaired"],
+        ]),
+    )
+    .await;
+    // Ten tracks: the first eight are kept, two are dropped and said so.
+    let mut many: Vec<String> = lavfi(&src).iter().map(|s| s.to_string()).collect();
+    for i in 0..10 {
+        many.extend(lavfi(&tone(300 + 50 * i)).iter().map(|s| s.to_string()));
+    }
+    for i in 0..=10 {
+        many.extend(["-map".to_string(), i.to_string()]);
+    }
+    many.extend(X264.iter().chain(&["-c:a", "aac"]).map(|s| s.to_string()));
+    let many = ffmpeg(&dir, "many.mkv", &many).await;
+    let clips = [("three languages", languages), ("ten tracks", many)];
+    let published = publish_all(&app, &clips).await;
+
+    let p = &published[0];
+    assert_every_rendition(&app, "three languages", p, true).await;
+    let tracks: Vec<(String, String, bool, bool)> = p.video["audio_tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["language"].as_str().unwrap().to_owned(),
+                t["label"].as_str().unwrap().to_owned(),
+                t["default"].as_bool().unwrap(),
+                t["describes_video"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("en", "English", false, false),
+        ("fr", "Français", true, false),
+        ("en", "English (audio description)", false, true),
+    ]
+    .map(|(l, n, d, v)| (l.to_owned(), n.to_owned(), d, v));
+    assert_eq!(tracks, expected, "{}", p.video);
+    // The master says the same, and every variant plays with the group.
+    let media: Vec<_> = p
+        .master
+        .alternatives
+        .iter()
+        .map(|m| {
+            (
+                m.language.clone().unwrap(),
+                m.name.clone(),
+                m.default,
+                m.characteristics.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(media.len(), 3, "{}", p.master_text);
+    assert_eq!(
+        media[1],
+        ("fr".into(), "Français".into(), true, None),
+        "{}",
+        p.master_text
+    );
+    assert_eq!(
+        media[2].3.as_deref(),
+        Some("public.accessibility.describes-video"),
+        "{}",
+        p.master_text
+    );
+    assert!(
+        p.master
+            .alternatives
+            .iter()
+            .all(|m| m.autoselect && m.channels.as_deref() == Some("2"))
+    );
+    // Each rendition carries its own track of the source.
+    let mut peaks = Vec::new();
+    for name in p.audio_names() {
+        peaks.push(channel_peaks(&p.rendition_url(&app, &name)).await.0);
+    }
+    assert!(peaks[0] > 2000, "English is loud: {peaks:?}");
+    assert!(peaks[1] < 50, "French is silent: {peaks:?}");
+    assert!(
+        peaks[2] > 100 && peaks[2] < 1000,
+        "the description is quiet: {peaks:?}"
+    );
+    assert_eq!(p.video["source"]["dropped_streams"], serde_json::json!([]));
+
+    let p = &published[1];
+    assert_eq!(p.audio_names().len(), 8, "{}", p.video);
+    assert_eq!(p.master.alternatives.len(), 8, "{}", p.master_text);
+    let dropped: Vec<(u64, &str)> = p.video["source"]["dropped_streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["index"].as_u64().unwrap(), d["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        dropped,
+        [(9, "too_many_audio_tracks"), (10, "too_many_audio_tracks")],
+        "{}",
+        p.video
+    );
+    // One decode of the master by a real client: video and the default audio.
+    ffmpeg_decodes(
+        &app.url(p.video["playback"]["hls"].as_str().unwrap()),
+        &["-map", "0:v:0", "-map", "0:a:0"],
+    )
+    .await;
     app.shutdown().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -572,7 +718,8 @@ async fn audio_only_files_become_one_aac_rendition_with_their_cover_as_poster(po
             p.video["source"]["video_codec"].is_null(),
             "{what}: the cover is no video"
         );
-        assert_eq!(p.names(), ["audio"], "{what}");
+        assert_eq!(p.names(), ["audio_0"], "{what}");
+        assert_eq!(p.audio_names(), ["audio_0"], "{what}");
         let [variant] = p.master.variants.as_slice() else {
             panic!("{what}: {}", p.master_text)
         };
@@ -582,10 +729,15 @@ async fn audio_only_files_become_one_aac_rendition_with_their_cover_as_poster(po
             "{what}: {}",
             p.master_text
         );
-        let s = streams(&p.rendition_url(&app, "audio")).await;
+        assert!(
+            p.master.alternatives.is_empty(),
+            "one track needs no group: {}",
+            p.master_text
+        );
+        let s = streams(&p.rendition_url(&app, "audio_0")).await;
         assert_eq!(s.len(), 1, "{what}: {s:?}");
         assert_browser_audio(what, &s[0]);
-        let (left, right) = channel_peaks(&p.rendition_url(&app, "audio")).await;
+        let (left, right) = channel_peaks(&p.rendition_url(&app, "audio_0")).await;
         assert!(left > 1000 && right > 1000, "{what}: peaks {left}/{right}");
         match (p.poster_url(&app), has_cover) {
             (Some(poster), true) => {

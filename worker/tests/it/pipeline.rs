@@ -38,6 +38,12 @@ async fn a_720p_clip_with_audio_ends_ready_and_plays_over_http(pool: PgPool) {
         .map(|r| r["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["720p", "480p", "360p", "240p"]);
+    let track = &video["audio_tracks"][0];
+    assert_eq!(
+        (&track["name"], &track["language"], &track["default"]),
+        (&"audio_0".into(), &"und".into(), &true.into()),
+        "{video}"
+    );
 
     // The master names every rung with its attributes, highest first.
     let base = TestApp::hls_base(&video);
@@ -58,6 +64,26 @@ async fn a_720p_clip_with_audio_ends_ready_and_plays_over_http(pool: PgPool) {
         .collect();
     assert_eq!(heights, [720, 480, 360, 240], "{master_text}");
     assert!(master.independent_segments);
+    // The audio is its own rendition, encoded once, which every rung plays with.
+    let [audio] = master.alternatives.as_slice() else {
+        panic!("one audio rendition: {master_text}")
+    };
+    assert_eq!(audio.uri.as_deref(), Some("audio_0.m3u8"), "{master_text}");
+    assert!(audio.default && audio.autoselect, "{master_text}");
+    let audio_playlist = app
+        .get_text(&app.url(&format!("{base}/audio_0.m3u8")))
+        .await;
+    let audio_playlist = m3u8_rs::parse_media_playlist_res(audio_playlist.as_bytes()).unwrap();
+    assert!(audio_playlist.end_list);
+    let audio_total: f64 = audio_playlist
+        .segments
+        .iter()
+        .map(|s| f64::from(s.duration))
+        .sum();
+    assert!(
+        (audio_total - source_duration).abs() <= 0.5,
+        "audio lasts {audio_total} s"
+    );
     for variant in &master.variants {
         assert!(variant.average_bandwidth.unwrap() <= variant.bandwidth);
         assert!(
@@ -65,6 +91,7 @@ async fn a_720p_clip_with_audio_ends_ready_and_plays_over_http(pool: PgPool) {
             "{master_text}"
         );
         assert!(variant.codecs.as_deref().unwrap().ends_with("mp4a.40.2"));
+        assert_eq!(variant.audio.as_deref(), Some("audio"), "{master_text}");
         assert_eq!(variant.frame_rate, Some(30.0));
 
         // Every variant playlist is complete and covers the whole source.

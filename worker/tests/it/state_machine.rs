@@ -147,12 +147,18 @@ fn rendition(video_id: VideoId) -> RenditionRow {
         video_id,
         name: "r".into(),
         playlist: "r.m3u8".into(),
+        kind: prostream::db::RenditionKind::Video,
         width: Some(64),
         height: Some(36),
         bandwidth: 100_000,
         average_bandwidth: 80_000,
         codecs: "avc1.64000a".into(),
         frame_rate: Some(10.0),
+        language: None,
+        label: None,
+        is_default: false,
+        channels: None,
+        describes_video: false,
     }
 }
 

@@ -238,6 +238,24 @@ impl Published {
         self.names().remove(0)
     }
 
+    /// The audio tracks' rendition names, in source order.
+    pub fn audio_names(&self) -> Vec<String> {
+        self.video["audio_tracks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The default audio track's playlist URL.
+    pub fn default_audio_url(&self, app: &TestApp) -> String {
+        let tracks = self.video["audio_tracks"].as_array().unwrap();
+        let default: Vec<&Value> = tracks.iter().filter(|t| t["default"] == true).collect();
+        assert_eq!(default.len(), 1, "one default track: {}", self.video);
+        self.rendition_url(app, default[0]["name"].as_str().unwrap())
+    }
+
     pub fn poster_url(&self, app: &TestApp) -> Option<String> {
         self.video["playback"]["poster"]
             .as_str()
@@ -296,20 +314,32 @@ pub fn assert_browser_audio(what: &str, a: &Value) {
     assert_eq!(a["sample_rate"], "48000", "{what}: {a}");
 }
 
-/// Every rendition of `p` is browser-ready video (with browser-ready audio if `audio`).
+/// Every rung of `p` is browser-ready video alone, and (if `audio`) every audio track
+/// browser-ready audio alone, in one group every variant plays with.
 pub async fn assert_every_rendition(app: &TestApp, what: &str, p: &Published, audio: bool) {
     for name in p.names() {
         let s = streams(&p.rendition_url(app, &name)).await;
+        assert_eq!(s.len(), 1, "{what} {name}: the video alone: {s:?}");
         assert_browser_video(&format!("{what} {name}"), stream(&s, "video").unwrap());
-        match stream(&s, "audio") {
-            Some(a) => assert_browser_audio(&format!("{what} {name}"), a),
-            None => assert!(!audio, "{what} {name}: no audio in {s:?}"),
-        }
     }
+    let tracks = p.audio_names();
+    assert_eq!(tracks.is_empty(), !audio, "{what}: {}", p.video);
+    for name in &tracks {
+        let s = streams(&p.rendition_url(app, name)).await;
+        assert_eq!(s.len(), 1, "{what} {name}: the audio alone: {s:?}");
+        assert_browser_audio(&format!("{what} {name}"), &s[0]);
+    }
+    assert_eq!(
+        p.master.alternatives.len(),
+        tracks.len(),
+        "{}",
+        p.master_text
+    );
     for variant in &p.master.variants {
         let codecs = variant.codecs.as_deref().unwrap();
         assert!(codecs.starts_with("avc1.64"), "{what}: {}", p.master_text);
         assert_eq!(codecs.ends_with(",mp4a.40.2"), audio, "{what}: {codecs}");
+        assert_eq!(variant.audio.is_some(), audio, "{what}: {}", p.master_text);
     }
 }
 

@@ -1,0 +1,101 @@
+//! Track languages: containers tag them in ISO 639-2 (`eng`, `fre`/`fra`), HLS and WebVTT want
+//! BCP 47 (`en`, `fr`), and a player's menu wants a name a viewer reads ("Français").
+
+use isolang::Language;
+
+/// BCP 47 for "undetermined": no tag, or one we cannot read.
+pub const UNDETERMINED: &str = "und";
+
+/// The 639-2/B ("bibliographic") codes that differ from their 639-2/T twin, which 639-3 uses.
+/// Matroska files written by older tools carry the B form (`fre`, `ger`, `chi`).
+const BIBLIOGRAPHIC: [(&str, &str); 20] = [
+    ("alb", "sqi"),
+    ("arm", "hye"),
+    ("baq", "eus"),
+    ("bur", "mya"),
+    ("chi", "zho"),
+    ("cze", "ces"),
+    ("dut", "nld"),
+    ("fre", "fra"),
+    ("geo", "kat"),
+    ("ger", "deu"),
+    ("gre", "ell"),
+    ("ice", "isl"),
+    ("mac", "mkd"),
+    ("mao", "mri"),
+    ("may", "msa"),
+    ("per", "fas"),
+    ("rum", "ron"),
+    ("slo", "slk"),
+    ("tib", "bod"),
+    ("wel", "cym"),
+];
+
+/// A container's language tag as a language, if it names one: ISO 639-2/T, 639-2/B, 639-3 or a
+/// two-letter 639-1 code, in any case.
+fn parse(tag: &str) -> Option<Language> {
+    let tag = tag.trim().to_ascii_lowercase();
+    match tag.len() {
+        2 => Language::from_639_1(&tag),
+        3 => {
+            let terminology = BIBLIOGRAPHIC
+                .iter()
+                .find(|(b, _)| *b == tag)
+                .map_or(tag.as_str(), |(_, t)| t);
+            Language::from_639_3(terminology)
+        }
+        _ => None,
+    }
+}
+
+/// The BCP 47 tag of a container's language tag: the two-letter code where the language has one
+/// (`eng` → `en`), else its three letters (`yue`); `und` when absent or unknown (`und`, `mis`,
+/// garbage).
+pub fn bcp47(tag: Option<&str>) -> String {
+    tag.and_then(parse).map_or(UNDETERMINED.to_owned(), |lang| {
+        lang.to_639_1().unwrap_or(lang.to_639_3()).to_owned()
+    })
+}
+
+/// A name for a player's menu: the language in its own words ("Français"), else in English,
+/// else `None` (undetermined).
+pub fn display_name(tag: Option<&str>) -> Option<String> {
+    let lang = tag.and_then(parse)?;
+    if lang.to_639_3() == UNDETERMINED {
+        return None;
+    }
+    let name = lang.to_autonym().unwrap_or(lang.to_name());
+    // The first of several names ("Spanish; Castilian"), capitalised ("français" → "Français").
+    let name = name.split([';', ',']).next().unwrap_or(name).trim();
+    let mut chars = name.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_tags_become_bcp47() {
+        assert_eq!(bcp47(Some("eng")), "en");
+        assert_eq!(bcp47(Some("fra")), "fr");
+        assert_eq!(bcp47(Some("fre")), "fr", "the bibliographic form");
+        assert_eq!(bcp47(Some("GER")), "de");
+        assert_eq!(bcp47(Some("en")), "en");
+        assert_eq!(bcp47(Some("yue")), "yue", "no two-letter code");
+        assert_eq!(bcp47(Some("und")), "und");
+        assert_eq!(bcp47(Some("xx-garbage")), "und");
+        assert_eq!(bcp47(None), "und");
+    }
+
+    #[test]
+    fn names_are_in_the_language_itself() {
+        assert_eq!(display_name(Some("fra")).as_deref(), Some("Français"));
+        assert_eq!(display_name(Some("eng")).as_deref(), Some("English"));
+        assert_eq!(display_name(Some("ger")).as_deref(), Some("Deutsch"));
+        assert_eq!(display_name(Some("und")), None);
+        assert_eq!(display_name(None), None);
+    }
+}
