@@ -63,6 +63,9 @@ pub struct VideoRow {
     pub has_poster: bool,
     /// Streams of the source the output does not carry, and why.
     pub dropped_streams: Json<Vec<DroppedStream>>,
+    /// The ready attempt wrote `download.mp4` / `download.m4a`.
+    pub download_video: bool,
+    pub download_audio: bool,
 }
 
 /// A stream of the source the output does not carry (`videos.dropped_streams`).
@@ -187,7 +190,8 @@ pub async fn get(
                   j.state AS "state: JobState", j.stage AS "stage: JobStage", j.progress,
                   j.attempts, j.error_code, j.error_message, j.started_at, j.finished_at,
                   j.attempt_key, j.playable_at, j.has_poster,
-                  v.dropped_streams AS "dropped_streams: Json<Vec<DroppedStream>>"
+                  v.dropped_streams AS "dropped_streams: Json<Vec<DroppedStream>>",
+                  v.download_video, v.download_audio
            FROM videos v JOIN jobs j ON j.video_id = v.id
            WHERE v.id = $1 AND ($2::uuid IS NULL OR v.owner_id = $2)"#,
         id.get(),
@@ -224,7 +228,8 @@ pub async fn list(
                   j.state AS "state: JobState", j.stage AS "stage: JobStage", j.progress,
                   j.attempts, j.error_code, j.error_message, j.started_at, j.finished_at,
                   j.attempt_key, j.playable_at, j.has_poster,
-                  v.dropped_streams AS "dropped_streams: Json<Vec<DroppedStream>>"
+                  v.dropped_streams AS "dropped_streams: Json<Vec<DroppedStream>>",
+                  v.download_video, v.download_audio
            FROM videos v JOIN jobs j ON j.video_id = v.id
            WHERE ($1::job_state IS NULL OR j.state = $1)
              AND ($2::uuid IS NULL OR v.id < $2)
@@ -299,6 +304,24 @@ pub async fn set_dropped_streams(
         "UPDATE videos SET dropped_streams = $2 WHERE id = $1",
         video_id.get(),
         Json(dropped) as _
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records which downloads the ready attempt wrote.
+pub async fn set_downloads(
+    conn: &mut PgConnection,
+    video_id: VideoId,
+    video: bool,
+    audio: bool,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE videos SET download_video = $2, download_audio = $3 WHERE id = $1",
+        video_id.get(),
+        video,
+        audio
     )
     .execute(conn)
     .await?;

@@ -106,6 +106,7 @@ fn kind_of(name: &str) -> Option<(&'static str, Change)> {
         "m3u8" => ("application/vnd.apple.mpegurl", Change::Grows),
         "m4s" => ("video/iso.segment", Change::Immutable),
         "mp4" => ("video/mp4", Change::Immutable),
+        "m4a" => ("audio/mp4", Change::Immutable),
         "jpg" => ("image/jpeg", Change::Immutable),
         _ => return None,
     })
@@ -259,8 +260,26 @@ fn check_names(attempt: &str, file: &str) -> Result<(), ApiError> {
 }
 
 /// Serves an authorised request: from the volume, with the bytes read from the store, or with
-/// a redirect to a presigned URL.
+/// a redirect to a presigned URL. Downloads are attachments.
 async fn serve(
+    state: &AppState,
+    id: VideoId,
+    attempt: &str,
+    file: &str,
+    access: Access,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let mut response = serve_any(state, id, attempt, file, access, request).await?;
+    if let Some(disposition) = crate::storage::content_disposition(file) {
+        response.headers_mut().insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static(disposition),
+        );
+    }
+    Ok(response)
+}
+
+async fn serve_any(
     state: &AppState,
     id: VideoId,
     attempt: &str,
@@ -486,6 +505,7 @@ mod tests {
         );
         assert_eq!(kind_of("720p_init.mp4").unwrap().0, "video/mp4");
         assert_eq!(kind_of("poster.jpg").unwrap().0, "image/jpeg");
+        assert_eq!(kind_of("download.m4a").unwrap().0, "audio/mp4");
         assert!(kind_of("secrets.env").is_none());
         assert!(kind_of("noext").is_none());
     }

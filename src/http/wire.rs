@@ -11,6 +11,7 @@ use crate::{
     db::{self, JobStage, JobState, Visibility},
     ids::{OwnerId, VideoId},
     playback::Signer,
+    storage,
 };
 
 /// A file's bytes as the request or response body.
@@ -113,10 +114,22 @@ pub struct PlaybackOut {
     pub hls: String,
     /// The poster (JPEG), once the video is ready; signed like `hls`.
     pub poster: Option<String>,
+    /// Files to download, once the video is ready; signed like `hls`, served as attachments with
+    /// ranges.
+    pub downloads: Option<DownloadsOut>,
     /// When the signed URLs stop working (read the video again for fresh ones); null for a
     /// public video, whose URLs do not expire.
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DownloadsOut {
+    /// A progressive MP4 (H.264 + the default audio track, `faststart`) of the highest rung,
+    /// remuxed from the HLS segments; null for an audio-only source.
+    pub video: Option<String>,
+    /// An M4A (AAC) of the default audio track; null for a silent video.
+    pub audio: Option<String>,
 }
 
 impl VideoOut {
@@ -128,8 +141,12 @@ impl VideoOut {
         let ready = row.state == JobState::Ready;
         let playable = ready || (row.state == JobState::Processing && row.playable_at.is_some());
         let playback = row.attempt_key.as_ref().filter(|_| playable).map(|key| {
-            let poster = ready && row.has_poster;
-            playback_out(signer, row.id, row.visibility, key, poster)
+            let files = ReadyFiles {
+                poster: ready && row.has_poster,
+                video_download: ready && row.download_video,
+                audio_download: ready && row.download_audio,
+            };
+            playback_out(signer, row.id, row.visibility, key, files)
         });
         let (video, audio): (Vec<_>, Vec<_>) = renditions
             .into_iter()
@@ -203,6 +220,13 @@ fn one_decimal(percent: f32) -> f32 {
     (percent * 10.0).round() / 10.0
 }
 
+/// Which of the files a ready attempt may write it wrote.
+struct ReadyFiles {
+    poster: bool,
+    video_download: bool,
+    audio_download: bool,
+}
+
 /// The `playback` of a playable video: plain URLs for a public video; for a private one, URLs
 /// signed for [`Signer::ttl`] and their expiry.
 fn playback_out(
@@ -210,7 +234,7 @@ fn playback_out(
     video_id: VideoId,
     visibility: Visibility,
     attempt_key: &str,
-    with_poster: bool,
+    files: ReadyFiles,
 ) -> PlaybackOut {
     let (base, expires_at) = match visibility {
         Visibility::Public => (format!("/v1/videos/{video_id}/hls/{attempt_key}"), None),
@@ -227,7 +251,15 @@ fn playback_out(
     };
     PlaybackOut {
         hls: format!("{base}/master.m3u8"),
-        poster: with_poster.then(|| format!("{base}/poster.jpg")),
+        poster: files.poster.then(|| format!("{base}/poster.jpg")),
+        downloads: (files.video_download || files.audio_download).then(|| DownloadsOut {
+            video: files
+                .video_download
+                .then(|| format!("{base}/{}", storage::VIDEO_DOWNLOAD)),
+            audio: files
+                .audio_download
+                .then(|| format!("{base}/{}", storage::AUDIO_DOWNLOAD)),
+        }),
         expires_at,
     }
 }

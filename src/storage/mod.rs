@@ -44,6 +44,22 @@ use std::{
 use bytes::Bytes;
 
 pub use local::MediaRoot;
+
+/// The progressive MP4 of a ready video (its highest rung with the default audio), remuxed from
+/// the HLS segments, and the M4A of its default audio: files of the attempt like the playlists,
+/// served as attachments.
+pub const VIDEO_DOWNLOAD: &str = "download.mp4";
+pub const AUDIO_DOWNLOAD: &str = "download.m4a";
+
+/// The `Content-Disposition` a file of an attempt is served with: downloads are attachments
+/// (a browser saves them instead of playing them in the tab), named after what they are.
+pub fn content_disposition(name: &str) -> Option<&'static str> {
+    match name {
+        VIDEO_DOWNLOAD => Some("attachment; filename=\"video.mp4\""),
+        AUDIO_DOWNLOAD => Some("attachment; filename=\"audio.m4a\""),
+        _ => None,
+    }
+}
 pub use s3::S3Store;
 
 use crate::{

@@ -277,12 +277,17 @@ fn attributes_of(name: &str) -> Attributes {
         Some("m3u8") => ("application/vnd.apple.mpegurl", "max-age=1"),
         Some("m4s") => ("video/iso.segment", "max-age=31536000, immutable"),
         Some("mp4") => ("video/mp4", "max-age=31536000, immutable"),
+        Some("m4a") => ("audio/mp4", "max-age=31536000, immutable"),
         Some("jpg") => ("image/jpeg", "max-age=31536000, immutable"),
         _ => ("application/octet-stream", "no-cache"),
     };
     let mut attributes = Attributes::new();
     attributes.insert(Attribute::ContentType, content_type.into());
     attributes.insert(Attribute::CacheControl, cache.into());
+    // A presigned redirect hands the bucket's headers to the client: the object carries them.
+    if let Some(disposition) = super::content_disposition(name) {
+        attributes.insert(Attribute::ContentDisposition, disposition.into());
+    }
     attributes
 }
 

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod config;
+pub mod downloads;
 pub mod ffmpeg;
 pub mod ladder;
 pub mod maintenance;

@@ -22,7 +22,7 @@ use prostream::{
     ids::JobId,
     media::{self, ProbeError, ProbeInfo},
     queue::{self, TranscodeQueue},
-    storage::{MediaRoot, Storage, StorageError},
+    storage::{self, MediaRoot, Storage, StorageError},
     telemetry,
 };
 use sqlx::PgPool;
@@ -31,6 +31,7 @@ use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 use tracing::Instrument;
 
 use crate::{
+    downloads::{self, Downloads},
     ffmpeg::{self, EncodeJob, FfmpegError, PosterSource},
     ladder,
     normalize::{self, VideoPlan},
@@ -46,6 +47,7 @@ struct Produced {
     has_poster: bool,
     /// Streams of the source the output does not carry.
     dropped: Vec<DroppedStream>,
+    downloads: Downloads,
 }
 
 /// How often a running job reports progress and renews its lease.
@@ -346,6 +348,7 @@ async fn attempt(ctx: &JobContext, job: &ClaimedJob) -> Result<Produced, Attempt
 
     report(ctx, job, JobStage::Publishing, 100.0).await?;
     let has_poster = make_poster(ctx, &source, work, &info, video_plan.as_ref()).await?;
+    let downloads = downloads::make(&ctx.ffmpeg, work, &output, limit).await?;
     // The announcer is gone (aborted above): the publisher is ours alone now.
     let mut publisher = publisher.lock().await;
     // Every segment, then the final playlists (with ENDLIST), then the poster...
@@ -354,6 +357,14 @@ async fn attempt(ctx: &JobContext, job: &ClaimedJob) -> Result<Produced, Attempt
     publisher.check_final(&names).await?;
     if has_poster {
         publisher.publish_file(ffmpeg::POSTER).await?;
+    }
+    for (made, name) in [
+        (downloads.video, storage::VIDEO_DOWNLOAD),
+        (downloads.audio, storage::AUDIO_DOWNLOAD),
+    ] {
+        if made && !publisher.publish_file(name).await? {
+            return Err(anyhow::anyhow!("{name} vanished before it was published").into());
+        }
     }
     // ...and last the master with the measured bandwidths.
     let renditions = output::final_master(job.video_id, work, &output).await?;
@@ -364,6 +375,7 @@ async fn attempt(ctx: &JobContext, job: &ClaimedJob) -> Result<Produced, Attempt
         renditions,
         has_poster,
         dropped,
+        downloads,
     })
 }
 
@@ -556,6 +568,13 @@ async fn record_ready(
         db::videos::insert_rendition(&mut tx, r).await?;
     }
     db::videos::set_dropped_streams(&mut tx, job.video_id, &produced.dropped).await?;
+    db::videos::set_downloads(
+        &mut tx,
+        job.video_id,
+        produced.downloads.video,
+        produced.downloads.audio,
+    )
+    .await?;
     db::jobs::mark_ready(&mut tx, job.job_id, job.fence, produced.has_poster).await?;
     tx.commit().await?;
     if !ctx.keep_originals {

@@ -12,6 +12,7 @@ mod api_shutdown;
 mod api_start;
 mod budget;
 mod cli;
+mod downloads;
 mod fairness;
 mod faults;
 mod hostile;

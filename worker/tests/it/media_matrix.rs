@@ -737,6 +737,10 @@ async fn audio_only_files_become_one_aac_rendition_with_their_cover_as_poster(po
         let s = streams(&p.rendition_url(&app, "audio_0")).await;
         assert_eq!(s.len(), 1, "{what}: {s:?}");
         assert_browser_audio(what, &s[0]);
+        let downloads = &p.video["playback"]["downloads"];
+        assert!(downloads["video"].is_null(), "{what}: {downloads}");
+        let m4a = streams(&app.url(downloads["audio"].as_str().unwrap())).await;
+        assert_browser_audio(&format!("{what} download"), &m4a[0]);
         let (left, right) = channel_peaks(&p.rendition_url(&app, "audio_0")).await;
         assert!(left > 1000 && right > 1000, "{what}: peaks {left}/{right}");
         match (p.poster_url(&app), has_cover) {
