@@ -66,6 +66,8 @@ pub struct VideoRow {
     /// The ready attempt wrote `download.mp4` / `download.m4a`.
     pub download_video: bool,
     pub download_audio: bool,
+    /// The ready attempt wrote `storyboard.vtt` and its sheets.
+    pub has_storyboard: bool,
 }
 
 /// A stream of the source the output does not carry (`videos.dropped_streams`).
@@ -191,7 +193,7 @@ pub async fn get(
                   j.attempts, j.error_code, j.error_message, j.started_at, j.finished_at,
                   j.attempt_key, j.playable_at, j.has_poster,
                   v.dropped_streams AS "dropped_streams: Json<Vec<DroppedStream>>",
-                  v.download_video, v.download_audio
+                  v.download_video, v.download_audio, v.has_storyboard
            FROM videos v JOIN jobs j ON j.video_id = v.id
            WHERE v.id = $1 AND ($2::uuid IS NULL OR v.owner_id = $2)"#,
         id.get(),
@@ -229,7 +231,7 @@ pub async fn list(
                   j.attempts, j.error_code, j.error_message, j.started_at, j.finished_at,
                   j.attempt_key, j.playable_at, j.has_poster,
                   v.dropped_streams AS "dropped_streams: Json<Vec<DroppedStream>>",
-                  v.download_video, v.download_audio
+                  v.download_video, v.download_audio, v.has_storyboard
            FROM videos v JOIN jobs j ON j.video_id = v.id
            WHERE ($1::job_state IS NULL OR j.state = $1)
              AND ($2::uuid IS NULL OR v.id < $2)
@@ -310,18 +312,27 @@ pub async fn set_dropped_streams(
     Ok(())
 }
 
-/// Records which downloads the ready attempt wrote.
-pub async fn set_downloads(
+/// What the ready attempt wrote beside its playlists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadyExtras {
+    pub download_video: bool,
+    pub download_audio: bool,
+    pub storyboard: bool,
+}
+
+/// Records which downloads and whether a storyboard the ready attempt wrote.
+pub async fn set_ready_extras(
     conn: &mut PgConnection,
     video_id: VideoId,
-    video: bool,
-    audio: bool,
+    extras: ReadyExtras,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE videos SET download_video = $2, download_audio = $3 WHERE id = $1",
+        "UPDATE videos SET download_video = $2, download_audio = $3, has_storyboard = $4
+         WHERE id = $1",
         video_id.get(),
-        video,
-        audio
+        extras.download_video,
+        extras.download_audio,
+        extras.storyboard
     )
     .execute(conn)
     .await?;

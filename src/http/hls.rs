@@ -108,6 +108,7 @@ fn kind_of(name: &str) -> Option<(&'static str, Change)> {
         "mp4" => ("video/mp4", Change::Immutable),
         "m4a" => ("audio/mp4", Change::Immutable),
         "jpg" => ("image/jpeg", Change::Immutable),
+        "vtt" => ("text/vtt; charset=utf-8", Change::Immutable),
         _ => return None,
     })
 }

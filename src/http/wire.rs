@@ -114,6 +114,10 @@ pub struct PlaybackOut {
     pub hls: String,
     /// The poster (JPEG), once the video is ready; signed like `hls`.
     pub poster: Option<String>,
+    /// Seek thumbnails once the video is ready: a WebVTT track whose cues name a tile of a JPEG
+    /// sprite sheet (`storyboard_1.jpg#xywh=x,y,w,h`, relative to the track); signed like
+    /// `hls`. Null for an audio-only source.
+    pub storyboard: Option<String>,
     /// Files to download, once the video is ready; signed like `hls`, served as attachments with
     /// ranges.
     pub downloads: Option<DownloadsOut>,
@@ -145,6 +149,7 @@ impl VideoOut {
                 poster: ready && row.has_poster,
                 video_download: ready && row.download_video,
                 audio_download: ready && row.download_audio,
+                storyboard: ready && row.has_storyboard,
             };
             playback_out(signer, row.id, row.visibility, key, files)
         });
@@ -225,6 +230,7 @@ struct ReadyFiles {
     poster: bool,
     video_download: bool,
     audio_download: bool,
+    storyboard: bool,
 }
 
 /// The `playback` of a playable video: plain URLs for a public video; for a private one, URLs
@@ -252,6 +258,9 @@ fn playback_out(
     PlaybackOut {
         hls: format!("{base}/master.m3u8"),
         poster: files.poster.then(|| format!("{base}/poster.jpg")),
+        storyboard: files
+            .storyboard
+            .then(|| format!("{base}/{}", storage::STORYBOARD)),
         downloads: (files.video_download || files.audio_download).then(|| DownloadsOut {
             video: files
                 .video_download

@@ -50,6 +50,8 @@ pub use local::MediaRoot;
 /// served as attachments.
 pub const VIDEO_DOWNLOAD: &str = "download.mp4";
 pub const AUDIO_DOWNLOAD: &str = "download.m4a";
+/// The seek thumbnails' WebVTT track (its cues name tiles of `storyboard_{n}.jpg`).
+pub const STORYBOARD: &str = "storyboard.vtt";
 
 /// The `Content-Disposition` a file of an attempt is served with: downloads are attachments
 /// (a browser saves them instead of playing them in the tab), named after what they are.

@@ -279,6 +279,7 @@ fn attributes_of(name: &str) -> Attributes {
         Some("mp4") => ("video/mp4", "max-age=31536000, immutable"),
         Some("m4a") => ("audio/mp4", "max-age=31536000, immutable"),
         Some("jpg") => ("image/jpeg", "max-age=31536000, immutable"),
+        Some("vtt") => ("text/vtt; charset=utf-8", "max-age=31536000, immutable"),
         _ => ("application/octet-stream", "no-cache"),
     };
     let mut attributes = Attributes::new();

@@ -13,4 +13,5 @@ pub mod pipeline;
 pub mod playlist;
 pub mod publish;
 pub mod runner;
+pub mod storyboard;
 pub mod tracks;

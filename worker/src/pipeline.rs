@@ -17,7 +17,7 @@ use prostream::{
     db::{
         self, JobStage,
         jobs::ClaimedJob,
-        videos::{DroppedStream, RenditionRow},
+        videos::{DroppedStream, ReadyExtras, RenditionRow},
     },
     ids::JobId,
     media::{self, ProbeError, ProbeInfo},
@@ -31,14 +31,14 @@ use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 use tracing::Instrument;
 
 use crate::{
-    downloads::{self, Downloads},
+    downloads,
     ffmpeg::{self, EncodeJob, FfmpegError, PosterSource},
     ladder,
     normalize::{self, VideoPlan},
     output::{self, Output},
     playlist::{self, PlaylistError},
     publish::Publisher,
-    tracks,
+    storyboard, tracks,
 };
 
 /// What an attempt produced, to record.
@@ -47,7 +47,7 @@ struct Produced {
     has_poster: bool,
     /// Streams of the source the output does not carry.
     dropped: Vec<DroppedStream>,
-    downloads: Downloads,
+    extras: ReadyExtras,
 }
 
 /// How often a running job reports progress and renews its lease.
@@ -349,6 +349,8 @@ async fn attempt(ctx: &JobContext, job: &ClaimedJob) -> Result<Produced, Attempt
     report(ctx, job, JobStage::Publishing, 100.0).await?;
     let has_poster = make_poster(ctx, &source, work, &info, video_plan.as_ref()).await?;
     let downloads = downloads::make(&ctx.ffmpeg, work, &output, limit).await?;
+    let storyboard =
+        storyboard::make(&ctx.ffmpeg, work, &scratch, &output, info.duration_s, limit).await?;
     // The announcer is gone (aborted above): the publisher is ours alone now.
     let mut publisher = publisher.lock().await;
     // Every segment, then the final playlists (with ENDLIST), then the poster...
@@ -366,6 +368,12 @@ async fn attempt(ctx: &JobContext, job: &ClaimedJob) -> Result<Produced, Attempt
             return Err(anyhow::anyhow!("{name} vanished before it was published").into());
         }
     }
+    // The sheets, then the track that names them.
+    for name in &storyboard {
+        if !publisher.publish_file(name).await? {
+            return Err(anyhow::anyhow!("{name} vanished before it was published").into());
+        }
+    }
     // ...and last the master with the measured bandwidths.
     let renditions = output::final_master(job.video_id, work, &output).await?;
     if !publisher.publish_file(playlist::MASTER).await? {
@@ -375,7 +383,11 @@ async fn attempt(ctx: &JobContext, job: &ClaimedJob) -> Result<Produced, Attempt
         renditions,
         has_poster,
         dropped,
-        downloads,
+        extras: ReadyExtras {
+            download_video: downloads.video,
+            download_audio: downloads.audio,
+            storyboard: !storyboard.is_empty(),
+        },
     })
 }
 
@@ -568,13 +580,7 @@ async fn record_ready(
         db::videos::insert_rendition(&mut tx, r).await?;
     }
     db::videos::set_dropped_streams(&mut tx, job.video_id, &produced.dropped).await?;
-    db::videos::set_downloads(
-        &mut tx,
-        job.video_id,
-        produced.downloads.video,
-        produced.downloads.audio,
-    )
-    .await?;
+    db::videos::set_ready_extras(&mut tx, job.video_id, produced.extras).await?;
     db::jobs::mark_ready(&mut tx, job.job_id, job.fence, produced.has_poster).await?;
     tx.commit().await?;
     if !ctx.keep_originals {

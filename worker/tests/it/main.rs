@@ -25,6 +25,7 @@ mod playback;
 mod quotas;
 mod s3;
 mod state_machine;
+mod storyboard;
 mod tls;
 mod tus;
 mod uploads;

@@ -739,6 +739,10 @@ async fn audio_only_files_become_one_aac_rendition_with_their_cover_as_poster(po
         assert_browser_audio(what, &s[0]);
         let downloads = &p.video["playback"]["downloads"];
         assert!(downloads["video"].is_null(), "{what}: {downloads}");
+        assert!(
+            p.video["playback"]["storyboard"].is_null(),
+            "{what}: no picture, no storyboard"
+        );
         let m4a = streams(&app.url(downloads["audio"].as_str().unwrap())).await;
         assert_browser_audio(&format!("{what} download"), &m4a[0]);
         let (left, right) = channel_peaks(&p.rendition_url(&app, "audio_0")).await;
