@@ -145,9 +145,6 @@ test("every audio language is an audio track hls.js lists and switches to", { ti
       hls.loadSource(src);
       hls.attachMedia(el);
       await new Promise((r) => hls.on(Hls.Events.MANIFEST_PARSED, r));
-      const tracks = hls.audioTracks.map((t) => ({ lang: t.lang, name: t.name, default: t.default,
-        characteristics: t.attrs.CHARACTERISTICS || null }));
-      const startedWith = hls.audioTrack;
       await el.play();
       const waitFor = async (done) => {
         const deadline = Date.now() + 20_000;
@@ -155,7 +152,11 @@ test("every audio language is an audio track hls.js lists and switches to", { ti
           await new Promise((r) => setTimeout(r, 100));
         }
       };
+      // hls.js lists the tracks of the playing level's audio group once a level is loading.
       await waitFor(() => el.currentTime >= 0.5);
+      const tracks = hls.audioTracks.map((t) => ({ lang: t.lang, name: t.name, default: t.default,
+        characteristics: t.attrs.CHARACTERISTICS || null }));
+      const startedWith = hls.audioTrack;
       const switched = new Promise((r) => hls.on(Hls.Events.AUDIO_TRACK_SWITCHED, (_, d) => r(d.id)));
       hls.audioTrack = 0;
       const switchedTo = await Promise.race([switched, new Promise((r) => setTimeout(() => r(null), 10_000))]);
