@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{AppState, error, health, hls, lifecycle, owners, tus, videos, webhooks};
+use super::{AppState, error, formats, health, hls, lifecycle, owners, tus, videos, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,7 +27,14 @@ use super::{AppState, error, health, hls, lifecycle, owners, tus, videos, webhoo
         (name = "webhooks", description = "Endpoints told when videos change state (Standard Webhooks), and their deliveries"),
         (name = "operations", description = "Health and readiness (metrics are on METRICS_ADDR)"),
     ),
-    components(schemas(error::ErrorCode, error::Problem, tus::TusResumable)),
+    components(schemas(
+        error::ErrorCode,
+        error::Problem,
+        tus::TusResumable,
+        formats::Title,
+        formats::HttpUrl,
+        formats::PlainName,
+    )),
     modifiers(&ApiKeyScheme),
 )]
 struct ApiDoc;
