@@ -39,9 +39,17 @@ use tokio::io::AsyncWriteExt;
 /// The longest URL the API takes (URL ingest, webhooks), in characters.
 pub const MAX_URL_CHARS: usize = 2048;
 
+/// A dotted IPv4 address without leading zeros, as a piece of [`HTTP_URL_PATTERN`].
+macro_rules! ipv4 {
+    () => {
+        "(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+    };
+}
+
 /// The URLs the API takes (URL ingest, webhooks): `http://` or `https://`; a host name (labels of
 /// letters, digits and single hyphens, the last one starting with a letter), a dotted IPv4
-/// address or a bracketed IPv6 one in hex groups; an optional port (0-65535); then an optional
+/// address or a bracketed IPv6 one in hex groups (the last two may be a dotted IPv4 address); an
+/// optional port (0-65535); then an optional
 /// path, query and fragment of RFC 3986 characters (no `'`, no spaces: percent-encode them).
 /// The OpenAPI document states this pattern (`HttpUrl`) and [`parse_http_url`] matches it, so the
 /// two cannot disagree. Written for ECMA-262, Python and the `regex` crate alike: no lookaround,
@@ -54,7 +62,8 @@ pub const HTTP_URL_PATTERN: &str = concat!(
     // A host name.
     "(?:[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*\\.)*[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*",
     // A dotted IPv4 address, without leading zeros (which the URL standard reads as octal).
-    "|(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])",
+    "|",
+    ipv4!(),
     // An IPv6 address: eight groups, or fewer around one `::`.
     "|\\[(?:",
     "(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}",
@@ -66,6 +75,21 @@ pub const HTTP_URL_PATTERN: &str = concat!(
     "|(?:[0-9A-Fa-f]{1,4}:){1,2}(?::[0-9A-Fa-f]{1,4}){1,5}",
     "|[0-9A-Fa-f]{1,4}:(?::[0-9A-Fa-f]{1,4}){1,6}",
     "|:(?:(?::[0-9A-Fa-f]{1,4}){1,7}|:)",
+    // The same with the last two groups written as an IPv4 address (`::ffff:127.0.0.1`).
+    "|(?:[0-9A-Fa-f]{1,4}:){6}",
+    ipv4!(),
+    "|::(?:[0-9A-Fa-f]{1,4}:){0,5}",
+    ipv4!(),
+    "|[0-9A-Fa-f]{1,4}::(?:[0-9A-Fa-f]{1,4}:){0,4}",
+    ipv4!(),
+    "|(?:[0-9A-Fa-f]{1,4}:){1}[0-9A-Fa-f]{1,4}::(?:[0-9A-Fa-f]{1,4}:){0,3}",
+    ipv4!(),
+    "|(?:[0-9A-Fa-f]{1,4}:){2}[0-9A-Fa-f]{1,4}::(?:[0-9A-Fa-f]{1,4}:){0,2}",
+    ipv4!(),
+    "|(?:[0-9A-Fa-f]{1,4}:){3}[0-9A-Fa-f]{1,4}::(?:[0-9A-Fa-f]{1,4}:){0,1}",
+    ipv4!(),
+    "|(?:[0-9A-Fa-f]{1,4}:){4}[0-9A-Fa-f]{1,4}::",
+    ipv4!(),
     ")\\]",
     ")",
     // The port.
@@ -866,6 +890,10 @@ mod tests {
             "http://[1:2:3:4:5:6:7:8]/",
             "http://[1:2:3:4:5:6:7::]/",
             "http://[::]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[::127.0.0.1]/",
+            "http://[1:2:3:4:5:6:1.2.3.4]/",
+            "http://[1::5:6:255.255.255.255]/",
             "https://h.example/~user/(x)*+,;=!$&@:",
             long_path.as_str(),
         ] {
@@ -898,8 +926,9 @@ mod tests {
             "http://1.2.3/",
             "http://[::1/",
             "http://[1:2:3:4:5:6:7:8:9]/",
-            "http://[::ffff:127.0.0.1]/",
             "http://[fe80::1%25eth0]/",
+            "http://[::ffff:127.0.0.01]/",
+            "http://[1:2:3:4:5:6:7:1.2.3.4]/",
             "http://example.com:65536/",
             "http://example.com:/",
             "http://example.com\\a",
@@ -937,7 +966,10 @@ mod tests {
                 assert!(matches!(url.host(), Some(url::Host::Domain(_))), "{raw}");
             }
         }
-        for groups in strings(&['0', 'f', ':'], 8) {
+        for groups in strings(&['0', 'f', ':'], 8)
+            .into_iter()
+            .chain(strings(&['1', ':', '.'], 10))
+        {
             let raw = format!("http://[{groups}]/");
             if let Ok(url) = parse_http_url(&raw) {
                 assert!(matches!(url.host(), Some(url::Host::Ipv6(_))), "{raw}");

@@ -56,7 +56,8 @@ impl PartialSchema for HttpUrl {
             Some(fetch::MAX_URL_CHARS),
             "An http or https URL of at most 2048 characters: a host name (letters, digits and \
              single hyphens, the last label starting with a letter), a dotted IPv4 address or a \
-             bracketed IPv6 address in hex groups; an optional port; then path, query and \
+             bracketed IPv6 address in hex groups (the last two may be a dotted IPv4 address); an \
+             optional port; then path, query and \
              fragment with any space, quote or non-ASCII character percent-encoded. No \
              credentials. Anything else is refused with 400 `invalid_url`; an internal address \
              (loopback, private, link-local…) not allowed by the server's settings with 422 \
