@@ -36,6 +36,94 @@ use rustls::{
 };
 use tokio::io::AsyncWriteExt;
 
+/// The longest URL the API takes (URL ingest, webhooks), in characters.
+pub const MAX_URL_CHARS: usize = 2048;
+
+/// A dotted IPv4 address without leading zeros, as a piece of [`HTTP_URL_PATTERN`].
+macro_rules! ipv4 {
+    () => {
+        "(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+    };
+}
+
+/// The URLs the API takes (URL ingest, webhooks): `http://` or `https://`; a host name (labels of
+/// letters, digits and single hyphens, the last one starting with a letter), a dotted IPv4
+/// address or a bracketed IPv6 one in hex groups (the last two may be a dotted IPv4 address); an
+/// optional port (0-65535); then an optional
+/// path, query and fragment of RFC 3986 characters (no `'`, no spaces: percent-encode them).
+/// The OpenAPI document states this pattern (`HttpUrl`) and [`parse_http_url`] matches it, so the
+/// two cannot disagree. Written for ECMA-262, Python and the `regex` crate alike: no lookaround,
+/// no `\d` or `\s`, and every URL it matches is one the `url` crate parses to the same host (the
+/// last label of a name starts with a letter, so it is never read as an IPv4 number; no label
+/// has `--`, so none is read as punycode).
+pub const HTTP_URL_PATTERN: &str = concat!(
+    "^https?://",
+    "(?:",
+    // A host name.
+    "(?:[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*\\.)*[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*",
+    // A dotted IPv4 address, without leading zeros (which the URL standard reads as octal).
+    "|",
+    ipv4!(),
+    // An IPv6 address: eight groups, or fewer around one `::`.
+    "|\\[(?:",
+    "(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}",
+    "|(?:[0-9A-Fa-f]{1,4}:){1,7}:",
+    "|(?:[0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}",
+    "|(?:[0-9A-Fa-f]{1,4}:){1,5}(?::[0-9A-Fa-f]{1,4}){1,2}",
+    "|(?:[0-9A-Fa-f]{1,4}:){1,4}(?::[0-9A-Fa-f]{1,4}){1,3}",
+    "|(?:[0-9A-Fa-f]{1,4}:){1,3}(?::[0-9A-Fa-f]{1,4}){1,4}",
+    "|(?:[0-9A-Fa-f]{1,4}:){1,2}(?::[0-9A-Fa-f]{1,4}){1,5}",
+    "|[0-9A-Fa-f]{1,4}:(?::[0-9A-Fa-f]{1,4}){1,6}",
+    "|:(?:(?::[0-9A-Fa-f]{1,4}){1,7}|:)",
+    // The same with the last two groups written as an IPv4 address (`::ffff:127.0.0.1`).
+    "|(?:[0-9A-Fa-f]{1,4}:){6}",
+    ipv4!(),
+    "|::(?:[0-9A-Fa-f]{1,4}:){0,5}",
+    ipv4!(),
+    "|[0-9A-Fa-f]{1,4}::(?:[0-9A-Fa-f]{1,4}:){0,4}",
+    ipv4!(),
+    "|(?:[0-9A-Fa-f]{1,4}:){1}[0-9A-Fa-f]{1,4}::(?:[0-9A-Fa-f]{1,4}:){0,3}",
+    ipv4!(),
+    "|(?:[0-9A-Fa-f]{1,4}:){2}[0-9A-Fa-f]{1,4}::(?:[0-9A-Fa-f]{1,4}:){0,2}",
+    ipv4!(),
+    "|(?:[0-9A-Fa-f]{1,4}:){3}[0-9A-Fa-f]{1,4}::(?:[0-9A-Fa-f]{1,4}:){0,1}",
+    ipv4!(),
+    "|(?:[0-9A-Fa-f]{1,4}:){4}[0-9A-Fa-f]{1,4}::",
+    ipv4!(),
+    ")\\]",
+    ")",
+    // The port.
+    "(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?",
+    // Path, query, fragment.
+    "(?:/(?:[A-Za-z0-9._~!$&()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?",
+    "(?:\\?(?:[A-Za-z0-9._~!$&()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?",
+    "(?:#(?:[A-Za-z0-9._~!$&()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?",
+    "$",
+);
+
+/// A URL someone gave the API, in the form [`HTTP_URL_PATTERN`] states. Only the form is
+/// checked here; [`Policy::check_url`] judges where it points.
+pub fn parse_http_url(raw: &str) -> Result<Url, FetchError> {
+    static FORM: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(HTTP_URL_PATTERN).expect("HTTP_URL_PATTERN is a valid regex")
+    });
+    if raw.chars().count() > MAX_URL_CHARS {
+        return Err(FetchError::InvalidUrl(format!(
+            "the URL is longer than {MAX_URL_CHARS} characters"
+        )));
+    }
+    if !FORM.is_match(raw) {
+        return Err(FetchError::InvalidUrl(
+            "not an accepted URL: send http:// or https://, a host name, IPv4 address or \
+             [IPv6] address, an optional port, then path, query and fragment with any other \
+             character (spaces, quotes, non-ASCII) percent-encoded; no credentials, no \
+             surrounding spaces"
+                .into(),
+        ));
+    }
+    Url::parse(raw).map_err(|e| FetchError::InvalidUrl(format!("not a valid URL: {e}")))
+}
+
 /// Why a download did not produce a file. `code()` is stored as the job's error code.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -780,6 +868,112 @@ mod tests {
             "64:ff9b::808:808",
         ] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn urls_are_taken_in_the_documented_form_only() {
+        let long_path = format!("http://example.com/{}", "a".repeat(MAX_URL_CHARS - 19));
+        assert_eq!(long_path.len(), MAX_URL_CHARS);
+        let too_long = format!("{long_path}a");
+        for good in [
+            "http://example.com",
+            "https://example.com/clip.mp4",
+            "https://Example.COM:8443/a/b%20c.mp4?x=1&y=a:b/c?d#frag",
+            "http://receiver:8080/hook",
+            "http://localhost/hook",
+            "http://a-b.c-d.e1/",
+            "http://127.0.0.1:65535/",
+            "http://0.0.0.0/",
+            "http://[::1]/",
+            "http://[2001:db8::8:800:200c:417a]:80/x",
+            "http://[1:2:3:4:5:6:7:8]/",
+            "http://[1:2:3:4:5:6:7::]/",
+            "http://[::]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[::127.0.0.1]/",
+            "http://[1:2:3:4:5:6:1.2.3.4]/",
+            "http://[1::5:6:255.255.255.255]/",
+            "https://h.example/~user/(x)*+,;=!$&@:",
+            long_path.as_str(),
+        ] {
+            assert!(parse_http_url(good).is_ok(), "{good} was refused");
+        }
+        for bad in [
+            "",
+            "example.com/clip.mp4",
+            "ftp://example.com/",
+            "HTTP://example.com/",
+            "http:example.com",
+            "http://user:pw@example.com/",
+            "http://user@example.com/",
+            " http://example.com/",
+            "http://example.com/\n",
+            "http://example.com/a b",
+            "http://example.com/it's",
+            "http://example.com/é",
+            "http://example.com/%zz",
+            "http://exa_mple.com/",
+            "http://xn--nxasmq6b.com/",
+            "http://a--b.com/",
+            "http://-a.com/",
+            "http://a-.com/",
+            "http://example.1/",
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://010.0.0.1/",
+            "http://256.0.0.1/",
+            "http://1.2.3/",
+            "http://[::1/",
+            "http://[1:2:3:4:5:6:7:8:9]/",
+            "http://[fe80::1%25eth0]/",
+            "http://[::ffff:127.0.0.01]/",
+            "http://[1:2:3:4:5:6:7:1.2.3.4]/",
+            "http://example.com:65536/",
+            "http://example.com:/",
+            "http://example.com\\a",
+            too_long.as_str(),
+        ] {
+            assert_eq!(
+                parse_http_url(bad).map_err(|e| e.code()).err(),
+                Some("invalid_url"),
+                "{bad:?} was taken"
+            );
+        }
+    }
+
+    /// Every `n`-character string over `alphabet`, for `n` up to `max`.
+    fn strings(alphabet: &[char], max: usize) -> Vec<String> {
+        let mut all = vec![String::new()];
+        let mut last = all.clone();
+        for _ in 0..max {
+            last = last
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            all.extend(last.iter().cloned());
+        }
+        all
+    }
+
+    #[test]
+    fn every_host_the_pattern_takes_is_parsed_as_written() {
+        // Names the URL standard could read as a number, as punycode or as nothing at all.
+        for host in strings(&['a', 'x', 'n', '0', '9', '-', '.'], 6) {
+            let raw = format!("http://{host}/");
+            if let Ok(url) = parse_http_url(&raw) {
+                assert_eq!(url.host_str(), Some(host.as_str()), "{raw}");
+                assert!(matches!(url.host(), Some(url::Host::Domain(_))), "{raw}");
+            }
+        }
+        for groups in strings(&['0', 'f', ':'], 8)
+            .into_iter()
+            .chain(strings(&['1', ':', '.'], 10))
+        {
+            let raw = format!("http://[{groups}]/");
+            if let Ok(url) = parse_http_url(&raw) {
+                assert!(matches!(url.host(), Some(url::Host::Ipv6(_))), "{raw}");
+            }
         }
     }
 

@@ -40,7 +40,9 @@ use crate::{
 pub const PER_ENDPOINT: i64 = 4;
 /// What a webhook secret starts with (the spec's libraries strip it).
 pub const SECRET_PREFIX: &str = "whsec_";
-const MAX_URL_CHARS: usize = 2048;
+/// How long registering an endpoint waits for its name's addresses: a resolver that does not
+/// answer must not hold the request (the name is checked again at every attempt).
+const DNS_BOUND: Duration = Duration::from_secs(2);
 /// Delays after the 1st, 2nd, … failed attempt, in units of `WEBHOOK_RETRY_BASE_SECS`: with the
 /// default 5 s, the spec's schedule of 5 s, 5 min, 30 min, 2 h, 5 h, then every 10 h.
 const SCHEDULE: [u32; 6] = [1, 60, 360, 1440, 3600, 7200];
@@ -114,15 +116,10 @@ impl Webhooks {
         })
     }
 
-    /// What can be checked of an endpoint URL without the network: an http or https URL without
-    /// credentials whose host is not a literal internal address. Names are checked again after
-    /// DNS on every attempt; an https endpoint's certificate at every attempt.
+    /// What can be checked of a stored endpoint URL without the network: an http or https URL
+    /// without credentials whose host is not a literal internal address. Names are checked again
+    /// after DNS on every attempt; an https endpoint's certificate at every attempt.
     pub fn check_url(&self, raw: &str) -> Result<Url, FetchError> {
-        if raw.chars().count() > MAX_URL_CHARS {
-            return Err(FetchError::InvalidUrl(format!(
-                "the URL is longer than {MAX_URL_CHARS} characters"
-            )));
-        }
         let url = Url::parse(raw.trim())
             .map_err(|e| FetchError::InvalidUrl(format!("not a valid URL: {e}")))?;
         match url.scheme() {
@@ -137,24 +134,32 @@ impl Webhooks {
         Ok(url)
     }
 
-    /// [`Self::check_url`], then the host's current addresses: a name that resolves to an
-    /// internal address is refused at registration too (and again at every attempt, since DNS
-    /// answers change). A name that does not resolve now is accepted; its attempts will say why
-    /// they failed.
+    /// A new endpoint: in the form the API takes ([`fetch::parse_http_url`]), not a literal
+    /// internal address, and not a name that resolves to one now (it is checked again at every
+    /// attempt, since DNS answers change). A name that does not resolve within [`DNS_BOUND`] is
+    /// accepted; its attempts will say why they failed.
     pub async fn check_endpoint(&self, raw: &str) -> Result<Url, FetchError> {
-        let url = self.check_url(raw)?;
+        let url = fetch::parse_http_url(raw)?;
+        self.policy.check_url(&url)?;
         let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
             return Ok(url);
         };
         if self.policy.allows(&url) {
             return Ok(url);
         }
-        if let Ok(mut addrs) = tokio::net::lookup_host((host, port)).await
-            && addrs.any(|addr| !fetch::is_public(addr.ip()))
-        {
+        if resolves_to_internal(host, port).await {
             return Err(fetch::resolves_internal(host, "WEBHOOK_ALLOW_HOSTS"));
         }
         Ok(url)
+    }
+}
+
+/// Whether `host` resolves to an internal address now. A name that does not resolve, or not
+/// within [`DNS_BOUND`], does not.
+async fn resolves_to_internal(host: &str, port: u16) -> bool {
+    match tokio::time::timeout(DNS_BOUND, tokio::net::lookup_host((host, port))).await {
+        Ok(Ok(mut addrs)) => addrs.any(|addr| !fetch::is_public(addr.ip())),
+        _ => false,
     }
 }
 

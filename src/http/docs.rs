@@ -8,7 +8,9 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{AppState, error, health, hls, lifecycle, owners, tus, videos, webhooks};
+use super::{
+    AppState, error, formats, health, hls, lifecycle, owners, responses, tus, videos, webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,7 +29,14 @@ use super::{AppState, error, health, hls, lifecycle, owners, tus, videos, webhoo
         (name = "webhooks", description = "Endpoints told when videos change state (Standard Webhooks), and their deliveries"),
         (name = "operations", description = "Health and readiness (metrics are on METRICS_ADDR)"),
     ),
-    components(schemas(error::ErrorCode, error::Problem, tus::TusResumable)),
+    components(schemas(
+        error::ErrorCode,
+        error::Problem,
+        tus::TusResumable,
+        formats::Title,
+        formats::HttpUrl,
+        formats::PlainName,
+    )),
     modifiers(&ApiKeyScheme),
 )]
 struct ApiDoc;
@@ -54,14 +63,63 @@ impl utoipa::Modify for ApiKeyScheme {
 
 /// Every route of the API with its description.
 pub(super) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(videos::router())
         .merge(tus::router())
         .merge(lifecycle::router())
         .merge(owners::router())
         .merge(hls::router())
         .merge(health::router())
-        .merge(webhooks::router())
+        .merge(webhooks::router());
+    shared_refusals(router.get_openapi_mut());
+    router
+}
+
+/// Documents on every operation what is answered before its handler runs: 414 `uri_too_long`
+/// (the bound on path and query is checked before routing), and, where the path has parameters,
+/// 400 `invalid_path` (a segment that is not UTF-8 once percent-decoded).
+fn shared_refusals(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::{IntoResponses, openapi::RefOr};
+    let too_long = responses::UriTooLong::responses();
+    let invalid_path = responses::InvalidPath::responses();
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let operations = [
+            (&mut item.get, true),
+            (&mut item.put, true),
+            (&mut item.post, true),
+            (&mut item.delete, true),
+            (&mut item.options, true),
+            (&mut item.head, false),
+            (&mut item.patch, true),
+            (&mut item.trace, true),
+        ];
+        for (operation, with_body) in operations {
+            let Some(operation) = operation else {
+                continue;
+            };
+            let answers = &mut operation.responses.responses;
+            for (status, response) in &too_long {
+                let mut response = response.clone();
+                // An answer to HEAD has no body.
+                if let (RefOr::T(response), false) = (&mut response, with_body) {
+                    response.content.clear();
+                }
+                answers.entry(status.clone()).or_insert(response);
+            }
+            if !path.contains('{') {
+                continue;
+            }
+            match answers.get_mut("400") {
+                Some(RefOr::T(bad_request))
+                    if !bad_request.description.contains("invalid_path") =>
+                {
+                    bad_request.description.push_str(", `invalid_path`");
+                }
+                Some(_) => {}
+                None => answers.extend(invalid_path.clone()),
+            }
+        }
+    }
 }
 
 /// `/openapi.json` and the `/docs` page.
@@ -135,6 +193,30 @@ mod tests {
         }
         // The shared responses (http/responses.rs) are among them: 17 operations document a 401.
         assert!(checked > 60, "only {checked} problem responses");
+    }
+
+    #[test]
+    fn every_operation_documents_what_is_refused_before_its_handler() {
+        let json = serde_json::to_value(openapi()).unwrap();
+        for (path, item) in json["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let responses = &operation["responses"];
+                assert!(
+                    responses["414"]["description"]
+                        .as_str()
+                        .is_some_and(|d| d.contains("uri_too_long")),
+                    "{method} {path}"
+                );
+                if path.contains('{') {
+                    assert!(
+                        responses["400"]["description"]
+                            .as_str()
+                            .is_some_and(|d| d.contains("invalid_path")),
+                        "{method} {path}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

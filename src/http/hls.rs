@@ -47,6 +47,7 @@ use super::{
     AppState,
     error::{ApiError, ErrorCode, Problem},
     extract::{Id, Path},
+    formats::PlainName,
     responses::{FileNotFound, InternalError, InvalidFileName},
     wire::BinaryFile,
 };
@@ -141,8 +142,8 @@ fn cache_control(change: Change, access: Access, now: OffsetDateTime) -> HeaderV
 #[utoipa::path(get, path = "/v1/videos/{id}/hls/{attempt}/{file}", tag = "playback",
     params(
         ("id" = String, Path, description = "The video's id"),
-        ("attempt" = String, Path, description = "The attempt key from `playback.hls`, e.g. `1-ab12cd34`"),
-        ("file" = String, Path, description = "A plain file name, e.g. `master.m3u8`, `720p_00001.m4s`"),
+        ("attempt" = PlainName, Path, description = "The attempt key from `playback.hls`, e.g. `1-ab12cd34`"),
+        ("file" = PlainName, Path, description = "A plain file name, e.g. `master.m3u8`, `720p_00001.m4s`"),
     ),
     responses(
         (status = 200, description = "The file", content(
@@ -187,8 +188,8 @@ pub async fn get_hls_file(
     params(
         ("id" = String, Path, description = "The video's id"),
         ("token" = String, Path, description = "The playback token from `playback.hls`: `{expiry}.{key id}.{signature}`"),
-        ("attempt" = String, Path, description = "The attempt key from `playback.hls`, e.g. `1-ab12cd34`"),
-        ("file" = String, Path, description = "A plain file name, e.g. `master.m3u8`, `720p_00001.m4s`"),
+        ("attempt" = PlainName, Path, description = "The attempt key from `playback.hls`, e.g. `1-ab12cd34`"),
+        ("file" = PlainName, Path, description = "A plain file name, e.g. `master.m3u8`, `720p_00001.m4s`"),
     ),
     responses(
         (status = 200, description = "The file", content(

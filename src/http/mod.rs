@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod error;
 mod extract;
+mod formats;
 mod health;
 mod hls;
 mod lifecycle;

@@ -45,8 +45,10 @@ problem_responses! {
         headers(("Tus-Version" = String, description = "`1.0.0`"));
     /// The routes that read a JSON body of their own (not `POST /v1/videos`, whose 413 says more).
     JsonBodyTooLarge = 413, "`body_too_large`: a JSON body over 64 KiB";
-    /// The routes with a query string.
+    /// Every route: the bound is checked before routing (added to each operation in docs.rs).
     UriTooLong = 414, "`uri_too_long`: path and query over 8 KiB";
+    /// Every route with a path parameter (added in docs.rs where the operation has no 400).
+    InvalidPath = 400, "`invalid_path`: a path segment that is not UTF-8 once percent-decoded";
     /// Both ways of starting an upload count against the owner's uploads per day.
     UploadQuotaExceeded = 429, "`upload_quota_exceeded`",
         headers(("Retry-After" = String, description = "Seconds until the next UTC day"));

@@ -19,8 +19,8 @@ use super::{
 };
 use crate::storage::TempFile;
 
-/// The longest `title` form field we read.
-const MAX_TITLE_BYTES: usize = 1024;
+/// The longest `title` or `visibility` form field we read.
+const MAX_FIELD_BYTES: usize = 1024;
 
 /// An upload safely on disk, not yet probed.
 #[derive(Debug)]
@@ -31,6 +31,8 @@ pub struct Received {
     pub filename: Option<String>,
     /// The `title` form field (multipart only).
     pub title: Option<String>,
+    /// The `visibility` form field (multipart only), not yet checked.
+    pub visibility: Option<String>,
 }
 
 /// How the client sent the file.
@@ -102,6 +104,7 @@ pub async fn receive_raw(
         size,
         filename: None,
         title: None,
+        visibility: None,
     })
 }
 
@@ -121,24 +124,34 @@ pub async fn receive_multipart(
     read_parts(&mut multipart, &file, cap, &guard)
         .await
         .map_err(|err| guard.explain(err))
-        .map(|(size, filename, title)| Received {
+        .map(|parts| Received {
             file,
-            size,
-            filename,
-            title,
+            size: parts.size,
+            filename: parts.filename,
+            title: parts.title,
+            visibility: parts.visibility,
         })
 }
 
-/// The `file` part's size and name, and the `title` field.
+/// What [`read_parts`] found besides the file's bytes.
+struct Parts {
+    size: u64,
+    filename: Option<String>,
+    title: Option<String>,
+    visibility: Option<String>,
+}
+
+/// The `file` part's size and name, and the `title` and `visibility` fields.
 async fn read_parts(
     multipart: &mut Multipart,
     file: &TempFile,
     cap: u64,
     guard: &BodyGuard,
-) -> Result<(u64, Option<String>, Option<String>), ApiError> {
+) -> Result<Parts, ApiError> {
     let mut size = None;
     let mut filename = None;
     let mut title = None;
+    let mut visibility = None;
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         match field.name() {
             Some("file") if size.is_none() => {
@@ -150,7 +163,10 @@ async fn read_parts(
                 });
                 size = Some(write_chunks(chunks, file, cap).await?);
             }
-            Some("title") => title = Some(read_title(field).await?),
+            Some("title") => title = Some(read_field(field, ErrorCode::InvalidTitle).await?),
+            Some("visibility") => {
+                visibility = Some(read_field(field, ErrorCode::InvalidVisibility).await?);
+            }
             // Unknown parts are drained and ignored, as browsers send extras.
             _ => {}
         }
@@ -161,23 +177,30 @@ async fn read_parts(
             "the multipart body has no part named `file`",
         )
     })?;
-    Ok((size, filename, title))
+    Ok(Parts {
+        size,
+        filename,
+        title,
+        visibility,
+    })
 }
 
-/// The `title` field, read chunk by chunk: refused as soon as it passes [`MAX_TITLE_BYTES`].
-async fn read_title(mut field: Field<'_>) -> Result<String, ApiError> {
+/// A text field, read chunk by chunk: refused with `code` as soon as it passes
+/// [`MAX_FIELD_BYTES`], or when it is not UTF-8.
+async fn read_field(mut field: Field<'_>, code: ErrorCode) -> Result<String, ApiError> {
+    let name = field.name().unwrap_or_default().to_owned();
     let mut text = Vec::new();
     while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-        if text.len() + chunk.len() > MAX_TITLE_BYTES {
+        if text.len() + chunk.len() > MAX_FIELD_BYTES {
             return Err(ApiError::bad_request(
-                ErrorCode::InvalidTitle,
-                format!("the title field is longer than {MAX_TITLE_BYTES} bytes"),
+                code,
+                format!("the {name} field is longer than {MAX_FIELD_BYTES} bytes"),
             ));
         }
         text.extend_from_slice(&chunk);
     }
     String::from_utf8(text)
-        .map_err(|_| ApiError::bad_request(ErrorCode::InvalidTitle, "the title is not UTF-8 text"))
+        .map_err(|_| ApiError::bad_request(code, format!("the {name} field is not UTF-8 text")))
 }
 
 fn multipart_error(err: axum::extract::multipart::MultipartError) -> ApiError {

@@ -14,6 +14,7 @@ use super::{
     AppState,
     auth::Caller,
     error::{ApiError, ErrorCode},
+    formats::{HttpUrl, Title},
     wire::{VideoOut, load_video, video_location},
 };
 use crate::{db::Visibility, ingest::NewDownload};
@@ -23,9 +24,10 @@ use crate::{db::Visibility, ingest::NewDownload};
 pub struct UrlIngest {
     /// An http or https URL of a video or audio file (https certificates are verified against
     /// the system's CAs and OUTBOUND_CA_BUNDLE's).
-    #[schema(example = "https://example.com/clip.mp4")]
+    #[schema(value_type = HttpUrl, example = "https://example.com/clip.mp4")]
     pub url: String,
-    /// 1-200 characters, no control or bidi-override characters; default: the URL's file name.
+    /// Default: `?title=`, else the URL's file name. Both are checked when both are given.
+    #[schema(value_type = Option<Title>)]
     pub title: Option<String>,
     /// `public` or `private`; default: `?visibility=`, else the server's `DEFAULT_VISIBILITY`.
     pub visibility: Option<Visibility>,
@@ -33,10 +35,10 @@ pub struct UrlIngest {
 
 /// What the upload request asked for besides the URL.
 pub struct Asked {
-    /// The `?title=` parameter (the JSON's `title` wins).
+    /// The `?title=` parameter, checked (the JSON's `title` wins).
     pub title: Option<String>,
-    /// From `?visibility=`, else the default; the JSON's `visibility` wins.
-    pub visibility: Visibility,
+    /// The `?visibility=` parameter, checked (the JSON's `visibility` wins; then the default).
+    pub visibility: Option<Visibility>,
     pub caller: Caller,
 }
 
@@ -56,7 +58,10 @@ pub async fn create_from_url(
         .accept_url(NewDownload {
             url: body.url,
             title: body.title.or(asked.title),
-            visibility: body.visibility.unwrap_or(asked.visibility),
+            visibility: body
+                .visibility
+                .or(asked.visibility)
+                .unwrap_or(state.policy.default_visibility),
             owner: caller.owner_id,
         })
         .await?;

@@ -17,6 +17,7 @@ use super::{
     auth::Caller,
     error::{ApiError, ErrorCode, Problem},
     extract::{Id, Query},
+    formats::Title,
     responses::{
         InternalError, JsonBodyTooLarge, Unauthorized, UploadQuotaExceeded, UriTooLong,
         VideoNotFound,
@@ -45,16 +46,62 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_video, update_video))
 }
 
-/// `multipart/form-data` upload, as an HTML form sends it.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct UploadForm {
-    /// The video or audio file.
-    #[schema(value_type = String, format = Binary)]
-    file: Vec<u8>,
-    /// 1-200 characters, no control or bidi-override characters; default: the file name.
-    title: Option<String>,
+/// `multipart/form-data` upload, as an HTML form sends it: `file`, and optionally `title` and
+/// `visibility`. Other parts are read and ignored (browsers add some); their names, like every
+/// part header, cannot hold control characters (the body is refused as unreadable, 400
+/// `upload_incomplete`).
+pub struct UploadForm;
+
+impl utoipa::PartialSchema for UploadForm {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::{
+            Type,
+            schema::{KnownFormat, ObjectBuilder, RefBuilder, SchemaFormat},
+        };
+        // Not nullable: a form field has no null (a client would send the text `null`).
+        let field = |name: &str, description: &str| {
+            RefBuilder::new()
+                .ref_location_from_schema_name(name)
+                .description(Some(description))
+        };
+        ObjectBuilder::new()
+            .description(Some(
+                "`multipart/form-data` upload, as an HTML form sends it. Other parts are read and \
+                 ignored; no part name may hold a control character.",
+            ))
+            .property(
+                "file",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+                    .description(Some("The video or audio file.")),
+            )
+            .required("file")
+            .property(
+                "title",
+                field(
+                    "Title",
+                    "Default: `?title=`, else the file name. Both are checked when both are given.",
+                ),
+            )
+            .property(
+                "visibility",
+                field(
+                    "Visibility",
+                    "`public` or `private`; default: `?visibility=`, else the server's \
+                     `DEFAULT_VISIBILITY`. Both are checked when both are given.",
+                ),
+            )
+            .property_names(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^[^\\x00-\\x1F\\x7F]*$")),
+            ))
+            .into()
+    }
 }
+
+impl ToSchema for UploadForm {}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VideoPage {
@@ -67,7 +114,8 @@ pub struct VideoPage {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UploadParams {
-    /// 1-200 characters, no control or bidi-override characters; default: the multipart `title` field, else the file name, else `Untitled`.
+    /// Default: the JSON or multipart `title` field, else the file name, else `Untitled`.
+    #[param(value_type = Option<Title>)]
     title: Option<String>,
     /// `public` or `private`; default: the server's `DEFAULT_VISIBILITY`.
     #[param(value_type = Option<Visibility>)]
@@ -126,10 +174,16 @@ async fn create(
     params: UploadParams,
     request: Request,
 ) -> Result<(StatusCode, HeaderMap, Json<VideoOut>), ApiError> {
-    let visibility = ingest::parse_visibility(
-        params.visibility.as_deref(),
-        state.policy.default_visibility,
-    )?;
+    // The query's title and visibility are checked before the body is read, whichever wins.
+    let visibility = params
+        .visibility
+        .as_deref()
+        .map(|v| ingest::parse_visibility(Some(v), state.policy.default_visibility))
+        .transpose()?;
+    let title = params
+        .title
+        .map(|t| ingest::choose_title(Some(t), None))
+        .transpose()?;
     // A JSON body is a URL ingest: its length says nothing of the file's.
     let json = is_json(&request);
     let announced = upload::announced_length(&request).filter(|_| !json);
@@ -139,13 +193,13 @@ async fn create(
         .await?;
     if json {
         let asked = url_ingest::Asked {
-            title: params.title,
+            title,
             visibility,
             caller,
         };
         url_ingest::create_from_url(state, asked, request).await
     } else {
-        accept_upload(state, caller, params.title, visibility, request).await
+        accept_upload(state, caller, title, visibility, request).await
     }
 }
 
@@ -158,11 +212,12 @@ fn is_json(request: &Request) -> bool {
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
+/// `title` and `visibility`: from the query (checked), which win over the multipart fields.
 async fn accept_upload(
     state: AppState,
     caller: Caller,
     title: Option<String>,
-    visibility: Visibility,
+    visibility: Option<Visibility>,
     request: Request,
 ) -> Result<(StatusCode, HeaderMap, Json<VideoOut>), ApiError> {
     let cap = state.limits.max_upload_bytes;
@@ -187,7 +242,20 @@ async fn accept_upload(
         .ingest
         .check_room(caller.owner_id, received.size)
         .await?;
-    let title = ingest::choose_title(title.or(received.title), received.filename.as_deref())?;
+    // The form's fields are checked even when the query's win.
+    let form_title = received
+        .title
+        .map(|t| ingest::choose_title(Some(t), None))
+        .transpose()?;
+    let form_visibility = received
+        .visibility
+        .as_deref()
+        .map(|v| ingest::parse_visibility(Some(v), state.policy.default_visibility))
+        .transpose()?;
+    let title = ingest::choose_title(title.or(form_title), received.filename.as_deref())?;
+    let visibility = visibility
+        .or(form_visibility)
+        .unwrap_or(state.policy.default_visibility);
     let info = state.ingest.probe(received.file.path()).await?;
 
     let video_id = VideoId::generate();
@@ -245,7 +313,7 @@ pub async fn get_video(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VideoPatch {
-    /// 1-200 characters, no control or bidi-override characters.
+    #[schema(value_type = Option<Title>)]
     pub title: Option<String>,
     /// `public` or `private`. Signed URLs issued while private keep working until they expire.
     pub visibility: Option<Visibility>,

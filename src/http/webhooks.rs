@@ -17,6 +17,7 @@ use super::{
     auth::Caller,
     error::{ApiError, ErrorCode, Problem},
     extract::Id,
+    formats::HttpUrl,
     responses::{InternalError, JsonBodyTooLarge, Unauthorized, WebhookNotFound},
 };
 use crate::{
@@ -42,11 +43,25 @@ pub struct WebhookIn {
     /// An http or https URL on a public address, or on a host in WEBHOOK_ALLOW_HOSTS. An https
     /// endpoint's certificate is verified at every attempt (the system's CAs and
     /// OUTBOUND_CA_BUNDLE's).
-    #[schema(example = "https://example.com/hooks/prostream")]
+    #[schema(value_type = HttpUrl, example = "https://example.com/hooks/prostream")]
     pub url: String,
-    /// One or more of `video.playable`, `video.ready`, `video.failed`, `video.canceled`.
-    #[schema(example = json!(["video.ready", "video.failed"]))]
+    /// One or more events (repeats count once).
+    #[schema(value_type = Vec<WebhookEvent>, min_items = 1, example = json!(["video.ready", "video.failed"]))]
     pub events: Vec<String>,
+}
+
+/// An event an endpoint can subscribe to (the names of [`EventType`]; a test holds them together).
+#[derive(ToSchema)]
+#[allow(dead_code)] // described, never built: `check_events` reads the names
+pub enum WebhookEvent {
+    #[schema(rename = "video.playable")]
+    Playable,
+    #[schema(rename = "video.ready")]
+    Ready,
+    #[schema(rename = "video.failed")]
+    Failed,
+    #[schema(rename = "video.canceled")]
+    Canceled,
 }
 
 /// A registered endpoint, as listed (the secret is shown only when it is created).
@@ -140,11 +155,12 @@ impl From<db::webhooks::WebhookRow> for WebhookOut {
     request_body(content = WebhookIn, content_type = "application/json"),
     responses(
         (status = 201, description = "Registered; `Location: /v1/webhooks/{id}`", body = WebhookCreated),
-        (status = 400, description = "`invalid_json`, `invalid_url` (not http or https, credentials), `invalid_events`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_json`, `invalid_url` (not in the form `HttpUrl` states), `invalid_events`", body = Problem, content_type = "application/problem+json"),
         Unauthorized,
         (status = 403, description = "`forbidden`: a request without a key (AUTH_MODE=open) has no owner to hold the webhook", body = Problem, content_type = "application/problem+json"),
         JsonBodyTooLarge,
-        (status = 422, description = "`url_forbidden`: an internal address", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`url_forbidden`: a literal internal address, or a name that resolves to one \
+         (loopback, private, link-local…), not in WEBHOOK_ALLOW_HOSTS", body = Problem, content_type = "application/problem+json"),
         InternalError,
     ),
     security(("api_key" = [])))]
@@ -318,4 +334,23 @@ pub async fn list_deliveries(
         })
         .collect();
     Ok(Json(DeliveryList { deliveries }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_events_are_the_known_ones() {
+        let schema =
+            serde_json::to_value(<WebhookEvent as utoipa::PartialSchema>::schema()).unwrap();
+        let documented: Vec<&str> = schema["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let known: Vec<&str> = EventType::ALL.iter().map(|e| e.as_str()).collect();
+        assert_eq!(documented, known);
+    }
 }

@@ -27,7 +27,6 @@ use crate::{
 const LEASE: Duration = Duration::from_secs(30);
 /// How often the downloader looks for downloads nobody holds (expired leases).
 const RESCAN: Duration = Duration::from_secs(5);
-pub const MAX_URL_CHARS: usize = 2048;
 
 /// URL ingest settings.
 #[derive(Debug, Clone, Args)]
@@ -96,13 +95,7 @@ impl Ingest {
     /// video's id. The caller reads what it answers with, then [`Ingest::wake_downloader`]: a
     /// download that fails at once must not turn the answer into a report of `failed`.
     pub async fn accept_url(&self, asked: NewDownload) -> Result<VideoId, IngestError> {
-        if asked.url.chars().count() > MAX_URL_CHARS {
-            return Err(IngestError::InvalidUrl(format!(
-                "the URL is longer than {MAX_URL_CHARS} characters"
-            )));
-        }
-        let url = reqwest::Url::parse(asked.url.trim())
-            .map_err(|e| IngestError::InvalidUrl(format!("not a valid URL: {e}")))?;
+        let url = fetch::parse_http_url(&asked.url).map_err(refusal)?;
         self.downloads.policy.check_url(&url).map_err(refusal)?;
         let fallback = url
             .path_segments()

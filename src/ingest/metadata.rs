@@ -7,6 +7,19 @@ use crate::db::Visibility;
 
 pub const MAX_TITLE_CHARS: usize = 200;
 
+/// [`choose_title`]'s rule for a given title as the OpenAPI document states it (`Title`): any
+/// whitespace around (trimmed), then 1-200 characters that start and end with neither whitespace
+/// nor a forbidden character and hold no forbidden character ([`is_forbidden_in_title`]). The
+/// classes are spelled out because `\s` differs between ECMA-262, Python and Rust; the whitespace
+/// is Rust's (`char::is_whitespace`, what `str::trim` removes). A test holds the two together.
+pub const TITLE_PATTERN: &str = concat!(
+    r"^[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*",
+    r"[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028-\u202F\u205F\u2066-\u2069\u3000]",
+    r"(?:[^\x00-\x1F\x7F-\x9F\u2028-\u202E\u2066-\u2069]{0,198}",
+    r"[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028-\u202F\u205F\u2066-\u2069\u3000])?",
+    r"[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$",
+);
+
 /// The title: the one given (1-200 characters once trimmed, no control or bidi-override
 /// characters), else the file name with those characters removed, else `Untitled`. Every way a
 /// title enters (raw and multipart uploads, URL ingest, tus metadata, PATCH) goes through here.
@@ -61,7 +74,8 @@ pub fn parse_visibility(
     given: Option<&str>,
     default: Visibility,
 ) -> Result<Visibility, IngestError> {
-    match given.map(str::trim) {
+    // Exactly the names the document's enum lists: no trimming, so the two cannot disagree.
+    match given {
         None => Ok(default),
         Some(text) => text.parse().map_err(IngestError::InvalidVisibility),
     }
@@ -124,5 +138,33 @@ mod tests {
             choose_title(None, Some("\n\u{202E}\t")).unwrap(),
             "Untitled"
         );
+    }
+
+    #[test]
+    fn the_documented_title_pattern_accepts_exactly_the_titles_choose_title_does() {
+        let pattern = regex::Regex::new(TITLE_PATTERN).unwrap();
+        // Whitespace that trims, characters that are forbidden, both, and plain ones.
+        let alphabet = [
+            ' ', '\t', '\n', '\u{85}', '\u{a0}', '\u{2000}', '\u{2028}', '\u{202f}', '\u{3000}',
+            '\u{0}', '\u{1b}', '\u{9b}', '\u{202e}', '\u{2066}', 'a', 'é', '🎬', '\u{200e}',
+            '\u{feff}',
+        ];
+        let mut candidates: Vec<String> = vec![String::new()];
+        for _ in 0..3 {
+            let longer: Vec<String> = candidates
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            candidates.extend(longer);
+        }
+        // Around the length bound, with whitespace that does not count.
+        for n in [199, 200, 201] {
+            candidates.push(format!(" \u{3000}{}\n", "é".repeat(n)));
+            candidates.push(format!("a{}b", " ".repeat(n - 2)));
+        }
+        for title in candidates {
+            let accepted = choose_title(Some(title.clone()), None).is_ok();
+            assert_eq!(pattern.is_match(&title), accepted, "{title:?}");
+        }
     }
 }

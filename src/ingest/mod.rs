@@ -18,9 +18,11 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use sqlx::PgPool;
 
-pub use download::{Downloads, IngestConfig, MAX_URL_CHARS, NewDownload, run_downloader};
+pub use download::{Downloads, IngestConfig, NewDownload, run_downloader};
 pub use error::IngestError;
-pub use metadata::{MAX_TITLE_CHARS, choose_title, is_forbidden_in_title, parse_visibility};
+pub use metadata::{
+    MAX_TITLE_CHARS, TITLE_PATTERN, choose_title, is_forbidden_in_title, parse_visibility,
+};
 pub use record::{Accepted, Origin};
 
 use crate::{

@@ -62,15 +62,16 @@ pub fn router() -> OpenApiRouter<AppState> {
     // Chunks are streamed to disk; the upload's length bounds them, not axum's 2 MB default.
     let (schemas, paths, creation) = routes!(tus_options, create_upload);
     let (schemas2, paths2, resource) = routes!(head_upload, patch_upload, delete_upload);
+    // The protocol check wraps each method's handler, not the path: a method the path does not
+    // have gets axum's 405 with `Allow` whatever its headers (not a 412 for lacking tus').
+    let speak_tus = |methods: axum::routing::MethodRouter<AppState>| {
+        methods
+            .route_layer(middleware::from_fn(protocol))
+            .layer(DefaultBodyLimit::disable())
+    };
     let mut router = OpenApiRouter::new()
-        .routes((schemas, paths, creation.layer(DefaultBodyLimit::disable())))
-        .routes((
-            schemas2,
-            paths2,
-            resource.layer(DefaultBodyLimit::disable()),
-        ))
-        // Only on matched routes: a wrong method still gets a plain 405 with `Allow`.
-        .route_layer(middleware::from_fn(protocol));
+        .routes((schemas, paths, speak_tus(creation)))
+        .routes((schemas2, paths2, speak_tus(resource)));
     optional_parts(&mut router.get_openapi_mut().paths);
     router
 }

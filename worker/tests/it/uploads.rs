@@ -209,6 +209,70 @@ async fn a_multipart_upload_is_accepted_with_its_title(pool: PgPool) {
     app.shutdown().await;
 }
 
+/// A multipart form with `file` and the given text fields.
+fn form_with(
+    clip: &std::path::Path,
+    fields: &[(&'static str, &'static str)],
+) -> reqwest::multipart::Form {
+    let file = reqwest::multipart::Part::bytes(std::fs::read(clip).unwrap()).file_name("form.mp4");
+    fields
+        .iter()
+        .fold(reqwest::multipart::Form::new(), |form, (name, value)| {
+            form.text(*name, *value)
+        })
+        .part("file", file)
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn a_multipart_upload_takes_its_visibility_field_and_checks_every_field_given(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let clip = app.clip("form.mp4", 2, 320, 240, true).await;
+    // The server's default is private: the field makes it public.
+    let response = app
+        .post_multipart("/v1/videos", form_with(&clip, &[("visibility", "public")]))
+        .await;
+    assert_eq!(response.status(), 202);
+    let video: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(video["visibility"], "public", "{video}");
+
+    // The query wins over the field.
+    let response = app
+        .post_multipart(
+            "/v1/videos?visibility=private",
+            form_with(&clip, &[("visibility", "public")]),
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    let video: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(video["visibility"], "private", "{video}");
+
+    // A field that loses to the query is checked all the same, and a refusal keeps nothing.
+    for (path, fields, code) in [
+        (
+            "/v1/videos",
+            [("visibility", "Public")],
+            "invalid_visibility",
+        ),
+        (
+            "/v1/videos?visibility=public",
+            [("visibility", "everyone")],
+            "invalid_visibility",
+        ),
+        (
+            "/v1/videos?title=Fine",
+            [("title", "bad\u{1b}title")],
+            "invalid_title",
+        ),
+    ] {
+        let response = app.post_multipart(path, form_with(&clip, &fields)).await;
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_problem(status, &body, 400, code);
+    }
+    assert_eq!(app.count("videos").await, 2);
+    app.shutdown().await;
+}
+
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn sources_beyond_the_configured_limits_are_refused(pool: PgPool) {
     let app = TestApp::spawn_with(
