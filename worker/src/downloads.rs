@@ -5,13 +5,13 @@
 
 use std::{ffi::OsString, path::Path, time::Duration};
 
-use prostream::{
-    process,
-    storage::{AUDIO_DOWNLOAD, VIDEO_DOWNLOAD},
-};
+use prostream::storage::{AUDIO_DOWNLOAD, VIDEO_DOWNLOAD};
 use tokio::process::Command;
 
-use crate::{ffmpeg::FfmpegError, output::Output};
+use crate::{
+    ffmpeg::{self, FfmpegError},
+    output::Output,
+};
 
 /// Which downloads an attempt wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -80,15 +80,7 @@ pub async fn make(
 async fn remux(ffmpeg: &Path, args: Vec<OsString>, limit: Duration) -> Result<(), FfmpegError> {
     let mut cmd = Command::new(ffmpeg);
     cmd.args(args);
-    let done = process::run(cmd, limit).await?;
-    if done.status.success() {
-        Ok(())
-    } else {
-        Err(FfmpegError::Failed {
-            status: done.status.to_string(),
-            stderr: done.stderr_tail,
-        })
-    }
+    ffmpeg::run(cmd, limit).await
 }
 
 #[cfg(test)]

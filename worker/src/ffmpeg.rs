@@ -388,6 +388,16 @@ pub async fn encode(
         }
     })
     .await?;
+    succeeded(done)
+}
+
+/// Runs a short ffmpeg command (a remux, thumbnails) to its end within `limit`.
+pub async fn run(cmd: Command, limit: Duration) -> Result<(), FfmpegError> {
+    succeeded(process::run(cmd, limit).await?)
+}
+
+/// `Ok` if ffmpeg exited 0, else why not, with what it wrote to stderr.
+fn succeeded(done: process::Finished) -> Result<(), FfmpegError> {
     if done.status.success() {
         Ok(())
     } else {

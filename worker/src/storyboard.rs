@@ -11,7 +11,10 @@ use std::{ffi::OsString, fmt::Write as _, path::Path, time::Duration};
 use prostream::{process, storage::STORYBOARD};
 use tokio::process::Command;
 
-use crate::{ffmpeg::FfmpegError, output::Output};
+use crate::{
+    ffmpeg::{self, FfmpegError},
+    output::Output,
+};
 
 /// Tile width in pixels; the height follows the picture's aspect.
 const TILE_WIDTH: u32 = 160;
@@ -108,7 +111,7 @@ pub async fn make(
         "5",
     ]);
     tiles.arg(tiles_dir.join("%05d.jpg"));
-    run(tiles, limit).await?;
+    ffmpeg::run(tiles, limit).await?;
     let count = count_files(&tiles_dir).await?;
     if count == 0 {
         return Ok(Vec::new());
@@ -119,7 +122,7 @@ pub async fn make(
     sheets.arg(tiles_dir.join("%05d.jpg"));
     sheets.args(["-vf", &format!("tile={COLUMNS}x{ROWS}"), "-q:v", "5"]);
     sheets.arg(work.join("storyboard_%d.jpg"));
-    run(sheets, limit).await?;
+    ffmpeg::run(sheets, limit).await?;
 
     let text = vtt(count, step, duration_s, size);
     tokio::fs::write(work.join(STORYBOARD), text)
@@ -137,18 +140,6 @@ fn common_args() -> Vec<OsString> {
     ["-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
         .map(OsString::from)
         .to_vec()
-}
-
-async fn run(cmd: Command, limit: Duration) -> Result<(), FfmpegError> {
-    let done = process::run(cmd, limit).await?;
-    if done.status.success() {
-        Ok(())
-    } else {
-        Err(FfmpegError::Failed {
-            status: done.status.to_string(),
-            stderr: done.stderr_tail,
-        })
-    }
 }
 
 async fn count_files(dir: &Path) -> Result<u32, FfmpegError> {
