@@ -105,6 +105,8 @@ fn kind_of(name: &str) -> Option<(&'static str, Change)> {
     Some(match ext {
         "m3u8" => ("application/vnd.apple.mpegurl", Change::Grows),
         "m4s" => ("video/iso.segment", Change::Immutable),
+        // Subtitle segments, written once like the media segments.
+        "vtt" => ("text/vtt", Change::Immutable),
         "mp4" => ("video/mp4", Change::Immutable),
         "jpg" => ("image/jpeg", Change::Immutable),
         _ => return None,
@@ -146,6 +148,7 @@ fn cache_control(change: Change, access: Access, now: OffsetDateTime) -> HeaderV
         (status = 200, description = "The file", content(
             (String = "application/vnd.apple.mpegurl"),
             (BinaryFile = "video/iso.segment"),
+            (String = "text/vtt"),
             (BinaryFile = "video/mp4"),
             (BinaryFile = "image/jpeg"),
         )),
@@ -192,6 +195,7 @@ pub async fn get_hls_file(
         (status = 200, description = "The file", content(
             (String = "application/vnd.apple.mpegurl"),
             (BinaryFile = "video/iso.segment"),
+            (String = "text/vtt"),
             (BinaryFile = "video/mp4"),
             (BinaryFile = "image/jpeg"),
         )),
@@ -485,6 +489,10 @@ mod tests {
             ("video/iso.segment", Change::Immutable)
         );
         assert_eq!(kind_of("720p_init.mp4").unwrap().0, "video/mp4");
+        assert_eq!(
+            kind_of("subs_0_00001.vtt").unwrap(),
+            ("text/vtt", Change::Immutable)
+        );
         assert_eq!(kind_of("poster.jpg").unwrap().0, "image/jpeg");
         assert!(kind_of("secrets.env").is_none());
         assert!(kind_of("noext").is_none());

@@ -12,7 +12,7 @@ use axum::{
 const INDEX: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
 const APP_CSS: &str = include_str!("../../web/app.css");
-const HLS_JS: &str = include_str!("../../web/vendor/hls.js/hls.light.min.js");
+const HLS_JS: &str = include_str!("../../web/vendor/hls.js/hls.min.js");
 const HLS_JS_LICENSE: &str = include_str!("../../web/vendor/hls.js/LICENSE");
 
 /// The page changes with the binary: browsers revalidate it on every visit.
@@ -27,7 +27,7 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         )
         .route("/app.css", get(|| file("text/css; charset=utf-8", APP_CSS)))
         .route(
-            "/vendor/hls.light.min.js",
+            "/vendor/hls.min.js",
             get(|| file("text/javascript; charset=utf-8", HLS_JS)),
         )
         .route(

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod config;
 pub mod ffmpeg;
+pub mod fmp4;
 pub mod ladder;
 pub mod maintenance;
 pub mod normalize;
@@ -12,4 +13,5 @@ pub mod pipeline;
 pub mod playlist;
 pub mod publish;
 pub mod runner;
+pub mod subtitles;
 pub mod tracks;
