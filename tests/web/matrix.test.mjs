@@ -221,7 +221,8 @@ test("every subtitle language is a text track hls.js lists, and its cue shows at
         start: cue && cue.startTime, end: cue && cue.endTime,
         error: el.error && el.error.message, fatal };
     }, PROSTREAM_URL + videos["languages.mkv"].playback.hls);
-    await page.screenshot({ path: `${process.env.ARTIFACTS}/matrix-subtitles-hlsjs.png` });
+    // The picture with the cue on it, not the page above.
+    await page.locator("video").last().screenshot({ path: `${process.env.ARTIFACTS}/matrix-subtitles-hlsjs.png` });
     await page.close();
     console.log("hls.js subtitles:", JSON.stringify(seen));
     assert.deepEqual(errors, []);
@@ -247,16 +248,16 @@ async function pageWith(script) {
   return { page, errors };
 }
 
-// What both other players must show of languages.mkv: its three audio tracks, a switch to English
-// with playback going on, its two subtitle tracks, and the French cue (0.5–2.5 s of the source,
-// so from the first frame plus that) on screen at 1.2 s.
+// What both other players must show of languages.mkv: its three audio tracks, a switch from the
+// one playing to another (English or French) with playback going on, its two subtitle tracks, and
+// the French cue (0.5–2.5 s of the source, so from the first frame plus that) on screen at 1.2 s.
 function assertTracksAndCue(player, seen) {
   assert.deepEqual(seen.fatal, [], JSON.stringify(seen));
   assert.deepEqual(seen.audio.map((t) => [t.language, t.label]).sort(), [
     ["en", "English"], ["en", "English (audio description)"], ["fr", "Français"],
   ].sort(), `${player}: ${JSON.stringify(seen)}`);
-  assert.equal(seen.startedWith, "Français", `${player}: the source's default track plays first`);
-  assert.equal(seen.switchedTo, "English", `${player}: ${JSON.stringify(seen)}`);
+  assert.notEqual(seen.target, seen.startedWith, JSON.stringify(seen));
+  assert.equal(seen.switchedTo, seen.target, `${player}: ${JSON.stringify(seen)}`);
   assert.ok(seen.afterSwitch >= seen.switchedAt + 0.5, `${player} stalled after switching: ${JSON.stringify(seen)}`);
   assert.deepEqual(seen.text.map((t) => [t.language, t.label]), [["en", "English"], ["fr", "Français"]],
     `${player}: ${JSON.stringify(seen)}`);
@@ -278,6 +279,9 @@ test("Shaka Player lists and switches the audio tracks, lists the subtitles and 
       await player.attach(el);
       await player.load(src);
       const audio = player.getAudioTracks().map((t) => ({ language: t.language, label: t.label }));
+      // Shaka starts with the browser's language (preferredAudio), not DEFAULT=YES, which it
+      // reads as "primary".
+      const primary = player.getAudioTracks().filter((t) => t.primary).map((t) => t.label);
       const activeAudio = () => (player.getAudioTracks().find((t) => t.active) || {}).label;
       const startedWith = activeAudio();
       const text = player.getTextTracks().map((t) => ({ language: t.language, label: t.label }));
@@ -294,18 +298,21 @@ test("Shaka Player lists and switches the audio tracks, lists the subtitles and 
       await waitFor(() => el.currentTime >= 1.2 && showing());
       const cue = showing() && showing().activeCues[0];
       const firstFrame = el.buffered.length ? el.buffered.start(0) : null;
-      player.selectAudioTrack(player.getAudioTracks().find((t) => t.label === "English"));
-      await waitFor(() => activeAudio() === "English");
+      const target = startedWith === "English" ? "Français" : "English";
+      player.selectAudioTrack(player.getAudioTracks().find((t) => t.label === target));
+      await waitFor(() => activeAudio() === target);
       const switchedAt = el.currentTime;
       await waitFor(() => el.currentTime >= switchedAt + 0.5 || el.ended);
-      return { audio, startedWith, text, cue: cue && cue.text, start: cue && cue.startTime,
-        firstFrame, switchedTo: activeAudio(), switchedAt, afterSwitch: el.currentTime,
-        error: el.error && el.error.message, fatal };
+      return { audio, primary, startedWith, target, text, cue: cue && cue.text,
+        start: cue && cue.startTime, firstFrame, switchedTo: activeAudio(), switchedAt,
+        afterSwitch: el.currentTime, error: el.error && el.error.message, fatal };
     }, PROSTREAM_URL + videos["languages.mkv"].playback.hls);
-    await page.screenshot({ path: `${process.env.ARTIFACTS}/matrix-tracks-shaka.png` });
+    // The picture with the cue on it, not the page above.
+    await page.locator("video").last().screenshot({ path: `${process.env.ARTIFACTS}/matrix-tracks-shaka.png` });
     await page.close();
     console.log("Shaka Player:", JSON.stringify(seen));
     assert.deepEqual(errors, []);
+    assert.deepEqual(seen.primary, ["Français"], "the source's default track is Shaka's primary");
     assertTracksAndCue("Shaka Player", seen);
   });
 
@@ -343,16 +350,19 @@ test("video.js lists and switches the audio tracks, lists the subtitles and show
       await waitFor(() => player.currentTime() >= 1.2 && showing());
       const cue = showing() && showing().activeCues[0];
       const firstFrame = video.buffered.length ? video.buffered.start(0) : null;
-      list(player.audioTracks()).find((t) => t.label === "English").enabled = true;
+      const target = startedWith === "English" ? "Français" : "English";
+      list(player.audioTracks()).find((t) => t.label === target).enabled = true;
       const switchedAt = player.currentTime();
       await waitFor(() => player.currentTime() >= switchedAt + 0.5 || player.ended());
-      return { audio, startedWith, text, cue: cue && cue.text, start: cue && cue.startTime,
-        firstFrame, switchedTo: activeAudio(), switchedAt, afterSwitch: player.currentTime(),
-        fatal };
+      return { audio, startedWith, target, text, cue: cue && cue.text,
+        start: cue && cue.startTime, firstFrame, switchedTo: activeAudio(), switchedAt,
+        afterSwitch: player.currentTime(), fatal };
     }, PROSTREAM_URL + videos["languages.mkv"].playback.hls);
-    await page.screenshot({ path: `${process.env.ARTIFACTS}/matrix-tracks-videojs.png` });
+    // The picture with the cue on it, not the page above.
+    await page.locator("video").last().screenshot({ path: `${process.env.ARTIFACTS}/matrix-tracks-videojs.png` });
     await page.close();
     console.log("video.js:", JSON.stringify(seen));
     assert.deepEqual(errors, []);
+    assert.equal(seen.startedWith, "Français", "the source's default track plays first");
     assertTracksAndCue("video.js", seen);
   });
