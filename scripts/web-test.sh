@@ -43,12 +43,17 @@ m -f lavfi -i color=c=0x808080:size=320x180:rate=30:duration=3 -vf format=yuv420
     -color_trc smpte2084 "$MATRIX_DIR/pq.mp4"
 m -f lavfi -i testsrc2=size=320x180:rate=120:duration=3 -c:v libx264 -preset ultrafast "$MATRIX_DIR/fast.mp4"
 # Three audio languages (the French one the default, the last an audio description): players list
-# each as an alternate audio rendition and switch between them.
+# each as an alternate audio rendition and switch between them. Two subtitle languages (SubRip),
+# each one cue from 0.5 s to 2.5 s: players list them and show the cue at its time.
+printf '1\n00:00:00,500 --> 00:00:02,500\nHello from the subtitles\n\n' >"$MATRIX_DIR/en.srt"
+printf '1\n00:00:00,500 --> 00:00:02,500\nBonjour des sous-titres\n\n' >"$MATRIX_DIR/fr.srt"
 m -f lavfi -i testsrc2=size=320x180:rate=30:duration=3 -f lavfi -i sine=frequency=440:duration=3 \
     -f lavfi -i sine=frequency=660:duration=3 -f lavfi -i sine=frequency=880:duration=3 \
-    -map 0 -map 1 -map 2 -map 3 -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac \
-    -metadata:s:a:0 language=eng -metadata:s:a:1 language=fre -metadata:s:a:2 language=eng \
+    -i "$MATRIX_DIR/en.srt" -i "$MATRIX_DIR/fr.srt" \
+    -map 0 -map 1 -map 2 -map 3 -map 4 -map 5 -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac \
+    -c:s srt -metadata:s:a:0 language=eng -metadata:s:a:1 language=fre -metadata:s:a:2 language=eng \
     -disposition:a:0 0 -disposition:a:1 default -disposition:a:2 visual_impaired \
+    -metadata:s:s:0 language=eng -metadata:s:s:1 language=fre \
     "$MATRIX_DIR/languages.mkv"
 m -f lavfi -i color=blue:size=300x300 -frames:v 1 "$MATRIX_DIR/cover.png"
 m -f lavfi -i sine=duration=3 -i "$MATRIX_DIR/cover.png" -map 0 -map 1 -c:a libmp3lame -c:v png \

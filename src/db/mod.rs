@@ -105,8 +105,8 @@ impl std::str::FromStr for Visibility {
     }
 }
 
-/// What a row of `renditions` is: a rung of the video ladder, or an audio track of the group
-/// every rung plays with.
+/// What a row of `renditions` is: a rung of the video ladder, or an audio or subtitle track of
+/// the groups every rung plays with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[sqlx(type_name = "rendition_kind", rename_all = "lowercase")]
@@ -114,6 +114,7 @@ impl std::str::FromStr for Visibility {
 pub enum RenditionKind {
     Video,
     Audio,
+    Subtitles,
 }
 
 /// What a running job is doing right now.

@@ -86,7 +86,7 @@ pub struct DroppedStream {
     pub reason: String,
 }
 
-/// One published rendition: a rung of the video ladder, or an audio track.
+/// One published rendition: a rung of the video ladder, an audio track or a subtitle track.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RenditionRow {
     pub video_id: VideoId,
@@ -99,13 +99,16 @@ pub struct RenditionRow {
     pub average_bandwidth: i64,
     pub codecs: String,
     pub frame_rate: Option<f64>,
-    /// Audio tracks: BCP 47 language, the player menu's label, whether players start with it,
-    /// channels, whether it is an audio description.
+    /// Audio and subtitle tracks: BCP 47 language, the player menu's label, whether players
+    /// start with it; audio: channels, whether it is an audio description; subtitles: whether
+    /// it is forced, whether it is captions for the deaf and hard of hearing.
     pub language: Option<String>,
     pub label: Option<String>,
     pub is_default: bool,
     pub channels: Option<i32>,
     pub describes_video: bool,
+    pub forced: bool,
+    pub captions: bool,
 }
 
 pub async fn insert(conn: &mut PgConnection, v: &NewVideo) -> sqlx::Result<()> {
@@ -249,7 +252,8 @@ pub async fn list(
 
 /// Renditions of the given videos: the rungs highest first, by picture size, then bandwidth (a
 /// still picture can cost a small rung more bits than a big one, so bandwidth alone does not
-/// order rungs); then the audio tracks in source order (`audio_0`, `audio_1`…).
+/// order rungs); then the audio tracks in source order (`audio_0`, `audio_1`…), then the
+/// subtitle tracks (`subs_0`, …).
 pub async fn renditions(
     conn: &mut PgConnection,
     video_ids: &[VideoId],
@@ -259,7 +263,7 @@ pub async fn renditions(
         RenditionRow,
         r#"SELECT video_id, name, playlist, kind AS "kind: RenditionKind", width, height,
                   bandwidth, average_bandwidth, codecs, frame_rate, language, label, is_default,
-                  channels, describes_video
+                  channels, describes_video, forced, captions
            FROM renditions WHERE video_id = ANY($1)
            ORDER BY video_id, kind, coalesce(width::bigint * height, 0) DESC,
                     CASE WHEN kind = 'video' THEN bandwidth END DESC, length(name), name"#,
@@ -273,8 +277,8 @@ pub async fn insert_rendition(conn: &mut PgConnection, r: &RenditionRow) -> sqlx
     sqlx::query!(
         "INSERT INTO renditions (video_id, name, playlist, kind, width, height, bandwidth,
                                  average_bandwidth, codecs, frame_rate, language, label,
-                                 is_default, channels, describes_video)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                                 is_default, channels, describes_video, forced, captions)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         r.video_id.get(),
         r.name,
         r.playlist,
@@ -290,6 +294,8 @@ pub async fn insert_rendition(conn: &mut PgConnection, r: &RenditionRow) -> sqlx
         r.is_default,
         r.channels,
         r.describes_video,
+        r.forced,
+        r.captions,
     )
     .execute(conn)
     .await?;

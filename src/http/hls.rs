@@ -106,10 +106,11 @@ fn kind_of(name: &str) -> Option<(&'static str, Change)> {
     Some(match ext {
         "m3u8" => ("application/vnd.apple.mpegurl", Change::Grows),
         "m4s" => ("video/iso.segment", Change::Immutable),
+        // Subtitle segments, written once like the media segments.
+        "vtt" => ("text/vtt", Change::Immutable),
         "mp4" => ("video/mp4", Change::Immutable),
         "m4a" => ("audio/mp4", Change::Immutable),
         "jpg" => ("image/jpeg", Change::Immutable),
-        "vtt" => ("text/vtt; charset=utf-8", Change::Immutable),
         _ => return None,
     })
 }
@@ -149,6 +150,7 @@ fn cache_control(change: Change, access: Access, now: OffsetDateTime) -> HeaderV
         (status = 200, description = "The file", content(
             (String = "application/vnd.apple.mpegurl"),
             (BinaryFile = "video/iso.segment"),
+            (String = "text/vtt"),
             (BinaryFile = "video/mp4"),
             (BinaryFile = "image/jpeg"),
         )),
@@ -195,6 +197,7 @@ pub async fn get_hls_file(
         (status = 200, description = "The file", content(
             (String = "application/vnd.apple.mpegurl"),
             (BinaryFile = "video/iso.segment"),
+            (String = "text/vtt"),
             (BinaryFile = "video/mp4"),
             (BinaryFile = "image/jpeg"),
         )),
@@ -506,6 +509,10 @@ mod tests {
             ("video/iso.segment", Change::Immutable)
         );
         assert_eq!(kind_of("720p_init.mp4").unwrap().0, "video/mp4");
+        assert_eq!(
+            kind_of("subs_0_00001.vtt").unwrap(),
+            ("text/vtt", Change::Immutable)
+        );
         assert_eq!(kind_of("poster.jpg").unwrap().0, "image/jpeg");
         assert_eq!(kind_of("download.m4a").unwrap().0, "audio/mp4");
         assert!(kind_of("secrets.env").is_none());

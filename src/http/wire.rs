@@ -40,6 +40,9 @@ pub struct VideoOut {
     pub renditions: Vec<RenditionOut>,
     /// Every audio track of the output (an HLS alternate audio rendition each), in source order.
     pub audio_tracks: Vec<AudioTrackOut>,
+    /// Every subtitle track of the output (an HLS subtitle rendition of segmented WebVTT each):
+    /// the source's text subtitles, in source order. Known once the video is ready.
+    pub subtitle_tracks: Vec<SubtitleTrackOut>,
     pub playback: Option<PlaybackOut>,
     pub attempts: i32,
     #[serde(with = "time::serde::rfc3339")]
@@ -94,6 +97,26 @@ pub struct AudioTrackOut {
     pub describes_video: bool,
     pub bandwidth: i64,
     pub codecs: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubtitleTrackOut {
+    /// The rendition's name, also the stem of its playlist (`subs_0.m3u8`) and WebVTT segments.
+    pub name: String,
+    /// BCP 47, from the source's tag (`eng` → `en`); `und` when the source does not say.
+    pub language: String,
+    /// What players list: the track's title, else its language's name, marked `(forced)` or
+    /// `(CC)`; unique among the video's subtitle tracks.
+    pub label: String,
+    /// The source marks it default: players show it without being asked (`DEFAULT=YES`).
+    pub default: bool,
+    /// Forced subtitles: only what a viewer needs whatever the language, such as signs and
+    /// foreign dialogue (`FORCED=YES`).
+    pub forced: bool,
+    /// Captions for the deaf and hard of hearing (the source marks the track `hearing_impaired`
+    /// or `captions`; `CHARACTERISTICS="public.accessibility.transcribes-spoken-dialog,
+    /// public.accessibility.describes-music-and-sound"`).
+    pub captions: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -153,9 +176,12 @@ impl VideoOut {
             };
             playback_out(signer, row.id, row.visibility, key, files)
         });
-        let (video, audio): (Vec<_>, Vec<_>) = renditions
+        let (video, tracks): (Vec<_>, Vec<_>) = renditions
             .into_iter()
             .partition(|r| r.kind == db::RenditionKind::Video);
+        let (audio, subtitles): (Vec<_>, Vec<_>) = tracks
+            .into_iter()
+            .partition(|r| r.kind == db::RenditionKind::Audio);
         // An audio-only source plays its default audio track as its one variant.
         let variants: Vec<&db::videos::RenditionRow> = if video.is_empty() {
             audio.iter().filter(|a| a.is_default).take(1).collect()
@@ -209,6 +235,17 @@ impl VideoOut {
                     describes_video: a.describes_video,
                     bandwidth: a.bandwidth,
                     codecs: a.codecs,
+                })
+                .collect(),
+            subtitle_tracks: subtitles
+                .into_iter()
+                .map(|s| SubtitleTrackOut {
+                    name: s.name,
+                    language: s.language.unwrap_or_else(|| "und".into()),
+                    label: s.label.unwrap_or_default(),
+                    default: s.is_default,
+                    forced: s.forced,
+                    captions: s.captions,
                 })
                 .collect(),
             playback,

@@ -276,10 +276,10 @@ fn attributes_of(name: &str) -> Attributes {
     let (content_type, cache) = match name.rsplit_once('.').map(|(_, ext)| ext) {
         Some("m3u8") => ("application/vnd.apple.mpegurl", "max-age=1"),
         Some("m4s") => ("video/iso.segment", "max-age=31536000, immutable"),
+        Some("vtt") => ("text/vtt", "max-age=31536000, immutable"),
         Some("mp4") => ("video/mp4", "max-age=31536000, immutable"),
         Some("m4a") => ("audio/mp4", "max-age=31536000, immutable"),
         Some("jpg") => ("image/jpeg", "max-age=31536000, immutable"),
-        Some("vtt") => ("text/vtt; charset=utf-8", "max-age=31536000, immutable"),
         _ => ("application/octet-stream", "no-cache"),
     };
     let mut attributes = Attributes::new();
@@ -636,6 +636,11 @@ mod tests {
         assert_eq!(
             segment.get(&Attribute::ContentType).map(|v| v.as_ref()),
             Some("video/iso.segment")
+        );
+        let subtitles = attributes_of("subs_0_00000.vtt");
+        assert_eq!(
+            subtitles.get(&Attribute::ContentType).map(|v| v.as_ref()),
+            Some("text/vtt")
         );
         let playlist = attributes_of("master.m3u8");
         assert_eq!(

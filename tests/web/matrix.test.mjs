@@ -1,11 +1,15 @@
 // The media matrix in a real browser: what the worker makes of a rotated phone clip, an HDR (PQ)
-// clip, a 120 fps clip, an MP3 with a cover and a clip with three audio languages plays in headless Chromium through hls.js (the
-// page's own copy), with the picture the right way up and tone mapped. The ffprobe-level checks of
+// clip, a 120 fps clip, an MP3 with a cover and a clip with three audio languages and two subtitle
+// languages plays in headless Chromium through hls.js (the page's own copy), with the picture the
+// right way up and tone mapped, and the subtitles' cues at their times. Shaka Player and video.js
+// (npm devDependencies here, put into the page by Playwright) list, switch and show the same
+// audio and subtitle tracks. The ffprobe-level checks of
 // every case are in worker/tests/it/media_matrix.rs; this proves a browser agrees. Run by
 // scripts/web-test.sh, which starts the stack and sets PROSTREAM_URL and MATRIX_DIR.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 const { PROSTREAM_URL, PROSTREAM_API_KEY, MATRIX_DIR } = process.env;
@@ -177,4 +181,189 @@ test("every audio language is an audio track hls.js lists and switches to", { ti
     assert.equal(seen.startedWith, 1, "the source's default track (French) plays first");
     assert.equal(seen.switchedTo, 0, JSON.stringify(seen));
     assert.ok(seen.time >= seen.at + 1, `stalled after switching: ${JSON.stringify(seen)}`);
+  });
+
+test("every subtitle language is a text track hls.js lists, and its cue shows at its time",
+  { timeout: 60_000 }, async () => {
+    const page = await browser.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(PROSTREAM_URL); // for the page's hls.js
+    const seen = await page.evaluate(async (src) => {
+      const el = document.createElement("video");
+      el.muted = true;
+      document.body.append(el);
+      const hls = new Hls();
+      const fatal = [];
+      hls.on(Hls.Events.ERROR, (_, d) => d.fatal && fatal.push(d.details));
+      hls.loadSource(src);
+      hls.attachMedia(el);
+      await new Promise((r) => hls.on(Hls.Events.MANIFEST_PARSED, r));
+      const tracks = hls.subtitleTracks.map((t) => ({ lang: t.lang, name: t.name,
+        default: t.default, forced: t.forced }));
+      hls.subtitleDisplay = true;
+      hls.subtitleTrack = 1; // French
+      await el.play();
+      const waitFor = async (done) => {
+        const deadline = Date.now() + 20_000;
+        while (!done() && !el.error && !fatal.length && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      };
+      const showing = () => [...el.textTracks].find((t) => t.mode === "showing");
+      await waitFor(() => el.currentTime >= 1.2 && showing() && showing().activeCues.length > 0);
+      const track = showing();
+      const cue = track && track.activeCues[0];
+      const firstFrame = el.buffered.length ? el.buffered.start(0) : null;
+      const at = el.currentTime;
+      el.pause();
+      return { tracks, at, firstFrame, label: track && track.label,
+        language: track && track.language, text: cue && cue.text,
+        start: cue && cue.startTime, end: cue && cue.endTime,
+        error: el.error && el.error.message, fatal };
+    }, PROSTREAM_URL + videos["languages.mkv"].playback.hls);
+    // The picture with the cue on it, not the page above.
+    await page.locator("video").last().screenshot({ path: `${process.env.ARTIFACTS}/matrix-subtitles-hlsjs.png` });
+    await page.close();
+    console.log("hls.js subtitles:", JSON.stringify(seen));
+    assert.deepEqual(errors, []);
+    assert.deepEqual(seen.fatal, [], JSON.stringify(seen));
+    assert.deepEqual(seen.tracks, [
+      { lang: "en", name: "English", default: false, forced: false },
+      { lang: "fr", name: "Français", default: false, forced: false },
+    ]);
+    assert.equal(seen.language, "fr", JSON.stringify(seen));
+    assert.equal(seen.text, "Bonjour des sous-titres", JSON.stringify(seen));
+    // The cue spans 0.5–2.5 s of the source: where the picture's first frame is, plus that.
+    assert.ok(Math.abs(seen.start - (seen.firstFrame + 0.5)) < 0.05, JSON.stringify(seen));
+    assert.ok(Math.abs(seen.end - (seen.firstFrame + 2.5)) < 0.05, JSON.stringify(seen));
+  });
+
+// Another player in the page: its script from tests/web/node_modules, served by Playwright.
+async function pageWith(script) {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(PROSTREAM_URL);
+  await page.addScriptTag({ path: fileURLToPath(new URL(`node_modules/${script}`, import.meta.url)) });
+  return { page, errors };
+}
+
+// What both other players must show of languages.mkv: its three audio tracks, a switch from the
+// one playing to another (English or French) with playback going on, its two subtitle tracks, and
+// the French cue (0.5–2.5 s of the source, so from the first frame plus that) on screen at 1.2 s.
+function assertTracksAndCue(player, seen) {
+  assert.deepEqual(seen.fatal, [], JSON.stringify(seen));
+  assert.deepEqual(seen.audio.map((t) => [t.language, t.label]).sort(), [
+    ["en", "English"], ["en", "English (audio description)"], ["fr", "Français"],
+  ].sort(), `${player}: ${JSON.stringify(seen)}`);
+  assert.notEqual(seen.target, seen.startedWith, JSON.stringify(seen));
+  assert.equal(seen.switchedTo, seen.target, `${player}: ${JSON.stringify(seen)}`);
+  assert.ok(seen.afterSwitch >= seen.switchedAt + 0.5, `${player} stalled after switching: ${JSON.stringify(seen)}`);
+  assert.deepEqual(seen.text.map((t) => [t.language, t.label]), [["en", "English"], ["fr", "Français"]],
+    `${player}: ${JSON.stringify(seen)}`);
+  assert.equal(seen.cue, "Bonjour des sous-titres", `${player}: ${JSON.stringify(seen)}`);
+  assert.ok(Math.abs(seen.start - (seen.firstFrame + 0.5)) < 0.1, `${player}: ${JSON.stringify(seen)}`);
+}
+
+test("Shaka Player lists and switches the audio tracks, lists the subtitles and shows a cue",
+  { timeout: 60_000 }, async () => {
+    const { page, errors } = await pageWith("shaka-player/dist/shaka-player.compiled.js");
+    const seen = await page.evaluate(async (src) => {
+      const el = document.createElement("video");
+      el.muted = true;
+      document.body.append(el);
+      shaka.polyfill.installAll();
+      const player = new shaka.Player();
+      const fatal = [];
+      player.addEventListener("error", (e) => fatal.push(e.detail && e.detail.code));
+      await player.attach(el);
+      await player.load(src);
+      const audio = player.getAudioTracks().map((t) => ({ language: t.language, label: t.label }));
+      // Shaka starts with the browser's language (preferredAudio), not DEFAULT=YES, which it
+      // reads as "primary".
+      const primary = player.getAudioTracks().filter((t) => t.primary).map((t) => t.label);
+      const activeAudio = () => (player.getAudioTracks().find((t) => t.active) || {}).label;
+      const startedWith = activeAudio();
+      const text = player.getTextTracks().map((t) => ({ language: t.language, label: t.label }));
+      player.selectTextTrack(player.getTextTracks().find((t) => t.language === "fr"));
+      await el.play();
+      const waitFor = async (done) => {
+        const deadline = Date.now() + 20_000;
+        while (!done() && !el.error && !fatal.length && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      };
+      const showing = () => [...el.textTracks].find((t) => t.mode === "showing" && t.activeCues
+        && t.activeCues.length);
+      await waitFor(() => el.currentTime >= 1.2 && showing());
+      const cue = showing() && showing().activeCues[0];
+      const firstFrame = el.buffered.length ? el.buffered.start(0) : null;
+      const target = startedWith === "English" ? "Français" : "English";
+      player.selectAudioTrack(player.getAudioTracks().find((t) => t.label === target));
+      await waitFor(() => activeAudio() === target);
+      const switchedAt = el.currentTime;
+      await waitFor(() => el.currentTime >= switchedAt + 0.5 || el.ended);
+      return { audio, primary, startedWith, target, text, cue: cue && cue.text,
+        start: cue && cue.startTime, firstFrame, switchedTo: activeAudio(), switchedAt,
+        afterSwitch: el.currentTime, error: el.error && el.error.message, fatal };
+    }, PROSTREAM_URL + videos["languages.mkv"].playback.hls);
+    // The picture with the cue on it, not the page above.
+    await page.locator("video").last().screenshot({ path: `${process.env.ARTIFACTS}/matrix-tracks-shaka.png` });
+    await page.close();
+    console.log("Shaka Player:", JSON.stringify(seen));
+    assert.deepEqual(errors, []);
+    assert.deepEqual(seen.primary, ["Français"], "the source's default track is Shaka's primary");
+    assertTracksAndCue("Shaka Player", seen);
+  });
+
+test("video.js lists and switches the audio tracks, lists the subtitles and shows a cue",
+  { timeout: 60_000 }, async () => {
+    const { page, errors } = await pageWith("video.js/dist/video.min.js");
+    const seen = await page.evaluate(async (src) => {
+      const el = document.createElement("video");
+      el.muted = true;
+      document.body.append(el);
+      // VHS (video.js's HLS engine) on MSE, not Chromium's own HLS: the same path in every browser.
+      const player = videojs(el, { muted: true, html5: { vhs: { overrideNative: true },
+        nativeAudioTracks: false, nativeVideoTracks: false } });
+      const fatal = [];
+      player.on("error", () => fatal.push(player.error() && player.error().message));
+      player.src({ src, type: "application/x-mpegURL" });
+      const waitFor = async (done) => {
+        const deadline = Date.now() + 20_000;
+        while (!done() && !fatal.length && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      };
+      const list = (l) => Array.from({ length: l.length }, (_, i) => l[i]);
+      const subtitles = () => list(player.textTracks()).filter((t) => t.kind === "subtitles");
+      await waitFor(() => player.audioTracks().length === 3 && subtitles().length === 2);
+      const audio = list(player.audioTracks()).map((t) => ({ language: t.language, label: t.label }));
+      const activeAudio = () => (list(player.audioTracks()).find((t) => t.enabled) || {}).label;
+      const startedWith = activeAudio();
+      const text = subtitles().map((t) => ({ language: t.language, label: t.label }));
+      subtitles().find((t) => t.language === "fr").mode = "showing";
+      await player.play();
+      const video = player.tech(true).el();
+      const showing = () => subtitles().find((t) => t.mode === "showing" && t.activeCues
+        && t.activeCues.length);
+      await waitFor(() => player.currentTime() >= 1.2 && showing());
+      const cue = showing() && showing().activeCues[0];
+      const firstFrame = video.buffered.length ? video.buffered.start(0) : null;
+      const target = startedWith === "English" ? "Français" : "English";
+      list(player.audioTracks()).find((t) => t.label === target).enabled = true;
+      const switchedAt = player.currentTime();
+      await waitFor(() => player.currentTime() >= switchedAt + 0.5 || player.ended());
+      return { audio, startedWith, target, text, cue: cue && cue.text,
+        start: cue && cue.startTime, firstFrame, switchedTo: activeAudio(), switchedAt,
+        afterSwitch: player.currentTime(), fatal };
+    }, PROSTREAM_URL + videos["languages.mkv"].playback.hls);
+    // The picture with the cue on it, not the page above.
+    await page.locator("video").last().screenshot({ path: `${process.env.ARTIFACTS}/matrix-tracks-videojs.png` });
+    await page.close();
+    console.log("video.js:", JSON.stringify(seen));
+    assert.deepEqual(errors, []);
+    assert.equal(seen.startedWith, "Français", "the source's default track plays first");
+    assertTracksAndCue("video.js", seen);
   });

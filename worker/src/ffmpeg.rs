@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     ladder::{AUDIO_KBPS, Ladder},
     normalize::{AUDIO_CHANNELS, AUDIO_SAMPLE_RATE, VideoPlan},
+    subtitles::SubtitleTrack,
     tracks::AudioTrack,
 };
 
@@ -408,6 +409,62 @@ fn succeeded(done: process::Finished) -> Result<(), FfmpegError> {
     }
 }
 
+/// The ffmpeg arguments that extract each of `tracks` to WebVTT at `out(track)`: one output per
+/// track, the subtitle streams alone mapped, so nothing but them is decoded (the picture is
+/// decoded once, by the encode). Timestamps start where the encode's do (ffmpeg shifts both by
+/// the input's start time).
+pub fn subtitle_args(
+    input: &Path,
+    tracks: &[SubtitleTrack],
+    out: impl Fn(&SubtitleTrack) -> PathBuf,
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = ["-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
+        .map(OsString::from)
+        .to_vec();
+    args.extend(input_guard_args().map(OsString::from));
+    args.extend(["-i".into(), input.into()]);
+    for track in tracks {
+        args.extend(
+            [
+                "-map".into(),
+                format!("0:{}", track.input),
+                "-c:s".into(),
+                "webvtt".into(),
+                "-f".into(),
+                "webvtt".into(),
+            ]
+            .map(OsString::from),
+        );
+        args.push(out(track).into());
+    }
+    args
+}
+
+/// Extracts `tracks` of `input` to WebVTT files in `dir` ([`crate::subtitles::extracted_path`]).
+/// Stops when `cancel` fires or after `limit`.
+pub async fn extract_subtitles(
+    ffmpeg: &Path,
+    input: &Path,
+    dir: &Path,
+    tracks: &[SubtitleTrack],
+    limit: Duration,
+    cancel: &CancellationToken,
+) -> Result<(), FfmpegError> {
+    let args = subtitle_args(input, tracks, |t| crate::subtitles::extracted_path(dir, t));
+    tracing::debug!(command = %shell_words(ffmpeg, &args), "extracting subtitles");
+    let mut cmd = Command::new(ffmpeg);
+    cmd.args(&args);
+    let done = process::run_lines(cmd, limit, cancel, |_| {}).await?;
+    if done.status.success() {
+        Ok(())
+    } else {
+        Err(FfmpegError::Failed {
+            status: done.status.to_string(),
+            stderr: done.stderr_tail,
+        })
+    }
+}
+
 /// The command as a shell line, to rerun an encode by hand (debug log).
 fn shell_words(program: &Path, args: &[OsString]) -> String {
     std::iter::once(program.as_os_str())
@@ -621,6 +678,35 @@ mod tests {
         );
         assert!(args.contains("-g 120 -keyint_min 120"), "{args}");
         assert!(!args.contains("0:a:0") && !args.contains("[0:v]"), "{args}");
+    }
+
+    #[test]
+    fn subtitles_are_extracted_alone_one_output_per_track() {
+        let sub = |input, n: usize| SubtitleTrack {
+            input,
+            name: format!("subs_{n}"),
+            language: "en".into(),
+            label: "English".into(),
+            default: false,
+            forced: false,
+            captions: false,
+        };
+        let args = join(&subtitle_args(
+            Path::new("/m/in"),
+            &[sub(2, 0), sub(5, 1)],
+            |t| crate::subtitles::extracted_path(Path::new("/m/s"), t),
+        ));
+        assert!(args.contains("-protocol_whitelist file -i /m/in"), "{args}");
+        assert!(
+            args.ends_with(
+                "-map 0:2 -c:s webvtt -f webvtt /m/s/subs_0.vtt -map 0:5 -c:s webvtt -f webvtt /m/s/subs_1.vtt"
+            ),
+            "{args}"
+        );
+        assert!(
+            !args.contains("-filter_complex") && !args.contains("-c:v"),
+            "{args}"
+        );
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! the targets as soon as every rendition has a segment (the video is playable), and the final
 //! one from the measured segments, with the rows the database records.
 //!
-//! Renditions are the rungs' video and each audio track. A rung's variant plays with the audio
-//! group, so its `BANDWIDTH` and `CODECS` count the group's most demanding track (RFC 8216,
-//! 4.3.4.2). An audio-only source's variant is its default track, the others its group.
+//! Renditions are the rungs' video, each audio track and each subtitle track. A rung's variant
+//! plays with the audio group, so its `BANDWIDTH` and `CODECS` count the group's most demanding
+//! track (RFC 8216, 4.3.4.2). An audio-only source's variant is its default track, the others its
+//! group. The subtitle renditions (WebVTT, `subtitles.rs`) are written by the worker, not ffmpeg;
+//! a master names them only once they are published, which the caller says.
 
 use std::{collections::HashMap, path::Path};
 
@@ -17,6 +19,7 @@ use crate::{
     ffmpeg,
     ladder::{self, Ladder},
     playlist::{self, Measured, PlaylistError, Variant},
+    subtitles::{self, SubtitleTrack},
     tracks::AudioTrack,
 };
 
@@ -26,6 +29,8 @@ pub struct Output {
     pub ladder: Ladder,
     /// Empty for a silent source.
     pub audio: Vec<AudioTrack>,
+    /// The source's text subtitle tracks, to extract and segment.
+    pub subtitles: Vec<SubtitleTrack>,
     /// What the master announces: the rate we encode (120 fps comes out at 60).
     pub frame_rate: Option<f64>,
 }
@@ -118,8 +123,12 @@ impl Output {
 }
 
 /// Writes the master from the targets once every rendition has a segment and its init segment;
-/// false while one has not.
-pub async fn early_master(work: &Path, output: &Output) -> anyhow::Result<bool> {
+/// false while one has not. It names `subtitles`, which must be published already.
+pub async fn early_master(
+    work: &Path,
+    output: &Output,
+    subtitles: &[SubtitleTrack],
+) -> anyhow::Result<bool> {
     let mut figures = HashMap::new();
     for name in output.names() {
         let (playlist_path, init) = ffmpeg::rendition_files(work, &name);
@@ -144,18 +153,19 @@ pub async fn early_master(work: &Path, output: &Output) -> anyhow::Result<bool> 
         figures.insert(name, Figures { measured, codecs });
     }
     let (variants, audio) = output.assemble(&figures);
-    playlist::write_atomically(work, playlist::MASTER, &playlist::master(&variants, &audio))
-        .await?;
+    let master = playlist::master(&variants, &audio, subtitles);
+    playlist::write_atomically(work, playlist::MASTER, &master).await?;
     Ok(true)
 }
 
 /// Measures every finished rendition, rewrites the master playlist with the measured
 /// bandwidths, and returns the rows to record: each rung as its variant (with its audio), each
-/// audio track on its own.
+/// audio track and each of `subtitles` (published already) on its own.
 pub async fn final_master(
     video_id: VideoId,
     work: &Path,
     output: &Output,
+    subtitles: &[SubtitleTrack],
 ) -> Result<Vec<RenditionRow>, PlaylistError> {
     let mut figures = HashMap::new();
     for name in output.names() {
@@ -192,6 +202,8 @@ pub async fn final_master(
             is_default: false,
             channels: None,
             describes_video: false,
+            forced: false,
+            captions: false,
         })
         .collect();
     rows.extend(output.audio.iter().filter_map(|t| {
@@ -212,9 +224,36 @@ pub async fn final_master(
             is_default: t.default,
             channels: Some(crate::normalize::AUDIO_CHANNELS as i32),
             describes_video: t.describes_video,
+            forced: false,
+            captions: false,
         })
     }));
-    playlist::write_atomically(work, playlist::MASTER, &playlist::master(&variants, &group))
+    for t in subtitles {
+        let playlist_name = format!("{}.m3u8", t.name);
+        let media_playlist = playlist::read_media_playlist(&work.join(&playlist_name)).await?;
+        let measured = playlist::measure(work, &media_playlist).await?;
+        rows.push(RenditionRow {
+            video_id,
+            name: t.name.clone(),
+            playlist: playlist_name,
+            kind: RenditionKind::Subtitles,
+            width: None,
+            height: None,
+            bandwidth: measured.peak_bps as i64,
+            average_bandwidth: measured.average_bps as i64,
+            codecs: subtitles::CODECS.to_owned(),
+            frame_rate: None,
+            language: Some(t.language.clone()),
+            label: Some(t.label.clone()),
+            is_default: t.default,
+            channels: None,
+            describes_video: false,
+            forced: t.forced,
+            captions: t.captions,
+        });
+    }
+    let master = playlist::master(&variants, &group, subtitles);
+    playlist::write_atomically(work, playlist::MASTER, &master)
         .await
         .map_err(|source| PlaylistError::Io {
             path: work.join(playlist::MASTER).display().to_string(),

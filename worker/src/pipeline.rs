@@ -4,10 +4,10 @@
 //! deterministically; the apalis worker loop calls the same function.
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{
         Arc,
-        atomic::{AtomicU32, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
     },
     time::Duration,
 };
@@ -33,12 +33,14 @@ use tracing::Instrument;
 use crate::{
     downloads,
     ffmpeg::{self, EncodeJob, FfmpegError, PosterSource},
-    ladder,
+    fmp4, ladder,
     normalize::{self, VideoPlan},
     output::{self, Output},
     playlist::{self, PlaylistError},
     publish::Publisher,
-    storyboard, tracks,
+    storyboard,
+    subtitles::{self, SubtitleTrack},
+    tracks,
 };
 
 /// What an attempt produced, to record.
@@ -274,10 +276,13 @@ async fn attempt(ctx: &JobContext, job: &ClaimedJob) -> Result<Produced, Attempt
         audio: info.audio.is_some(),
     });
     let video_plan = info.video.as_ref().map(normalize::plan_video);
-    let (audio, dropped) = tracks::plan_audio(&info);
+    let (audio, mut dropped) = tracks::plan_audio(&info);
+    let (subtitle_tracks, bitmaps) = subtitles::plan_subtitles(&info);
+    dropped.extend(bitmaps);
     let output = Output {
         ladder,
         audio,
+        subtitles: subtitle_tracks,
         // The master announces what we encode (120 fps comes out at 60), not what came in.
         frame_rate: video_plan.as_ref().map(|p| p.frame_rate.as_f64()),
     };
@@ -299,12 +304,18 @@ async fn attempt(ctx: &JobContext, job: &ClaimedJob) -> Result<Produced, Attempt
         &job.attempt_key,
         work,
     )));
+    let subs = Arc::new(SubtitleProgress::default());
     let announcer = AbortOnDropHandle::new(tokio::spawn(announce_playable(
         ctx.clone(),
         job.clone(),
         publisher.clone(),
-        work.to_owned(),
+        Layout {
+            work: work.to_owned(),
+            scratch: scratch.clone(),
+            duration_s: info.duration_s,
+        },
         output.clone(),
+        subs.clone(),
     )));
     let encode = EncodeJob {
         input: &source,
@@ -327,11 +338,30 @@ async fn attempt(ctx: &JobContext, job: &ClaimedJob) -> Result<Produced, Attempt
         ctx.encode_timeout_min,
     );
     let encode_started = std::time::Instant::now();
-    let encoded = ffmpeg::encode(&ctx.ffmpeg, &encode, limit, &cancel, |p| {
+    let encoding = ffmpeg::encode(&ctx.ffmpeg, &encode, limit, &cancel, |p| {
         progress.store(p.to_bits(), Ordering::Relaxed);
-    })
-    .await;
-    // The encode is over: stop the heartbeat (ffmpeg has exited, so the token is free to fire).
+    });
+    // Beside the encode: the text subtitles alone, demuxed and converted to WebVTT (no decode of
+    // the picture). Quick next to the encode, so usually done before the video is playable, and
+    // then the early master names them.
+    let extracting = async {
+        if output.subtitles.is_empty() {
+            return Ok(());
+        }
+        ffmpeg::extract_subtitles(
+            &ctx.ffmpeg,
+            &source,
+            &scratch,
+            &output.subtitles,
+            limit,
+            &cancel,
+        )
+        .await?;
+        subs.extracted.store(true, Ordering::Release);
+        Ok::<(), FfmpegError>(())
+    };
+    let (encoded, extracted) = tokio::join!(encoding, extracting);
+    // Both are over: stop the heartbeat (ffmpeg has exited, so the token is free to fire).
     cancel.cancel();
     drop(announcer);
     if heartbeat.await.unwrap_or(false) {
@@ -343,6 +373,26 @@ async fn attempt(ctx: &JobContext, job: &ClaimedJob) -> Result<Produced, Attempt
         }
         other => other?,
     }
+    let mut output = output;
+    match extracted {
+        Ok(()) => {}
+        Err(FfmpegError::Process(prostream::process::ProcessError::Canceled { .. })) => {
+            return Err(AttemptError::Shutdown);
+        }
+        // Subtitles ffmpeg cannot read cost the subtitles, not the video: they are dropped and
+        // said so. The machine failing (a timeout, a signal) is retried like any other failure.
+        Err(err) if err.is_bad_input() => {
+            tracing::warn!(error = %err, "the subtitle tracks could not be extracted; dropped");
+            dropped.extend(
+                info.subtitles
+                    .iter()
+                    .filter(|s| output.subtitles.iter().any(|t| t.input == s.index))
+                    .map(|s| subtitles::dropped(s, "unreadable_subtitles")),
+            );
+            output.subtitles.clear();
+        }
+        Err(err) => return Err(err.into()),
+    }
     let speed = info.duration_s / encode_started.elapsed().as_secs_f64().max(0.001);
     metrics::histogram!(telemetry::ENCODE_SPEED).record(speed);
 
@@ -353,7 +403,8 @@ async fn attempt(ctx: &JobContext, job: &ClaimedJob) -> Result<Produced, Attempt
         storyboard::make(&ctx.ffmpeg, work, &scratch, &output, info.duration_s, limit).await?;
     // The announcer is gone (aborted above): the publisher is ours alone now.
     let mut publisher = publisher.lock().await;
-    // Every segment, then the final playlists (with ENDLIST), then the poster...
+    // Every segment, then the final playlists (with ENDLIST), then the poster, the subtitles
+    // (unless the announcer published them with the early master)...
     let names = output.names();
     publisher.sync(&names).await?;
     publisher.check_final(&names).await?;
@@ -374,8 +425,16 @@ async fn attempt(ctx: &JobContext, job: &ClaimedJob) -> Result<Produced, Attempt
             return Err(anyhow::anyhow!("{name} vanished before it was published").into());
         }
     }
+    if !output.subtitles.is_empty() && !subs.published.load(Ordering::Acquire) {
+        let layout = Layout {
+            work: work.to_owned(),
+            scratch: scratch.clone(),
+            duration_s: info.duration_s,
+        };
+        publish_subtitles(&mut publisher, &layout, &output).await?;
+    }
     // ...and last the master with the measured bandwidths.
-    let renditions = output::final_master(job.video_id, work, &output).await?;
+    let renditions = output::final_master(job.video_id, work, &output, &output.subtitles).await?;
     if !publisher.publish_file(playlist::MASTER).await? {
         return Err(anyhow::anyhow!("the master playlist vanished before it was published").into());
     }
@@ -483,17 +542,93 @@ async fn report(
     }
 }
 
+/// Where the subtitles stand, shared by the attempt and its announcer.
+#[derive(Debug, Default)]
+struct SubtitleProgress {
+    /// ffmpeg has extracted every track to WebVTT (in the scratch directory).
+    extracted: AtomicBool,
+    /// Their segments and playlists are written and published (by the announcer, with the
+    /// early master): the end of the attempt need not do it again.
+    published: AtomicBool,
+}
+
+/// An attempt's directories, and how long the source is.
+#[derive(Debug, Clone)]
+struct Layout {
+    /// The output (published as it is written).
+    work: PathBuf,
+    /// Never published: the fetched original, the extracted WebVTT.
+    scratch: PathBuf,
+    duration_s: f64,
+}
+
+/// Cuts the extracted subtitles into segments aligned with the first variant's first segment
+/// (its first presentation time is the `X-TIMESTAMP-MAP`'s MPEGTS, `fmp4.rs`), and publishes
+/// every segment, then each playlist. The variant's first segment must be written.
+async fn publish_subtitles(
+    publisher: &mut Publisher,
+    layout: &Layout,
+    output: &Output,
+) -> Result<(), AttemptError> {
+    let reference = output
+        .names()
+        .into_iter()
+        .next()
+        .context("subtitles need a video or audio rendition to align with")?;
+    let mpegts = first_pts(&layout.work, &reference).await?;
+    let files = subtitles::write_renditions(
+        &layout.work,
+        &layout.scratch,
+        &output.subtitles,
+        layout.duration_s,
+        mpegts,
+    )
+    .await?;
+    for file in files {
+        if !publisher.publish_file(&file).await? {
+            return Err(anyhow::anyhow!("{file} vanished before it was published").into());
+        }
+    }
+    Ok(())
+}
+
+/// The first presentation time, in 90 kHz units, of rendition `name`'s first segment.
+async fn first_pts(work: &Path, name: &str) -> Result<u64, AttemptError> {
+    let (playlist_path, init) = ffmpeg::rendition_files(work, name);
+    let media_playlist = playlist::read_media_playlist(&playlist_path).await?;
+    let first = media_playlist
+        .segments
+        .first()
+        .with_context(|| format!("{name} has no segment to align the subtitles with"))?;
+    let read = |path: PathBuf| async move {
+        tokio::fs::read(&path)
+            .await
+            .with_context(|| format!("reading {}", path.display()))
+    };
+    let init_bytes = read(init.clone()).await?;
+    let segment = read(work.join(&first.uri)).await?;
+    Ok(fmp4::first_pts_90k(&init_bytes, &segment).with_context(|| {
+        format!(
+            "{} and {} hold no fragment timestamps",
+            init.display(),
+            first.uri
+        )
+    })?)
+}
+
 /// Publishes the output as ffmpeg writes it, and an estimated master playlist
-/// as soon as every rendition has its first segment published; then records
-/// that the video is playable, and goes on publishing until it is aborted at
-/// the end of the encode. Polls the attempt's directory: ffmpeg renames each
-/// playlist into place, so a playlist that parses is complete as far as it goes.
+/// as soon as every rendition has its first segment published (naming the subtitles if they
+/// are extracted by then, after publishing them); then records that the video is playable, and
+/// goes on publishing until it is aborted at the end of the encode. Polls the attempt's
+/// directory: ffmpeg renames each playlist into place, so a playlist that parses is complete as
+/// far as it goes.
 async fn announce_playable(
     ctx: JobContext,
     job: ClaimedJob,
     publisher: Arc<Mutex<Publisher>>,
-    work: PathBuf,
+    layout: Layout,
     output: Output,
+    subs: Arc<SubtitleProgress>,
 ) {
     let names = output.names();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -519,7 +654,19 @@ async fn announce_playable(
         if master_done || !all_playable {
             continue;
         }
-        match output::early_master(&work, &output).await {
+        // Named by the early master only if they are ready now: playability does not wait.
+        let mut named: &[SubtitleTrack] = &[];
+        if !output.subtitles.is_empty() && subs.extracted.load(Ordering::Acquire) {
+            match publish_subtitles(&mut publisher, &layout, &output).await {
+                Ok(()) => {
+                    subs.published.store(true, Ordering::Release);
+                    named = &output.subtitles;
+                }
+                // The end of the attempt writes and publishes them again, and fails if it cannot.
+                Err(err) => tracing::warn!(error = %err, "could not publish the subtitles early"),
+            }
+        }
+        match output::early_master(&layout.work, &output, named).await {
             Ok(false) => continue,
             Ok(true) => {}
             Err(err) => {

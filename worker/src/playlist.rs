@@ -15,6 +15,7 @@ use m3u8_rs::{
 
 use crate::{
     normalize::AUDIO_CHANNELS,
+    subtitles::{CAPTIONS_CHARACTERISTICS, SUBTITLE_GROUP, SubtitleTrack},
     tracks::{AUDIO_GROUP, AudioTrack},
 };
 
@@ -98,15 +99,20 @@ pub struct Variant {
 }
 
 /// The master playlist, highest bandwidth first. With `audio` tracks, each is an `EXT-X-MEDIA`
-/// of one group and every variant references that group.
-pub fn master(variants: &[Variant], audio: &[AudioTrack]) -> Vec<u8> {
+/// of one group and every variant references that group; the same for `subtitles`.
+pub fn master(variants: &[Variant], audio: &[AudioTrack], subtitles: &[SubtitleTrack]) -> Vec<u8> {
     let mut sorted: Vec<&Variant> = variants.iter().collect();
     sorted.sort_by_key(|v| std::cmp::Reverse(v.measured.peak_bps));
     let group = (!audio.is_empty()).then(|| AUDIO_GROUP.to_owned());
+    let subtitle_group = (!subtitles.is_empty()).then(|| SUBTITLE_GROUP.to_owned());
     let playlist = MasterPlaylist {
         version: Some(7),
         independent_segments: true,
-        alternatives: audio.iter().map(audio_media).collect(),
+        alternatives: audio
+            .iter()
+            .map(audio_media)
+            .chain(subtitles.iter().map(subtitle_media))
+            .collect(),
         variants: sorted
             .into_iter()
             .map(|v| VariantStream {
@@ -120,6 +126,7 @@ pub fn master(variants: &[Variant], audio: &[AudioTrack]) -> Vec<u8> {
                 }),
                 frame_rate: v.frame_rate.map(|f| (f * 1000.0).round() / 1000.0),
                 audio: group.clone(),
+                subtitles: subtitle_group.clone(),
                 ..VariantStream::default()
             })
             .collect(),
@@ -147,6 +154,24 @@ fn audio_media(track: &AudioTrack) -> AlternativeMedia {
             .describes_video
             .then(|| "public.accessibility.describes-video".to_owned()),
         channels: Some(AUDIO_CHANNELS.to_string()),
+        ..AlternativeMedia::default()
+    }
+}
+
+/// The `EXT-X-MEDIA:TYPE=SUBTITLES` of one track.
+fn subtitle_media(track: &SubtitleTrack) -> AlternativeMedia {
+    AlternativeMedia {
+        media_type: AlternativeMediaType::Subtitles,
+        uri: Some(format!("{}.m3u8", track.name)),
+        group_id: SUBTITLE_GROUP.to_owned(),
+        language: Some(track.language.clone()),
+        name: track.label.clone(),
+        default: track.default,
+        // RFC 8216 4.3.4.1: FORCED=YES tracks are chosen automatically, so AUTOSELECT must be YES.
+        autoselect: true,
+        forced: track.forced,
+        // Players offer captions to viewers who asked for them in their accessibility settings.
+        characteristics: track.captions.then(|| CAPTIONS_CHARACTERISTICS.to_owned()),
         ..AlternativeMedia::default()
     }
 }
@@ -186,6 +211,7 @@ mod tests {
                 variant("720p.m3u8", 3_000_000, Some((1280, 720))),
             ],
             &[],
+            &[],
         ))
         .unwrap();
         assert!(text.contains("#EXT-X-INDEPENDENT-SEGMENTS"), "{text}");
@@ -216,6 +242,7 @@ mod tests {
                 track(1, "fr", "Français", false, false),
                 track(2, "en", "English (audio description)", false, true),
             ],
+            &[],
         ))
         .unwrap();
         assert!(text.contains(
@@ -230,6 +257,54 @@ mod tests {
         let parsed = m3u8_rs::parse_master_playlist_res(text.as_bytes()).unwrap();
         assert_eq!(parsed.alternatives.len(), 3);
         assert_eq!(parsed.variants[0].audio.as_deref(), Some("audio"));
+    }
+
+    #[test]
+    fn subtitle_tracks_are_one_group_every_variant_references() {
+        let sub =
+            |n: usize, language: &str, label: &str, default, forced, captions| SubtitleTrack {
+                input: n + 2,
+                name: format!("subs_{n}"),
+                language: language.into(),
+                label: label.into(),
+                default,
+                forced,
+                captions,
+            };
+        let text = String::from_utf8(master(
+            &[
+                variant("720p.m3u8", 3_000_000, Some((1280, 720))),
+                variant("360p.m3u8", 900_000, Some((640, 360))),
+            ],
+            &[],
+            &[
+                sub(0, "en", "English (CC)", true, false, true),
+                sub(1, "fr", "Français (forced)", false, true, false),
+            ],
+        ))
+        .unwrap();
+        assert!(
+            text.contains(
+                "#EXT-X-MEDIA:TYPE=SUBTITLES,URI=\"subs_0.m3u8\",GROUP-ID=\"subs\",LANGUAGE=\"en\",NAME=\"English (CC)\",DEFAULT=YES,AUTOSELECT=YES,CHARACTERISTICS=\"public.accessibility.transcribes-spoken-dialog,public.accessibility.describes-music-and-sound\""
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "#EXT-X-MEDIA:TYPE=SUBTITLES,URI=\"subs_1.m3u8\",GROUP-ID=\"subs\",LANGUAGE=\"fr\",NAME=\"Français (forced)\",AUTOSELECT=YES,FORCED=YES\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("AUDIO="), "no audio group: {text}");
+        let parsed = m3u8_rs::parse_master_playlist_res(text.as_bytes()).unwrap();
+        assert_eq!(parsed.alternatives.len(), 2);
+        assert!(
+            parsed
+                .variants
+                .iter()
+                .all(|v| v.subtitles.as_deref() == Some("subs")),
+            "{text}"
+        );
     }
 
     #[tokio::test]

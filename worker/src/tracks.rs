@@ -5,7 +5,7 @@
 
 use prostream::{
     db::videos::DroppedStream,
-    media::{self, AudioInfo, ProbeInfo},
+    media::{self, AudioInfo, ProbeInfo, TrackLabels},
 };
 
 /// More audio tracks than this are dropped (the first ones in the file are kept, and the
@@ -83,20 +83,32 @@ pub fn plan_audio(info: &ProbeInfo) -> (Vec<AudioTrack>, Vec<DroppedStream>) {
 /// The track's title; else its language's name, marked when it describes the video; else
 /// "Track N" (1-based).
 fn base_label(a: &AudioInfo, n: usize) -> String {
-    if let Some(title) = a.labels.title.as_deref().map(str::trim)
+    let mark = a.labels.describes_video.then_some("audio description");
+    label_of(&a.labels, &[mark], &format!("Track {}", n + 1))
+}
+
+/// What a player's menu shows for a track: its title (at most 64 characters); else its language's
+/// name with the `marks` that apply in parentheses ("English (audio description)"); else
+/// `fallback`.
+pub(crate) fn label_of(labels: &TrackLabels, marks: &[Option<&str>], fallback: &str) -> String {
+    if let Some(title) = labels.title.as_deref().map(str::trim)
         && !title.is_empty()
     {
         return title.chars().take(64).collect();
     }
-    match media::language_name(a.labels.language.as_deref()) {
-        Some(name) if a.labels.describes_video => format!("{name} (audio description)"),
-        Some(name) => name,
-        None => format!("Track {}", n + 1),
+    let Some(name) = media::language_name(labels.language.as_deref()) else {
+        return fallback.to_owned();
+    };
+    let marks: Vec<&str> = marks.iter().flatten().copied().collect();
+    if marks.is_empty() {
+        name
+    } else {
+        format!("{name} ({})", marks.join(", "))
     }
 }
 
 /// `label`, or `label 2`, `label 3`…: HLS wants every `NAME` of a group to differ.
-fn unique(taken: &[String], label: String) -> String {
+pub(crate) fn unique(taken: &[String], label: String) -> String {
     if !taken.contains(&label) {
         return label;
     }
@@ -109,7 +121,6 @@ fn unique(taken: &[String], label: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prostream::media::TrackLabels;
 
     fn track(index: usize, language: Option<&str>, title: Option<&str>) -> AudioInfo {
         AudioInfo {

@@ -627,6 +627,224 @@ async fn every_audio_track_becomes_an_alternate_rendition_with_its_language(pool
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn text_subtitles_become_segmented_webvtt_renditions_and_bitmaps_are_dropped(pool: PgPool) {
+    let mut app = TestApp::spawn(pool).await;
+    app.start_worker(2).await;
+    let dir = scratch();
+    let srt = dir.join("en.srt");
+    std::fs::write(
+        &srt,
+        "1\n00:00:00,500 --> 00:00:01,500\nFirst cue\n\n2\n00:00:02,000 --> 00:00:03,500\nSecond cue\n\n",
+    )
+    .unwrap();
+    let french = dir.join("fr.srt");
+    std::fs::write(&french, "1\n00:00:01,200 --> 00:00:02,600\nBonjour\n\n").unwrap();
+    let sup = dir.join("de.sup");
+    std::fs::write(&sup, pgs_sup()).unwrap();
+    let video = "testsrc2=size=320x180:rate=30:duration=4";
+    // Matroska: SubRip (English captions, titled), ASS (French, forced), PGS (German bitmaps).
+    let mkv = ffmpeg(
+        &dir,
+        "subs.mkv",
+        &cat(&[
+            &lavfi(video),
+            &lavfi("sine=frequency=440:duration=4"),
+            &["-i", srt.to_str().unwrap(), "-i", french.to_str().unwrap()],
+            &["-i", sup.to_str().unwrap()],
+            &[
+                "-map", "0", "-map", "1", "-map", "2", "-map", "3", "-map", "4",
+            ],
+            &X264,
+            &[
+                "-c:a", "aac", "-c:s:0", "srt", "-c:s:1", "ass", "-c:s:2", "copy",
+            ],
+            &[
+                "-metadata:s:s:0",
+                "language=eng",
+                "-metadata:s:s:0",
+                "title=English SDH",
+            ],
+            &["-disposition:s:0", "hearing_impaired"],
+            &[
+                "-metadata:s:s:1",
+                "language=fre",
+                "-disposition:s:1",
+                "forced",
+            ],
+            &["-metadata:s:s:2", "language=ger"],
+        ]),
+    )
+    .await;
+    // MP4: mov_text (German).
+    let mp4 = ffmpeg(
+        &dir,
+        "subs.mp4",
+        &cat(&[
+            &lavfi(video),
+            &["-i", srt.to_str().unwrap(), "-map", "0", "-map", "1"],
+            &X264,
+            &["-c:s", "mov_text", "-metadata:s:s:0", "language=deu"],
+        ]),
+    )
+    .await;
+    let clips = [("mkv", mkv), ("mp4", mp4)];
+    let published = publish_all(&app, &clips).await;
+
+    let p = &published[0];
+    let tracks: Vec<(String, String, String, bool, bool, bool)> = p.video["subtitle_tracks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", p.video))
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_owned(),
+                t["language"].as_str().unwrap().to_owned(),
+                t["label"].as_str().unwrap().to_owned(),
+                t["default"].as_bool().unwrap(),
+                t["forced"].as_bool().unwrap(),
+                t["captions"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("subs_0", "en", "English SDH", false, false, true),
+        ("subs_1", "fr", "Français (forced)", false, true, false),
+    ]
+    .map(|(n, l, t, d, f, c)| (n.into(), l.into(), t.into(), d, f, c));
+    assert_eq!(tracks, expected, "{}", p.video);
+    assert_eq!(
+        p.video["source"]["dropped_streams"],
+        serde_json::json!([{"index": 4, "kind": "subtitle", "codec": "hdmv_pgs_subtitle",
+                            "language": "de", "reason": "bitmap_subtitles"}]),
+        "{}",
+        p.video
+    );
+    // The master: one group, its attributes from the dispositions, every variant with it.
+    let subs: Vec<_> = p
+        .master
+        .alternatives
+        .iter()
+        .filter(|m| m.media_type == m3u8_rs::AlternativeMediaType::Subtitles)
+        .map(|m| {
+            (
+                m.uri.clone().unwrap(),
+                m.group_id.clone(),
+                m.language.clone().unwrap(),
+                m.name.clone(),
+                (m.default, m.autoselect, m.forced),
+                m.characteristics.clone(),
+            )
+        })
+        .collect();
+    let captions = "public.accessibility.transcribes-spoken-dialog,public.accessibility.describes-music-and-sound";
+    assert_eq!(
+        subs,
+        [
+            (
+                "subs_0.m3u8".into(),
+                "subs".into(),
+                "en".into(),
+                "English SDH".into(),
+                (false, true, false),
+                Some(captions.into())
+            ),
+            (
+                "subs_1.m3u8".into(),
+                "subs".into(),
+                "fr".into(),
+                "Français (forced)".into(),
+                (false, true, true),
+                None
+            ),
+        ],
+        "{}",
+        p.master_text
+    );
+    assert!(
+        p.master
+            .variants
+            .iter()
+            .all(|v| v.subtitles.as_deref() == Some("subs") && v.audio.as_deref() == Some("audio")),
+        "{}",
+        p.master_text
+    );
+    // The cues line up with the picture: MPEGTS is where the first video frame is presented
+    // (ffprobe reads it from the top rung, edit list applied: within a millisecond).
+    let first_frame = video_packet_times(&p.rendition_url(&app, &p.top())).await[0];
+    let (durations, maps, english) = published_cues(&app, &p.rendition_url(&app, "subs_0")).await;
+    // As the video's: 1 s, 2 s, then the rest (the source's duration may exceed 4 s by the AAC
+    // priming).
+    assert_eq!(durations.len(), 3, "{durations:?}");
+    assert_eq!(durations[..2], [1.0, 2.0], "{durations:?}");
+    for mpegts in &maps {
+        assert!(
+            (*mpegts as f64 / 90_000.0 - first_frame).abs() < 0.002,
+            "MPEGTS {mpegts} vs the first frame at {first_frame} s"
+        );
+    }
+    assert!(first_frame > 0.0, "x264's B-frame delay: {first_frame}");
+    // Each cue in every segment it overlaps, at its source time from the first frame on (the
+    // Matroska muxer may shift a stream by the AAC priming, 21 ms).
+    let summary: Vec<(usize, &str)> = english
+        .iter()
+        .map(|c| (c.segment, c.text.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (0, "First cue"),
+            (1, "First cue"),
+            (1, "Second cue"),
+            (2, "Second cue")
+        ],
+        "{english:?}"
+    );
+    let close = |a: f64, b: f64| (a - b).abs() < 0.05;
+    for cue in &english {
+        let (start, end) = if cue.text == "First cue" {
+            (0.5, 1.5)
+        } else {
+            (2.0, 3.5)
+        };
+        assert!(
+            close(cue.start, first_frame + start) && close(cue.end, first_frame + end),
+            "{cue:?}, first frame at {first_frame}"
+        );
+    }
+    let (_, _, french) = published_cues(&app, &p.rendition_url(&app, "subs_1")).await;
+    let [cue] = french.as_slice() else {
+        panic!("one ASS cue, as plain text: {french:?}");
+    };
+    assert_eq!((cue.segment, cue.text.as_str()), (1, "Bonjour"), "{cue:?}");
+    assert!(close(cue.start, first_frame + 1.2), "{cue:?}");
+
+    let p = &published[1];
+    assert_eq!(
+        p.video["subtitle_tracks"],
+        serde_json::json!([{"name": "subs_0", "language": "de", "label": "Deutsch",
+                            "default": false, "forced": false, "captions": false}]),
+        "{}",
+        p.video
+    );
+    assert_eq!(p.video["source"]["dropped_streams"], serde_json::json!([]));
+    let (_, _, german) = published_cues(&app, &p.rendition_url(&app, "subs_0")).await;
+    let texts: Vec<&str> = german.iter().map(|c| c.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        ["First cue", "First cue", "Second cue", "Second cue"],
+        "{german:?}"
+    );
+    // A real client reads the master with its subtitle group.
+    ffmpeg_decodes(
+        &app.url(p.video["playback"]["hls"].as_str().unwrap()),
+        &["-map", "0:v:0"],
+    )
+    .await;
+    app.shutdown().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// Overwrites the compressed data of the PNG inside `file`; returns `file`.
 fn broken_cover(file: PathBuf) -> PathBuf {
     let mut data = std::fs::read(&file).unwrap();

@@ -159,6 +159,8 @@ fn rendition(video_id: VideoId) -> RenditionRow {
         is_default: false,
         channels: None,
         describes_video: false,
+        forced: false,
+        captions: false,
     }
 }
 

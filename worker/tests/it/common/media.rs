@@ -373,3 +373,119 @@ pub fn damage_box(data: &mut [u8], box_type: &[u8; 4], offset: usize, len: usize
     let end = (at + offset + len).min(data.len());
     data[at + offset..end].fill(byte);
 }
+
+/// A tiny valid PGS (HDMV presentation graphics, `.sup`) stream: a 16×8 white box shown at 0.5 s
+/// and cleared at 2 s. ffmpeg has no PGS encoder, so the segments are written here: each is
+/// `PG`, PTS and DTS (90 kHz), type and size, then PCS (composition), WDS (window), PDS
+/// (palette), ODS (run-length coded object) and END; the clearing display set is a PCS
+/// without objects.
+pub fn pgs_sup() -> Vec<u8> {
+    fn segment(pts: u32, kind: u8, data: &[u8]) -> Vec<u8> {
+        let mut out = b"PG".to_vec();
+        out.extend_from_slice(&pts.to_be_bytes());
+        out.extend_from_slice(&0u32.to_be_bytes());
+        out.push(kind);
+        out.extend_from_slice(&u16::try_from(data.len()).unwrap().to_be_bytes());
+        out.extend_from_slice(data);
+        out
+    }
+    let be = |v: u16| v.to_be_bytes();
+    // Each line: 16 pixels of palette entry 1 (00 10LLLLLL CC), then end of line (00 00).
+    let rle: Vec<u8> = [0x00, 0x80 | 16, 0x01, 0x00, 0x00].repeat(8);
+    let composition = |number: u16, state: u8, objects: u8| {
+        let mut pcs = [be(320), be(180)].concat();
+        pcs.push(0x10); // frame rate
+        pcs.extend_from_slice(&be(number));
+        pcs.extend_from_slice(&[state, 0, 0, objects]);
+        if objects == 1 {
+            pcs.extend_from_slice(&[0, 0, 0, 0]); // object 0, window 0, not cropped
+            pcs.extend_from_slice(&[be(10), be(10)].concat());
+        }
+        pcs
+    };
+    let mut window = vec![1, 0];
+    window.extend_from_slice(&[be(10), be(10), be(16), be(8)].concat());
+    let palette = [0, 0, 1, 235, 128, 128, 255];
+    let mut object = vec![0, 0, 0, 0xc0];
+    object.extend_from_slice(&u32::try_from(rle.len() + 4).unwrap().to_be_bytes()[1..]);
+    object.extend_from_slice(&[be(16), be(8)].concat());
+    object.extend_from_slice(&rle);
+    [
+        segment(45_000, 0x16, &composition(0, 0x80, 1)),
+        segment(45_000, 0x17, &window),
+        segment(45_000, 0x14, &palette),
+        segment(45_000, 0x15, &object),
+        segment(45_000, 0x80, &[]),
+        segment(180_000, 0x16, &composition(1, 0x00, 0)),
+        segment(180_000, 0x17, &window),
+        segment(180_000, 0x80, &[]),
+    ]
+    .concat()
+}
+
+/// One cue of a published WebVTT segment, its times in seconds of media time: the cue's own
+/// time plus the segment's `X-TIMESTAMP-MAP` (MPEGTS / 90 kHz − LOCAL).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublishedCue {
+    pub segment: usize,
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+}
+
+/// `hh:mm:ss.ttt` or `mm:ss.ttt` in seconds.
+fn vtt_seconds(text: &str) -> f64 {
+    text.trim()
+        .split(':')
+        .fold(0.0, |acc, part| acc * 60.0 + part.parse::<f64>().unwrap())
+}
+
+/// Reads a subtitle media playlist and every WebVTT segment it lists over HTTP; returns the
+/// segments' durations, every segment's MPEGTS, and every cue in every segment.
+pub async fn published_cues(app: &TestApp, url: &str) -> (Vec<f32>, Vec<u64>, Vec<PublishedCue>) {
+    let text = app.get_text(url).await;
+    let playlist = m3u8_rs::parse_media_playlist_res(text.as_bytes())
+        .unwrap_or_else(|e| panic!("{url}: {e}: {text}"));
+    assert!(playlist.end_list, "{url}: {text}");
+    assert_eq!(playlist.target_duration, 2, "{url}: {text}");
+    let base = url.rsplit_once('/').unwrap().0;
+    let mut durations = Vec::new();
+    let mut maps = Vec::new();
+    let mut cues = Vec::new();
+    for (n, segment) in playlist.segments.iter().enumerate() {
+        durations.push(segment.duration);
+        let vtt = app.get_text(&format!("{base}/{}", segment.uri)).await;
+        let mut lines = vtt.lines();
+        assert_eq!(lines.next(), Some("WEBVTT"), "{}: {vtt}", segment.uri);
+        let map = lines.next().unwrap_or_default();
+        let fields = map
+            .strip_prefix("X-TIMESTAMP-MAP=")
+            .unwrap_or_else(|| panic!("{}: no X-TIMESTAMP-MAP: {vtt}", segment.uri));
+        let (mut mpegts, mut local) = (None, None);
+        for field in fields.split(',') {
+            if let Some(v) = field.strip_prefix("MPEGTS:") {
+                mpegts = Some(v.parse::<u64>().unwrap());
+            } else if let Some(v) = field.strip_prefix("LOCAL:") {
+                local = Some(vtt_seconds(v));
+            }
+        }
+        let (mpegts, local) = (mpegts.unwrap(), local.unwrap());
+        maps.push(mpegts);
+        let shift = mpegts as f64 / 90_000.0 - local;
+        for block in vtt.split("\n\n").skip(1) {
+            let lines: Vec<&str> = block.lines().collect();
+            let Some(at) = lines.iter().position(|l| l.contains("-->")) else {
+                continue;
+            };
+            let (start, end) = lines[at].split_once("-->").unwrap();
+            let end = end.split_whitespace().next().unwrap();
+            cues.push(PublishedCue {
+                segment: n,
+                start: vtt_seconds(start) + shift,
+                end: vtt_seconds(end) + shift,
+                text: lines[at + 1..].join("\n"),
+            });
+        }
+    }
+    (durations, maps, cues)
+}
