@@ -1,9 +1,13 @@
-//! The only place the worker spawns ffmpeg and ffprobe.
+//! Where the worker runs ffmpeg and ffprobe.
 //!
-//! One ffmpeg process per job: the source is decoded once, `split` feeds a
+//! One ffmpeg process per job encodes: the source is decoded once, `split` feeds a
 //! scaler and an x264 encoder per rung, every audio track is encoded once to
 //! AAC, and the HLS muxer writes fMP4 segments for every rendition (each rung's
-//! video, each audio track) side by side. The poster is a separate, tiny
+//! video, each audio track) side by side. Beside it run small ffmpeg processes
+//! that never decode the source's picture: the subtitle extraction (subtitle
+//! streams only, subtitles.rs), and after the encode the downloads' remux
+//! (downloads.rs) and the storyboard from the lowest rung (storyboard.rs), all
+//! through [`run`]. The poster is a separate, tiny
 //! ffmpeg run (seek, one frame): as a branch of the same graph it held every
 //! rung's frames back until the poster frame arrived, which delayed the first
 //! segment by seconds (benchmark 3: 5.6 s for 1080p) and buffered frames. The single decode
