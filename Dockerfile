@@ -46,9 +46,11 @@ RUN cargo build --release --locked --workspace --bins \
 
 # --- ffmpeg ----------------------------------------------------------------------------------------
 # Debian's full ffmpeg drags in ~470 MB of libraries. This one has only what the pipeline reads and
-# writes: the demuxers of media::ACCEPTED_DEMUXERS (+ image2 for cover art), their decoders, parsers
-# and bitstream filters, libx264/aac/mjpeg/png encoders, the hls/mp4/mpegts/matroska/image2/null
-# muxers, the filters the worker's graphs use, the file and pipe protocols. GPL because of libx264.
+# writes: the demuxers of media::ACCEPTED_DEMUXERS (+ image2 for cover art and storyboard tiles, hls
+# for the worker's own playlists, which the downloads and the storyboard read), their decoders
+# (+ the text subtitle ones), parsers and bitstream filters, libx264/aac/mjpeg/png/webvtt encoders,
+# the hls/mp4/ipod (M4A)/mpegts/matroska/image2/webvtt/null muxers, the filters the worker's graphs
+# use (tile: storyboard sheets), the file and pipe protocols. GPL because of libx264.
 # The source is Debian's (security patches included), from the package archive.
 FROM debian:bookworm-slim AS ffmpeg
 RUN sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources \
@@ -70,13 +72,13 @@ RUN ./configure --prefix=/opt/ffmpeg \
       --enable-zlib --enable-libx264 --enable-libdav1d --enable-libzimg \
       --disable-everything \
       --enable-protocol=file,pipe \
-      --enable-demuxer=mov,matroska,avi,flv,mpegts,mpegps,ogg,wav,mp3,aac,flac,asf,mxf,h264,hevc,m4v,image2,image_jpeg_pipe,image_png_pipe \
-      --enable-decoder=h264,hevc,vp8,vp9,libdav1d,mpeg4,mpeg2video,mpeg1video,prores,mjpeg,png,aac,aac_latm,mp3,mp3float,opus,vorbis,flac,ac3,eac3,'pcm_*' \
-      --enable-encoder=libx264,aac,mjpeg,png \
-      --enable-muxer=hls,mp4,mov,image2,null,mpegts,matroska \
+      --enable-demuxer=mov,matroska,avi,flv,mpegts,mpegps,ogg,wav,mp3,aac,flac,asf,mxf,h264,hevc,m4v,image2,image_jpeg_pipe,image_png_pipe,hls \
+      --enable-decoder=h264,hevc,vp8,vp9,libdav1d,mpeg4,mpeg2video,mpeg1video,prores,mjpeg,png,aac,aac_latm,mp3,mp3float,opus,vorbis,flac,ac3,eac3,'pcm_*',subrip,srt,ass,ssa,mov_text,webvtt \
+      --enable-encoder=libx264,aac,mjpeg,png,webvtt \
+      --enable-muxer=hls,mp4,ipod,mov,image2,null,mpegts,matroska,webvtt \
       --enable-parser=h264,hevc,aac,aac_latm,mpegaudio,mpeg4video,mpegvideo,vp8,vp9,av1,opus,vorbis,flac,ac3,mjpeg,png \
       --enable-bsf=aac_adtstoasc,h264_mp4toannexb,hevc_mp4toannexb,extract_extradata,vp9_superframe,vp9_superframe_split \
-      --enable-filter=scale,split,asplit,fps,format,aformat,setsar,setdar,setpts,asetpts,aresample,pan,volume,transpose,hflip,vflip,rotate,zscale,tonemap,colorspace,null,anull,trim,atrim,ssim,copy,acopy,crop,pad \
+      --enable-filter=scale,split,asplit,fps,format,aformat,setsar,setdar,setpts,asetpts,aresample,pan,volume,transpose,hflip,vflip,rotate,zscale,tonemap,colorspace,null,anull,trim,atrim,ssim,copy,acopy,crop,pad,tile \
  && make -j"$(nproc)" \
  && make install
 
