@@ -116,14 +116,14 @@ check_components() {
 # ends the legend; demuxers and muxers list several names per line, comma-separated.
 names() { in_image ffmpeg -hide_banner "-$1" | awk 'past && NF >= 2 {print $2} /^ *-+$/ {past = 1}' | tr ',' '\n'; }
 check_components demuxers "$(names demuxers)" mov mp4 matroska webm avi flv mpegts mpeg ogg wav mp3 aac flac \
-    asf mxf h264 hevc m4v image2
+    asf mxf h264 hevc m4v image2 hls
 check_components decoders "$(names decoders)" h264 hevc vp8 vp9 libdav1d mpeg4 mpeg2video mpeg1video prores \
-    mjpeg png aac mp3float opus vorbis flac ac3 eac3 pcm_s16le pcm_s24le pcm_f32le
-check_components encoders "$(names encoders)" libx264 aac mjpeg png
-check_components muxers "$(names muxers)" hls mp4 image2 null mpegts matroska
+    mjpeg png aac mp3float opus vorbis flac ac3 eac3 pcm_s16le pcm_s24le pcm_f32le subrip ass mov_text webvtt
+check_components encoders "$(names encoders)" libx264 aac mjpeg png webvtt
+check_components muxers "$(names muxers)" hls mp4 ipod image2 null mpegts matroska webvtt
 check_components filters "$(in_image ffmpeg -hide_banner -filters | awk 'NF >= 3 && $1 ~ /^[.TSC|]+$/ {print $2}')" \
     scale split asplit fps format setsar setpts aresample aformat pan volume transpose hflip vflip rotate \
-    zscale tonemap colorspace null anull trim ssim
+    zscale tonemap colorspace null anull trim ssim tile
 check_components protocols "$(in_image ffmpeg -hide_banner -protocols | awk 'NF == 1 && $1 !~ /:$/ {print $1}')" file pipe
 check_components bsfs "$(in_image ffmpeg -hide_banner -bsfs | awk 'NF == 1 && $1 !~ /:$/ {print $1}')" \
     aac_adtstoasc h264_mp4toannexb hevc_mp4toannexb vp9_superframe_split
