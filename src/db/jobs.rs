@@ -57,6 +57,8 @@ pub struct ClaimedJob {
     pub attempt_key: String,
     pub source_path: String,
     pub duration_s: f64,
+    /// Whether to make the downloads (the upload's `downloads=`).
+    pub downloads: bool,
 }
 
 /// A [`ClaimedJob`] as the claim queries return it: `query_as!` turns a column into a typed id
@@ -71,6 +73,7 @@ struct ClaimRow {
     attempt_key: String,
     source_path: String,
     duration_s: f64,
+    downloads: bool,
 }
 
 impl From<ClaimRow> for ClaimedJob {
@@ -85,6 +88,7 @@ impl From<ClaimRow> for ClaimedJob {
             attempt_key: row.attempt_key,
             source_path: row.source_path,
             duration_s: row.duration_s,
+            downloads: row.downloads,
         }
     }
 }
@@ -324,7 +328,8 @@ pub async fn claim_next(
                FROM fenced f, videos v
                WHERE j.id = f.id AND j.state = 'queued' AND v.id = j.video_id
                RETURNING j.id AS job_id, j.video_id, v.owner_id, j.attempts AS attempt,
-                         j.fence, j.max_attempts, j.attempt_key, v.source_path, v.duration_s),
+                         j.fence, j.max_attempts, j.attempt_key, v.source_path, v.duration_s,
+                         v.downloads),
            recorded AS (
                INSERT INTO owner_claims (owner_id, last_claimed_at)
                SELECT owner_id, clock_timestamp() FROM claimed
@@ -332,7 +337,7 @@ pub async fn claim_next(
            SELECT job_id AS "job_id!", video_id AS "video_id!", owner_id,
                   attempt AS "attempt!", fence AS "fence!", max_attempts AS "max_attempts!",
                   attempt_key AS "attempt_key!", source_path AS "source_path!",
-                  duration_s AS "duration_s!"
+                  duration_s AS "duration_s!", downloads AS "downloads!"
            FROM claimed"#,
         worker_id,
         lease.as_secs_f64()
@@ -374,7 +379,8 @@ pub async fn claim(
                WHERE j.id = f.id AND j.state = 'queued' AND j.run_after <= now()
                  AND v.id = j.video_id
                RETURNING j.id AS job_id, j.video_id, v.owner_id, j.attempts AS attempt,
-                         j.fence, j.max_attempts, j.attempt_key, v.source_path, v.duration_s),
+                         j.fence, j.max_attempts, j.attempt_key, v.source_path, v.duration_s,
+                         v.downloads),
            recorded AS (
                INSERT INTO owner_claims (owner_id, last_claimed_at)
                SELECT owner_id, clock_timestamp() FROM claimed
@@ -382,7 +388,7 @@ pub async fn claim(
            SELECT job_id AS "job_id!", video_id AS "video_id!", owner_id,
                   attempt AS "attempt!", fence AS "fence!", max_attempts AS "max_attempts!",
                   attempt_key AS "attempt_key!", source_path AS "source_path!",
-                  duration_s AS "duration_s!"
+                  duration_s AS "duration_s!", downloads AS "downloads!"
            FROM claimed"#,
         job_id.get(),
         worker_id,

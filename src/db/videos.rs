@@ -15,6 +15,8 @@ pub struct NewVideo {
     /// Whose it is: the uploading key's owner (`None` in `AUTH_MODE=open` without a key).
     pub owner_id: Option<OwnerId>,
     pub visibility: Visibility,
+    /// Whether the worker makes the downloads (the upload's `downloads=`).
+    pub downloads: bool,
     pub source: Source,
 }
 
@@ -114,8 +116,9 @@ pub struct RenditionRow {
 pub async fn insert(conn: &mut PgConnection, v: &NewVideo) -> sqlx::Result<()> {
     sqlx::query!(
         "INSERT INTO videos (id, title, source_path, size_bytes, format_name, duration_s,
-                             width, height, frame_rate, video_codec, audio_codec, owner_id, visibility)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                             width, height, frame_rate, video_codec, audio_codec, owner_id, visibility,
+                             downloads)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         v.id.get(),
         v.title,
         v.source.source_path,
@@ -129,6 +132,7 @@ pub async fn insert(conn: &mut PgConnection, v: &NewVideo) -> sqlx::Result<()> {
         v.source.audio_codec,
         v.owner_id.map(OwnerId::get),
         v.visibility.as_str(),
+        v.downloads,
     )
     .execute(conn)
     .await?;
@@ -143,15 +147,17 @@ pub async fn insert_from_url(
     url: &str,
     owner_id: Option<OwnerId>,
     visibility: Visibility,
+    downloads: bool,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        "INSERT INTO videos (id, title, source_url, owner_id, visibility)
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO videos (id, title, source_url, owner_id, visibility, downloads)
+         VALUES ($1, $2, $3, $4, $5, $6)",
         id.get(),
         title,
         url,
         owner_id.map(OwnerId::get),
-        visibility.as_str()
+        visibility.as_str(),
+        downloads
     )
     .execute(conn)
     .await?;

@@ -31,6 +31,8 @@ pub struct UrlIngest {
     pub title: Option<String>,
     /// `public` or `private`; default: `?visibility=`, else the server's `DEFAULT_VISIBILITY`.
     pub visibility: Option<Visibility>,
+    /// `false`: make no downloads; default: `?downloads=`, else `true`.
+    pub downloads: Option<bool>,
 }
 
 /// What the upload request asked for besides the URL.
@@ -39,6 +41,8 @@ pub struct Asked {
     pub title: Option<String>,
     /// The `?visibility=` parameter, checked (the JSON's `visibility` wins; then the default).
     pub visibility: Option<Visibility>,
+    /// The `?downloads=` parameter (the JSON's `downloads` wins; then `true`).
+    pub downloads: Option<bool>,
     pub caller: Caller,
 }
 
@@ -63,6 +67,7 @@ pub async fn create_from_url(
                 .or(asked.visibility)
                 .unwrap_or(state.policy.default_visibility),
             owner: caller.owner_id,
+            downloads: body.downloads.or(asked.downloads).unwrap_or(true),
         })
         .await?;
     // Read the answer before waking the downloader, so a download that fails at once cannot

@@ -120,6 +120,8 @@ pub struct UploadParams {
     /// `public` or `private`; default: the server's `DEFAULT_VISIBILITY`.
     #[param(value_type = Option<Visibility>)]
     visibility: Option<String>,
+    /// `false`: make no downloads (`playback.downloads` stays null); default `true`.
+    downloads: Option<bool>,
 }
 
 /// Upload a video (or audio) file. It is streamed to disk, probed, recorded
@@ -195,11 +197,17 @@ async fn create(
         let asked = url_ingest::Asked {
             title,
             visibility,
+            downloads: params.downloads,
             caller,
         };
         url_ingest::create_from_url(state, asked, request).await
     } else {
-        accept_upload(state, caller, title, visibility, request).await
+        let asked = Asked {
+            title,
+            visibility,
+            downloads: params.downloads.unwrap_or(true),
+        };
+        accept_upload(state, caller, asked, request).await
     }
 }
 
@@ -212,14 +220,24 @@ fn is_json(request: &Request) -> bool {
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
-/// `title` and `visibility`: from the query (checked), which win over the multipart fields.
+/// What the query asked for, checked: its `title` and `visibility` win over the multipart fields.
+struct Asked {
+    title: Option<String>,
+    visibility: Option<Visibility>,
+    downloads: bool,
+}
+
 async fn accept_upload(
     state: AppState,
     caller: Caller,
-    title: Option<String>,
-    visibility: Option<Visibility>,
+    asked: Asked,
     request: Request,
 ) -> Result<(StatusCode, HeaderMap, Json<VideoOut>), ApiError> {
+    let Asked {
+        title,
+        visibility,
+        downloads,
+    } = asked;
     let cap = state.limits.max_upload_bytes;
     let idle = state.limits.upload_idle_timeout();
     let kind = upload::body_kind(&request)?;
@@ -271,6 +289,7 @@ async fn accept_upload(
         title,
         owner_id: caller.owner_id,
         visibility,
+        downloads,
         size: received.size,
         info,
     };

@@ -88,6 +88,8 @@ pub struct NewDownload {
     pub title: Option<String>,
     pub visibility: Visibility,
     pub owner: Option<OwnerId>,
+    /// Whether the worker makes the downloads.
+    pub downloads: bool,
 }
 
 impl Ingest {
@@ -113,6 +115,7 @@ impl Ingest {
             url.as_str(),
             asked.owner,
             asked.visibility,
+            asked.downloads,
         )
         .await?;
         db::jobs::insert_downloading(&mut tx, job_id, video_id, self.max_attempts).await?;

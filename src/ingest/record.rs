@@ -33,6 +33,8 @@ pub struct Accepted {
     pub title: String,
     pub owner_id: Option<OwnerId>,
     pub visibility: Visibility,
+    /// Whether the worker makes the downloads.
+    pub downloads: bool,
     pub size: u64,
     pub info: ProbeInfo,
 }
@@ -94,6 +96,7 @@ fn new_video(accepted: Accepted) -> NewVideo {
         title,
         owner_id,
         visibility,
+        downloads,
         size,
         info,
     } = accepted;
@@ -102,6 +105,7 @@ fn new_video(accepted: Accepted) -> NewVideo {
         title,
         owner_id,
         visibility,
+        downloads,
         source: source_of(video_id, size, info),
     }
 }

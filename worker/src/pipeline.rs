@@ -398,7 +398,12 @@ async fn attempt(ctx: &JobContext, job: &ClaimedJob) -> Result<Produced, Attempt
 
     report(ctx, job, JobStage::Publishing, 100.0).await?;
     let has_poster = make_poster(ctx, &source, work, &info, video_plan.as_ref()).await?;
-    let downloads = downloads::make(&ctx.ffmpeg, work, &output, limit).await?;
+    // Unless the upload said `downloads=false`.
+    let downloads = if job.downloads {
+        downloads::make(&ctx.ffmpeg, work, &output, limit).await?
+    } else {
+        downloads::Downloads::default()
+    };
     let storyboard =
         storyboard::make(&ctx.ffmpeg, work, &scratch, &output, info.duration_s, limit).await?;
     // The announcer is gone (aborted above): the publisher is ours alone now.

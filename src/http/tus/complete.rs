@@ -107,6 +107,14 @@ async fn accept(state: &AppState, lease: &Lease, row: &UploadRow) -> Result<Vide
         title,
         owner_id: row.owner_id,
         visibility: row.visibility.unwrap_or(state.policy.default_visibility),
+        // Checked when the upload was created.
+        downloads: row
+            .metadata
+            .as_deref()
+            .map(super::headers::parse_metadata)
+            .transpose()?
+            .and_then(|m| m.downloads)
+            .unwrap_or(true),
         size: row.upload_length as u64,
         info,
     };

@@ -119,7 +119,7 @@ pub fn not_offset_octet_stream() -> ApiError {
     )
 }
 
-/// `filename`, `title` and `visibility` of `Upload-Metadata`; the raw header is kept to answer HEAD with.
+/// `filename`, `title`, `visibility` and `downloads` of `Upload-Metadata`; the raw header is kept to answer HEAD with.
 #[derive(Debug, Default, PartialEq)]
 pub struct Metadata {
     pub raw: Option<String>,
@@ -127,6 +127,8 @@ pub struct Metadata {
     pub title: Option<String>,
     /// `public` or `private` (checked by the caller).
     pub visibility: Option<String>,
+    /// `true` or `false`: whether the worker makes the downloads (default `true`).
+    pub downloads: Option<bool>,
 }
 
 /// Parses `Upload-Metadata`: comma-separated `key base64value` pairs (the value may be left out),
@@ -141,10 +143,20 @@ pub fn metadata(headers: &HeaderMap) -> Result<Metadata, ApiError> {
     let Some(value) = headers.get(UPLOAD_METADATA) else {
         return Ok(Metadata::default());
     };
-    let raw = value
-        .to_str()
-        .map_err(|_| invalid("it is not ASCII"))?
-        .trim();
+    let raw = value.to_str().map_err(|_| invalid("it is not ASCII"))?;
+    parse_metadata(raw)
+}
+
+/// Parses the text of an `Upload-Metadata` header: at creation, and again from the stored header
+/// when the upload completes.
+pub fn parse_metadata(raw: &str) -> Result<Metadata, ApiError> {
+    let invalid = |why: &str| {
+        ApiError::bad_request(
+            ErrorCode::InvalidUploadMetadata,
+            format!("`Upload-Metadata` cannot be used: {why}"),
+        )
+    };
+    let raw = raw.trim();
     if raw.len() > MAX_METADATA_BYTES {
         return Err(invalid(&format!(
             "it is longer than {MAX_METADATA_BYTES} bytes"
@@ -175,6 +187,13 @@ pub fn metadata(headers: &HeaderMap) -> Result<Metadata, ApiError> {
             "filename" => parsed.filename = Some(text()?),
             "title" => parsed.title = Some(text()?),
             "visibility" => parsed.visibility = Some(text()?),
+            "downloads" => {
+                parsed.downloads = Some(match text()?.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(invalid("the value of \"downloads\" is not true or false")),
+                })
+            }
             _ => {}
         }
     }

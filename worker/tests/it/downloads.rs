@@ -146,3 +146,50 @@ async fn a_silent_video_has_no_audio_download(pool: PgPool) {
     assert_eq!(codecs(&probe), [("video".into(), "h264".into())]);
     app.shutdown().await;
 }
+
+/// A ready video's `download.mp4` path under its plain HLS base, downloads made or not.
+fn download_path(video: &Value) -> String {
+    format!(
+        "{}/{}",
+        TestApp::hls_base(video),
+        prostream::storage::VIDEO_DOWNLOAD
+    )
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn downloads_false_on_the_query_makes_none_and_another_value_is_refused(pool: PgPool) {
+    let mut app = TestApp::spawn(pool).await;
+    app.start_worker(1).await;
+    let clip = app.clip("clip.mp4", 2, 320, 180, true).await;
+    let response = app
+        .post_body(
+            "/v1/videos?downloads=false&visibility=public",
+            "video/mp4",
+            std::fs::read(&clip).unwrap(),
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let video = app.wait_until_ready(&id, READY).await;
+    assert!(video["playback"]["downloads"].is_null(), "{video}");
+    assert!(video["playback"]["hls"].is_string(), "{video}");
+    assert_eq!(app.get(&download_path(&video)).await.status(), 404);
+
+    // Anything but a boolean is refused before the body is read.
+    let refused = app
+        .post_body("/v1/videos?downloads=maybe", "video/mp4", Vec::new())
+        .await;
+    assert_eq!(refused.status(), 400);
+
+    // The default makes them.
+    let id = app.upload_ok(&clip).await;
+    let video = app.wait_until_ready(&id, READY).await;
+    assert!(
+        video["playback"]["downloads"]["video"].is_string(),
+        "{video}"
+    );
+    app.shutdown().await;
+}

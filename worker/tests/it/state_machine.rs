@@ -63,6 +63,7 @@ async fn queued_video(pool: &PgPool, media: &MediaRoot) -> (JobId, VideoId) {
         title: "clip".into(),
         owner_id: None,
         visibility: Visibility::Public,
+        downloads: true,
         source: Source {
             source_path,
             size_bytes: 8,
@@ -304,6 +305,7 @@ async fn downloading_video(pool: &PgPool) -> (JobId, VideoId) {
         "http://127.0.0.1:9/clip.mp4",
         None,
         Visibility::Public,
+        true,
     )
     .await
     .unwrap();

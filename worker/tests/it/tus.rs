@@ -723,6 +723,36 @@ async fn creation_with_upload_stores_the_first_chunk_or_the_whole_file(pool: PgP
 }
 
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn upload_metadata_downloads_false_makes_no_downloads_and_other_values_are_refused(
+    pool: PgPool,
+) {
+    let mut app = TestApp::spawn(pool).await;
+    app.start_worker(1).await;
+    let clip = std::fs::read(app.clip("clip.mp4", 2, 320, 240, true).await).unwrap();
+    let creation = |meta: String| {
+        tus(&app, Method::POST, "/v1/uploads")
+            .header("upload-length", clip.len().to_string())
+            .header("upload-metadata", meta)
+            .header("content-type", OFFSET_STREAM)
+            .body(clip.clone())
+            .send()
+    };
+    let refused = creation(metadata(&[("downloads", "maybe")])).await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let problem: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(problem["code"], "invalid_upload_metadata", "{problem}");
+
+    let whole = creation(metadata(&[("downloads", "false")])).await.unwrap();
+    assert_eq!(whole.status(), 201);
+    let video = app
+        .wait_until_ready(&video_of(&whole), Duration::from_secs(120))
+        .await;
+    assert!(video["playback"]["downloads"].is_null(), "{video}");
+    assert!(video["playback"]["hls"].is_string(), "{video}");
+    app.shutdown().await;
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn the_sweeper_deletes_expired_uploads_and_orphaned_files(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let settings = Settings {

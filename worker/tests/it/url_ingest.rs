@@ -121,9 +121,26 @@ async fn a_url_is_downloaded_probed_and_transcoded(pool: PgPool) {
         "the original differs"
     );
 
+    assert!(
+        video["playback"]["downloads"]["video"].is_string(),
+        "{video}"
+    );
+
     // Without a title, the URL's file name is the title.
     let (_, untitled) = ingest(&app, json!({ "url": format!("http://{addr}/chunked") })).await;
     assert_eq!(untitled["title"], "chunked");
+
+    // `downloads: false` in the JSON: no downloads are made.
+    let (status, video) = ingest(
+        &app,
+        json!({ "url": format!("http://{addr}/clip"), "downloads": false }),
+    )
+    .await;
+    assert_eq!(status, 202, "{video}");
+    let video = app
+        .wait_until_ready(video["id"].as_str().unwrap(), Duration::from_secs(60))
+        .await;
+    assert!(video["playback"]["downloads"].is_null(), "{video}");
     app.shutdown().await;
 }
 
