@@ -244,6 +244,62 @@ function play(video, { at = 0, keepSound = false } = {}) {
     if (at) el.currentTime = at;
   }
   el.play().catch(() => { /* autoplay refused: the controls are there */ });
+  loadStoryboard(video.playback.storyboard);
+}
+
+// --- seek thumbnails -------------------------------------------------------------------------------
+
+// The playing video's storyboard: WebVTT cues, each naming a tile of a sprite sheet
+// (`storyboard_1.jpg#xywh=x,y,w,h`, relative to the track's URL).
+let storyboard = [];
+
+const vttTime = (text) => text.split(":").reduce((sum, part) => sum * 60 + Number(part), 0);
+
+function parseStoryboard(text, base) {
+  const cues = [];
+  for (const block of text.replace(/\r/g, "").split(/\n\n+/)) {
+    const lines = block.trim().split("\n");
+    const at = lines.findIndex((l) => l.includes("-->"));
+    const target = at >= 0 && lines[at + 1];
+    const match = target && /^(.*)#xywh=(\d+),(\d+),(\d+),(\d+)$/.exec(target.trim());
+    if (!match) continue;
+    const [start, end] = lines[at].split("-->").map((t) => vttTime(t.trim().split(" ")[0]));
+    const [, file, x, y, w, h] = match;
+    cues.push({ start, end, url: new URL(file, base).href, x: +x, y: +y, w: +w, h: +h });
+  }
+  return cues;
+}
+
+async function loadStoryboard(url) {
+  storyboard = [];
+  $("seek").hidden = !url;
+  $("seek-thumb").hidden = true;
+  if (!url) return;
+  try {
+    const response = await fetch(url);
+    if (response.ok) storyboard = parseStoryboard(await response.text(), new URL(url, location.href));
+  } catch { /* no previews; seeking still works */ }
+}
+
+const clock = (s) => `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
+
+function previewAt(clientX) {
+  const scrub = $("scrub");
+  const box = scrub.getBoundingClientRect();
+  const duration = Number(scrub.max);
+  const fraction = Math.min(1, Math.max(0, (clientX - box.left) / box.width));
+  const time = fraction * duration;
+  const cue = storyboard.find((c) => time >= c.start && time < c.end) || storyboard[storyboard.length - 1];
+  const thumb = $("seek-thumb");
+  if (!cue || !duration) { thumb.hidden = true; return; }
+  Object.assign(thumb.style, {
+    width: `${cue.w}px`, height: `${cue.h}px`,
+    backgroundImage: `url("${cue.url}")`, backgroundPosition: `-${cue.x}px -${cue.y}px`,
+    left: `${Math.min(box.width - cue.w, Math.max(0, fraction * box.width - cue.w / 2))}px`,
+  });
+  thumb.dataset.time = time.toFixed(1);
+  $("seek-time").textContent = clock(time);
+  thumb.hidden = false;
 }
 
 function stopPlayer() {
@@ -255,6 +311,7 @@ function stopPlayer() {
   el.load();
   currentId = currentSource = null;
   $("player").hidden = true;
+  loadStoryboard(null);
 }
 
 function showMuteHint() {
@@ -621,6 +678,14 @@ $("forget-key").addEventListener("click", () => {
 });
 
 $("video").addEventListener("volumechange", showMuteHint);
+$("video").addEventListener("timeupdate", () => {
+  const el = $("video");
+  if (Number.isFinite(el.duration)) $("scrub").max = el.duration;
+  if (document.activeElement !== $("scrub")) $("scrub").value = el.currentTime;
+});
+$("scrub").addEventListener("input", () => { $("video").currentTime = Number($("scrub").value); });
+$("scrub").addEventListener("pointermove", (e) => previewAt(e.clientX));
+$("scrub").addEventListener("pointerleave", () => { $("seek-thumb").hidden = true; });
 $("unmute").addEventListener("click", unmute);
 
 showKeyState();

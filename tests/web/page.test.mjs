@@ -107,6 +107,42 @@ test("an uploaded clip keeps its title and visibility, turns ready in the live l
     await done();
   });
 
+test("hovering the seek bar of a ready video shows the storyboard tile of that moment",
+  { timeout: 60_000 }, async () => {
+    const { page, done } = await openPage(browser);
+    await row(page, clip.id).locator("[data-action=play]").click();
+    await page.waitForSelector("#seek:not([hidden])");
+    await page.waitForFunction(() => Number(document.getElementById("scrub").max) > 0,
+      null, { timeout: 30_000, polling: 200 });
+    const box = await page.locator("#scrub").boundingBox();
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2);
+    await page.waitForSelector("#seek-thumb:not([hidden])");
+    const shown = await page.evaluate(() => {
+      const t = document.getElementById("seek-thumb");
+      return { image: t.style.backgroundImage, position: t.style.backgroundPosition,
+               time: Number(t.dataset.time), width: t.style.width };
+    });
+    // The API's storyboard track says which tile covers that moment.
+    const ready = await video(clip.id);
+    const track = await (await fetch(new URL(ready.playback.storyboard, PROSTREAM_URL))).text();
+    const seconds = (t) => t.split(":").reduce((sum, part) => sum * 60 + Number(part), 0);
+    const cue = track.split("\n\n").slice(1).map((block) => {
+      const [times, target] = block.trim().split("\n");
+      const [start, end] = times.split(" --> ").map(seconds);
+      const [, x, y, w] = /#xywh=(\d+),(\d+),(\d+),/.exec(target);
+      return { start, end, x, y, w };
+    }).find((c) => shown.time >= c.start && shown.time < c.end);
+    assert.ok(cue, `no cue at ${shown.time} s in ${track}`);
+    assert.match(shown.image, /storyboard_1\.jpg/);
+    assert.equal(shown.position, `-${cue.x}px -${cue.y}px`);
+    assert.equal(shown.width, `${cue.w}px`);
+    // The sheet itself loads.
+    const sheet = await fetch(new URL(/url\("(.*)"\)/.exec(shown.image)[1], PROSTREAM_URL));
+    assert.equal(sheet.headers.get("content-type"), "image/jpeg");
+    await page.locator("#player").screenshot({ path: `${ARTIFACTS}/seek-preview.png` });
+    await done();
+  });
+
 test("make private / make public and copy link change and hand out the API's playback URL",
   { timeout: 60_000 }, async () => {
     const target = await readyVideo();
