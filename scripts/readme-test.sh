@@ -65,7 +65,10 @@ unset BIND_ADDR MEDIA_ROOT PLAYBACK_SIGNING_KEYS PROSTREAM_API_KEY PROSTREAM_URL
 
 log "starting scripts/dev.sh in $copy"
 dev_log=$PROSTREAM_REPO/target/readme-test/dev.log
-(cd "$copy" && exec setsid bash scripts/dev.sh) >"$dev_log" 2>&1 </dev/null &
+# Emptied here, not by the redirection below: that happens in the child, after the fork, and
+# dev_ready could meanwhile find the previous run's "ProStream is running at" and start early.
+: >"$dev_log"
+(cd "$copy" && exec setsid bash scripts/dev.sh) >>"$dev_log" 2>&1 </dev/null &
 dev_pid=$!
 services_at_exit "stop_pid $dev_pid scripts/dev.sh 60"
 # shellcheck disable=SC2317  # called through wait_until
