@@ -274,11 +274,13 @@ async function loadStoryboard(url) {
   storyboard = [];
   $("seek").hidden = !url;
   $("seek-thumb").hidden = true;
+  delete $("seek").dataset.tiles;
   if (!url) return;
   try {
     const response = await fetch(url);
     if (response.ok) storyboard = parseStoryboard(await response.text(), new URL(url, location.href));
   } catch { /* no previews; seeking still works */ }
+  $("seek").dataset.tiles = storyboard.length; // how many previews there are (0: none)
 }
 
 const clock = (s) => `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
@@ -294,7 +296,7 @@ function previewAt(clientX) {
   if (!cue || !duration) { thumb.hidden = true; return; }
   Object.assign(thumb.style, {
     width: `${cue.w}px`, height: `${cue.h}px`,
-    backgroundImage: `url("${cue.url}")`, backgroundPosition: `-${cue.x}px -${cue.y}px`,
+    backgroundImage: `url("${cue.url}")`, backgroundPosition: `${-cue.x}px ${-cue.y}px`,
     left: `${Math.min(box.width - cue.w, Math.max(0, fraction * box.width - cue.w / 2))}px`,
   });
   thumb.dataset.time = time.toFixed(1);
