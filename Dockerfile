@@ -48,7 +48,7 @@ RUN cargo build --release --locked --workspace --bins \
 # Debian's full ffmpeg drags in ~470 MB of libraries. This one has only what the pipeline reads and
 # writes: the demuxers of media::ACCEPTED_DEMUXERS (+ image2 for cover art and storyboard tiles, hls
 # for the worker's own playlists, which the downloads and the storyboard read), their decoders
-# (+ the text subtitle ones), parsers and bitstream filters, libx264/aac/mjpeg/png/webvtt encoders,
+# (+ the text subtitle ones; configure names the mov_text decoder `movtext`), parsers and bitstream filters, libx264/aac/mjpeg/png/webvtt encoders,
 # the hls/mp4/ipod (M4A)/mpegts/matroska/image2/webvtt/null muxers, the filters the worker's graphs
 # use (tile: storyboard sheets), the file and pipe protocols. GPL because of libx264.
 # The source is Debian's (security patches included), from the package archive.
@@ -73,7 +73,7 @@ RUN ./configure --prefix=/opt/ffmpeg \
       --disable-everything \
       --enable-protocol=file,pipe \
       --enable-demuxer=mov,matroska,avi,flv,mpegts,mpegps,ogg,wav,mp3,aac,flac,asf,mxf,h264,hevc,m4v,image2,image_jpeg_pipe,image_png_pipe,hls \
-      --enable-decoder=h264,hevc,vp8,vp9,libdav1d,mpeg4,mpeg2video,mpeg1video,prores,mjpeg,png,aac,aac_latm,mp3,mp3float,opus,vorbis,flac,ac3,eac3,'pcm_*',subrip,srt,ass,ssa,mov_text,webvtt \
+      --enable-decoder=h264,hevc,vp8,vp9,libdav1d,mpeg4,mpeg2video,mpeg1video,prores,mjpeg,png,aac,aac_latm,mp3,mp3float,opus,vorbis,flac,ac3,eac3,'pcm_*',subrip,srt,ass,ssa,movtext,webvtt \
       --enable-encoder=libx264,aac,mjpeg,png,webvtt \
       --enable-muxer=hls,mp4,ipod,mov,image2,null,mpegts,matroska,webvtt \
       --enable-parser=h264,hevc,aac,aac_latm,mpegaudio,mpeg4video,mpegvideo,vp8,vp9,av1,opus,vorbis,flac,ac3,mjpeg,png \
