@@ -458,15 +458,7 @@ pub async fn extract_subtitles(
     tracing::debug!(command = %shell_words(ffmpeg, &args), "extracting subtitles");
     let mut cmd = Command::new(ffmpeg);
     cmd.args(&args);
-    let done = process::run_lines(cmd, limit, cancel, |_| {}).await?;
-    if done.status.success() {
-        Ok(())
-    } else {
-        Err(FfmpegError::Failed {
-            status: done.status.to_string(),
-            stderr: done.stderr_tail,
-        })
-    }
+    succeeded(process::run_lines(cmd, limit, cancel, |_| {}).await?)
 }
 
 /// The command as a shell line, to rerun an encode by hand (debug log).

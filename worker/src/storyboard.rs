@@ -67,16 +67,9 @@ pub fn vtt(tiles: u32, step: u32, duration_s: f64, (w, h): (u32, u32)) -> String
     text
 }
 
-/// `hh:mm:ss.mmm`.
+/// A WebVTT timestamp of `secs`.
 fn timestamp(secs: f64) -> String {
-    let ms = (secs * 1000.0).round() as u64;
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        ms / 3_600_000,
-        ms / 60_000 % 60,
-        ms / 1000 % 60,
-        ms % 1000
-    )
+    crate::subtitles::format_time((secs * 1000.0).round() as u64)
 }
 
 /// Makes the storyboard of a finished encode into `work` (tiles pass through `scratch`);

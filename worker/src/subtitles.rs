@@ -173,8 +173,8 @@ fn parse_time(text: &str) -> Option<u64> {
     (m < 60 && s < 60).then_some(((h * 60 + m) * 60 + s) * 1000 + millis)
 }
 
-/// `hh:mm:ss.ttt`.
-fn format_time(ms: u64) -> String {
+/// `hh:mm:ss.ttt`, a WebVTT timestamp.
+pub(crate) fn format_time(ms: u64) -> String {
     format!(
         "{:02}:{:02}:{:02}.{:03}",
         ms / 3_600_000,
