@@ -83,6 +83,8 @@ typed_id! {
     WebhookId = "webhook";
     /// An owner of keys, videos and uploads (`owners.id`): whose quota counts.
     OwnerId = "owner";
+    /// A caption track an owner added to a video (`captions.id`).
+    CaptionId = "caption";
 }
 
 #[cfg(test)]

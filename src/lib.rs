@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod background;
+pub mod captions;
 pub mod config;
 pub mod db;
 pub mod ids;

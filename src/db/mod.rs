@@ -3,6 +3,7 @@
 //! Postgres is the source of truth. Every query is checked at compile time by
 //! `sqlx::query!` against the schema (offline data in `.sqlx/`).
 
+pub mod captions;
 pub mod jobs;
 pub mod keys;
 pub mod owners;
@@ -115,6 +116,17 @@ pub enum RenditionKind {
     Video,
     Audio,
     Subtitles,
+}
+
+/// What a caption track is for: a translation (`subtitles`), or a transcription with the sounds
+/// described, for viewers who cannot hear (`captions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
+#[sqlx(type_name = "caption_kind", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum CaptionKind {
+    Subtitles,
+    Captions,
 }
 
 /// What a running job is doing right now.

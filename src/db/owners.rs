@@ -39,7 +39,10 @@ pub async fn stored_bytes(conn: &mut PgConnection, owner_id: OwnerId) -> sqlx::R
     let total = sqlx::query_scalar!(
         r#"SELECT (coalesce((SELECT sum(size_bytes) FROM videos WHERE owner_id = $1), 0)
                  + coalesce((SELECT sum(upload_length) FROM uploads
-                             WHERE owner_id = $1 AND video_id IS NULL), 0))::bigint AS "total!""#,
+                             WHERE owner_id = $1 AND video_id IS NULL), 0)
+                 + coalesce((SELECT sum(c.size_bytes) FROM captions c
+                             JOIN videos v ON v.id = c.video_id WHERE v.owner_id = $1), 0)
+                )::bigint AS "total!""#,
         owner_id.get()
     )
     .fetch_one(conn)
@@ -116,7 +119,10 @@ pub async fn usage(conn: &mut PgConnection, only: Option<OwnerId>) -> sqlx::Resu
         r#"SELECT o.id, o.name, o.max_bytes, o.max_uploads_per_day,
                   (coalesce((SELECT sum(v.size_bytes) FROM videos v WHERE v.owner_id = o.id), 0)
                    + coalesce((SELECT sum(u.upload_length) FROM uploads u
-                               WHERE u.owner_id = o.id AND u.video_id IS NULL), 0))::bigint
+                               WHERE u.owner_id = o.id AND u.video_id IS NULL), 0)
+                   + coalesce((SELECT sum(c.size_bytes) FROM captions c
+                               JOIN videos v ON v.id = c.video_id WHERE v.owner_id = o.id), 0)
+                  )::bigint
                       AS "stored_bytes!",
                   coalesce((SELECT c.count FROM upload_counts c
                             WHERE c.owner_id = o.id

@@ -22,10 +22,18 @@ pub enum EventType {
     Ready,
     Failed,
     Canceled,
+    /// A caption track was added to the video or deleted from it.
+    CaptionsChanged,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 4] = [Self::Playable, Self::Ready, Self::Failed, Self::Canceled];
+    pub const ALL: [EventType; 5] = [
+        Self::Playable,
+        Self::Ready,
+        Self::Failed,
+        Self::Canceled,
+        Self::CaptionsChanged,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -33,6 +41,7 @@ impl EventType {
             Self::Ready => "video.ready",
             Self::Failed => "video.failed",
             Self::Canceled => "video.canceled",
+            Self::CaptionsChanged => "video.captions_changed",
         }
     }
 

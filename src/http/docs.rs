@@ -9,7 +9,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    AppState, error, formats, health, hls, lifecycle, owners, responses, tus, videos, webhooks,
+    AppState, captions, error, formats, health, hls, lifecycle, owners, responses, tus, videos,
+    webhooks,
 };
 
 #[derive(OpenApi)]
@@ -23,6 +24,7 @@ use super::{
     ),
     tags(
         (name = "videos", description = "Upload, inspect, cancel, retry and delete videos"),
+        (name = "captions", description = "Caption and subtitle tracks added to a video after upload (WebVTT or SubRip)"),
         (name = "uploads", description = "Resumable uploads (tus 1.0.0): create, resume, terminate"),
         (name = "playback", description = "HLS playlists, segments and posters"),
         (name = "owners", description = "Usage against quotas; every owner's for admin keys"),
@@ -67,6 +69,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .merge(videos::router())
         .merge(tus::router())
         .merge(lifecycle::router())
+        .merge(captions::router())
         .merge(owners::router())
         .merge(hls::router())
         .merge(health::router())

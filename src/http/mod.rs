@@ -1,6 +1,7 @@
 //! The HTTP API (axum): one module per feature, merged in [`api_router`].
 
 pub mod auth;
+mod captions;
 pub mod error;
 mod extract;
 mod formats;

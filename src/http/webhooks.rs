@@ -62,6 +62,8 @@ pub enum WebhookEvent {
     Failed,
     #[schema(rename = "video.canceled")]
     Canceled,
+    #[schema(rename = "video.captions_changed")]
+    CaptionsChanged,
 }
 
 /// A registered endpoint, as listed (the secret is shown only when it is created).
@@ -100,7 +102,8 @@ pub struct DeliveryOut {
     pub id: Uuid,
     /// The event's id: the `webhook-id` header of every attempt.
     pub event_id: Uuid,
-    /// `video.playable`, `video.ready`, `video.failed` or `video.canceled`.
+    /// `video.playable`, `video.ready`, `video.failed`, `video.canceled` or
+    /// `video.captions_changed`.
     pub event_type: String,
     #[schema(value_type = Uuid)]
     pub video_id: VideoId,

@@ -3,8 +3,8 @@
 //! An owner's own limits (`owners.max_bytes`, `owners.max_uploads_per_day`, set with
 //! `prostream keys quota`) override the API's defaults (`QUOTA_MAX_BYTES`,
 //! `QUOTA_UPLOADS_PER_DAY`); 0 means no limit. "Stored" counts the originals of the owner's
-//! videos and the announced lengths of its unfinished resumable uploads. A keyless caller
-//! (`AUTH_MODE=open`) has no owner and no quota.
+//! videos, the captions added to them and the announced lengths of its unfinished resumable
+//! uploads. A keyless caller (`AUTH_MODE=open`) has no owner and no quota.
 
 use sqlx::PgConnection;
 use time::{Duration, OffsetDateTime, Time};

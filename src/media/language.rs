@@ -57,6 +57,36 @@ pub fn bcp47(tag: Option<&str>) -> String {
     })
 }
 
+/// A language tag a person typed (`en`, `pt-BR`, `eng`, `zh-Hant`) as BCP 47: its primary
+/// language as [`bcp47`] writes it (a known ISO 639 code, or `und`), then its other subtags as
+/// given (letters and digits, 1 to 8 each). `None` if it is not such a tag.
+pub fn parse_bcp47(text: &str) -> Option<String> {
+    let mut subtags = text.split('-');
+    let primary = subtags.next()?;
+    let primary = if primary.eq_ignore_ascii_case(UNDETERMINED) {
+        UNDETERMINED.to_owned()
+    } else {
+        let language =
+            parse(primary).filter(|_| primary.bytes().all(|b| b.is_ascii_alphabetic()))?;
+        language
+            .to_639_1()
+            .unwrap_or(language.to_639_3())
+            .to_owned()
+    };
+    let mut tag = primary;
+    for subtag in subtags {
+        if subtag.is_empty()
+            || subtag.len() > 8
+            || !subtag.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return None;
+        }
+        tag.push('-');
+        tag.push_str(subtag);
+    }
+    Some(tag)
+}
+
 /// A name for a player's menu: the language in its own words ("Français"), else in English,
 /// else `None` (undetermined).
 pub fn display_name(tag: Option<&str>) -> Option<String> {
@@ -76,6 +106,26 @@ pub fn display_name(tag: Option<&str>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_tags_are_read_as_bcp47() {
+        assert_eq!(parse_bcp47("en").as_deref(), Some("en"));
+        assert_eq!(parse_bcp47("eng").as_deref(), Some("en"));
+        assert_eq!(parse_bcp47("pt-BR").as_deref(), Some("pt-BR"));
+        assert_eq!(parse_bcp47("zh-Hant").as_deref(), Some("zh-Hant"));
+        assert_eq!(parse_bcp47("UND").as_deref(), Some("und"));
+        for bad in [
+            "",
+            "xx",
+            "english",
+            "en-",
+            "en_US",
+            "en-toolongsubtag",
+            "e1",
+        ] {
+            assert_eq!(parse_bcp47(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn container_tags_become_bcp47() {

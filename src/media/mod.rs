@@ -14,8 +14,10 @@ use crate::{
 };
 
 pub mod budget;
+pub mod captions;
 mod language;
-pub use language::{UNDETERMINED, bcp47, display_name as language_name};
+pub mod webvtt;
+pub use language::{UNDETERMINED, bcp47, display_name as language_name, parse_bcp47};
 mod ffprobe;
 
 pub use ffprobe::parse as parse_ffprobe_json;
@@ -33,6 +35,9 @@ pub const MIN_SIDE: u32 = 16;
 /// only one ffmpeg writes a smaller target duration; the API serves this one from the start,
 /// since RFC 8216 lets an `EVENT` playlist only grow, never change a tag.
 pub const HLS_TARGET_DURATION_SECS: u32 = 2;
+
+/// The first segment's length: the video is playable after one second of encoding.
+pub const HLS_FIRST_SEGMENT_SECS: u32 = 1;
 
 /// ffmpeg/ffprobe input options that confine a child to one local file of an accepted format.
 pub fn input_guard_args() -> [&'static str; 4] {

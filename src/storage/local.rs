@@ -214,6 +214,48 @@ impl MediaStore for MediaRoot {
         Ok(())
     }
 
+    async fn replace_output(
+        &self,
+        video_id: VideoId,
+        key: &str,
+        name: &str,
+        contents: Bytes,
+    ) -> Result<(), StorageError> {
+        let Some(path) = self.hls_file(video_id, key, name) else {
+            return Err(StorageError::io(
+                format!("writing {name:?}"),
+                io::Error::new(io::ErrorKind::InvalidInput, "not a plain file name"),
+            ));
+        };
+        // A temporary name of its own (hidden: never served), then a rename over the old file.
+        let tmp = path.with_file_name(format!(".{name}.{}.tmp", Uuid::now_v7().simple()));
+        let written = async {
+            tokio::fs::write(&tmp, &contents).await?;
+            tokio::fs::rename(&tmp, &path).await
+        };
+        if let Err(e) = written.await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(StorageError::io(format!("writing {}", path.display()), e));
+        }
+        Ok(())
+    }
+
+    async fn remove_outputs(
+        &self,
+        video_id: VideoId,
+        key: &str,
+        names: &[String],
+    ) -> Result<(), StorageError> {
+        for name in names {
+            if let Some(path) = self.hls_file(video_id, key, name) {
+                remove_file_if_exists(&path)
+                    .await
+                    .map_err(|e| StorageError::io(format!("removing {}", path.display()), e))?;
+            }
+        }
+        Ok(())
+    }
+
     async fn remove_attempt(&self, video_id: VideoId, key: &str) -> Result<(), StorageError> {
         let dir = self.attempt_dir(video_id, key);
         remove_dir_if_exists(&dir)

@@ -112,6 +112,26 @@ pub trait MediaStore: Send + Sync + fmt::Debug {
         contents: Bytes,
     ) -> Result<(), StorageError>;
 
+    /// Writes `contents` as `name` of attempt `key`'s published output, replacing the file whole:
+    /// a player reads the old or the new one, never part of either. For files the API itself
+    /// rewrites (a master playlist naming captions); the worker's go through
+    /// [`MediaStore::publish`]. A not-found error if the attempt's output is gone.
+    async fn replace_output(
+        &self,
+        video_id: VideoId,
+        key: &str,
+        name: &str,
+        contents: Bytes,
+    ) -> Result<(), StorageError>;
+
+    /// Removes the files `names` of attempt `key`'s published output; those not there are fine.
+    async fn remove_outputs(
+        &self,
+        video_id: VideoId,
+        key: &str,
+        names: &[String],
+    ) -> Result<(), StorageError>;
+
     /// Removes one attempt's published output.
     async fn remove_attempt(&self, video_id: VideoId, key: &str) -> Result<(), StorageError>;
 
@@ -150,6 +170,24 @@ pub trait MediaStore: Send + Sync + fmt::Debug {
 
     /// Whether the store answers (readiness).
     async fn check(&self) -> Result<(), StorageError>;
+}
+
+/// The bytes of `name` of attempt `key`'s published output; `None` if it is not there.
+pub async fn read_output(
+    store: &dyn MediaStore,
+    video_id: VideoId,
+    key: &str,
+    name: &str,
+) -> Result<Option<Bytes>, StorageError> {
+    match store.serve(video_id, key, name, Want::Contents).await? {
+        Served::Contents(bytes) => Ok(Some(bytes)),
+        Served::File(path) => match tokio::fs::read(&path).await {
+            Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::io(format!("reading {}", path.display()), e)),
+        },
+        Served::Missing | Served::Redirect(_) => Ok(None),
+    }
 }
 
 /// What the HTTP layer would like for a file it serves.

@@ -398,6 +398,40 @@ impl MediaStore for S3Store {
             .map_err(|e| StorageError::object(format!("uploading {location}"), e))
     }
 
+    async fn replace_output(
+        &self,
+        video_id: VideoId,
+        key: &str,
+        name: &str,
+        contents: Bytes,
+    ) -> Result<(), StorageError> {
+        // A PUT replaces an object whole: readers get the old or the new one.
+        self.publish(video_id, key, name, contents).await
+    }
+
+    async fn remove_outputs(
+        &self,
+        video_id: VideoId,
+        key: &str,
+        names: &[String],
+    ) -> Result<(), StorageError> {
+        let locations: Vec<Key> = names
+            .iter()
+            .map(|name| self.key(&format!("videos/{video_id}/{key}/{name}")))
+            .collect();
+        let what = format!("deleting files under videos/{video_id}/{key}/");
+        // Batched deletes (up to 1,000 keys a request); a key already gone is not an error.
+        self.client
+            .delete_stream(futures_util::stream::iter(locations.into_iter().map(Ok)).boxed())
+            .try_for_each(|_| async { Ok(()) })
+            .await
+            .or_else(|e| match e {
+                object_store::Error::NotFound { .. } => Ok(()),
+                e => Err(e),
+            })
+            .map_err(|e| StorageError::object(what, e))
+    }
+
     async fn remove_attempt(&self, video_id: VideoId, key: &str) -> Result<(), StorageError> {
         let prefix = self.attempt_key(video_id, key);
         self.delete_prefix(&prefix)

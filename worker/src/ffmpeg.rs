@@ -43,7 +43,7 @@ use crate::{
 /// 1, 2, 2, … s; 4 s segments would need keyframes only every 4 s).
 pub const SEGMENT_SECS: u32 = prostream::media::HLS_TARGET_DURATION_SECS;
 pub const KEYFRAME_SECS: u32 = SEGMENT_SECS;
-pub const FIRST_SEGMENT_SECS: u32 = 1;
+pub const FIRST_SEGMENT_SECS: u32 = prostream::media::HLS_FIRST_SEGMENT_SECS;
 pub const POSTER: &str = "poster.jpg";
 
 /// What one encode needs besides the ladder.

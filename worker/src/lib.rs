@@ -2,6 +2,7 @@
 //! fairest due job in Postgres, runs one ffmpeg per job and publishes the HLS ladder.
 
 pub mod app;
+pub mod captions;
 pub mod config;
 pub mod downloads;
 pub mod ffmpeg;

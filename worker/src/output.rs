@@ -2,7 +2,8 @@
 //! the targets as soon as every rendition has a segment (the video is playable), and the final
 //! one from the measured segments, with the rows the database records.
 //!
-//! Renditions are the rungs' video, each audio track and each subtitle track. A rung's variant
+//! Renditions are the rungs' video, each audio track and each subtitle track. The captions an
+//! owner added are not the attempt's: `captions.rs` adds them as the master is published. A rung's variant
 //! plays with the audio group, so its `BANDWIDTH` and `CODECS` count the group's most demanding
 //! track (RFC 8216, 4.3.4.2). An audio-only source's variant is its default track, the others its
 //! group. The subtitle renditions (WebVTT, `subtitles.rs`) are written by the worker, not ffmpeg;
@@ -122,24 +123,25 @@ impl Output {
     }
 }
 
-/// Writes the master from the targets once every rendition has a segment and its init segment;
-/// false while one has not. It names `subtitles`, which must be published already.
+/// The master from the targets once every rendition has a segment and its init segment; `None`
+/// while one has not. It names `subtitles`, which must be published already. The caller
+/// publishes it with the captions (`captions.rs`).
 pub async fn early_master(
     work: &Path,
     output: &Output,
     subtitles: &[SubtitleTrack],
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<Vec<u8>>> {
     let mut figures = HashMap::new();
     for name in output.names() {
         let (playlist_path, init) = ffmpeg::rendition_files(work, &name);
         let Ok(bytes) = tokio::fs::read(&playlist_path).await else {
-            return Ok(false);
+            return Ok(None);
         };
         let Ok(playlist) = m3u8_rs::parse_media_playlist_res(&bytes) else {
-            return Ok(false);
+            return Ok(None);
         };
         if playlist.segments.is_empty() || !tokio::fs::try_exists(&init).await? {
-            return Ok(false);
+            return Ok(None);
         }
         // Nothing is measured yet: announce the cap; the final master has real figures.
         let target = output.target_bps(&name);
@@ -153,20 +155,19 @@ pub async fn early_master(
         figures.insert(name, Figures { measured, codecs });
     }
     let (variants, audio) = output.assemble(&figures);
-    let master = playlist::master(&variants, &audio, subtitles);
-    playlist::write_atomically(work, playlist::MASTER, &master).await?;
-    Ok(true)
+    Ok(Some(playlist::master(&variants, &audio, subtitles)))
 }
 
-/// Measures every finished rendition, rewrites the master playlist with the measured
-/// bandwidths, and returns the rows to record: each rung as its variant (with its audio), each
-/// audio track and each of `subtitles` (published already) on its own.
+/// Measures every finished rendition and returns the master playlist with the measured
+/// bandwidths (for the caller to publish with the captions), and the rows to record: each rung
+/// as its variant (with its audio), each audio track and each of `subtitles` (published
+/// already) on its own.
 pub async fn final_master(
     video_id: VideoId,
     work: &Path,
     output: &Output,
     subtitles: &[SubtitleTrack],
-) -> Result<Vec<RenditionRow>, PlaylistError> {
+) -> Result<(Vec<RenditionRow>, Vec<u8>), PlaylistError> {
     let mut figures = HashMap::new();
     for name in output.names() {
         let (playlist_path, init) = ffmpeg::rendition_files(work, &name);
@@ -252,12 +253,5 @@ pub async fn final_master(
             captions: t.captions,
         });
     }
-    let master = playlist::master(&variants, &group, subtitles);
-    playlist::write_atomically(work, playlist::MASTER, &master)
-        .await
-        .map_err(|source| PlaylistError::Io {
-            path: work.join(playlist::MASTER).display().to_string(),
-            source,
-        })?;
-    Ok(rows)
+    Ok((rows, playlist::master(&variants, &group, subtitles)))
 }

@@ -31,7 +31,7 @@ use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 use tracing::Instrument;
 
 use crate::{
-    downloads,
+    captions, downloads,
     ffmpeg::{self, EncodeJob, FfmpegError, PosterSource},
     fmp4, ladder,
     normalize::{self, VideoPlan},
@@ -438,10 +438,12 @@ async fn attempt(ctx: &JobContext, job: &ClaimedJob) -> Result<Produced, Attempt
         };
         publish_subtitles(&mut publisher, &layout, &output).await?;
     }
-    // ...and last the master with the measured bandwidths.
-    let renditions = output::final_master(job.video_id, work, &output, &output.subtitles).await?;
-    if !publisher.publish_file(playlist::MASTER).await? {
-        return Err(anyhow::anyhow!("the master playlist vanished before it was published").into());
+    // ...and last the master with the measured bandwidths, naming the captions.
+    let (renditions, master) =
+        output::final_master(job.video_id, work, &output, &output.subtitles).await?;
+    let mpegts = media_start(work, &output).await?;
+    if !captions::publish_master(&ctx.pool, &mut publisher, job, work, &master, mpegts).await? {
+        return Err(AttemptError::Lost);
     }
     Ok(Produced {
         renditions,
@@ -575,12 +577,7 @@ async fn publish_subtitles(
     layout: &Layout,
     output: &Output,
 ) -> Result<(), AttemptError> {
-    let reference = output
-        .names()
-        .into_iter()
-        .next()
-        .context("subtitles need a video or audio rendition to align with")?;
-    let mpegts = first_pts(&layout.work, &reference).await?;
+    let mpegts = media_start(&layout.work, output).await?;
     let files = subtitles::write_renditions(
         &layout.work,
         &layout.scratch,
@@ -595,6 +592,17 @@ async fn publish_subtitles(
         }
     }
     Ok(())
+}
+
+/// Where cue time 0 of every WebVTT segment (subtitles, captions) is on the media timeline: the
+/// first presentation time of the first rendition's first segment, which must be written.
+async fn media_start(work: &Path, output: &Output) -> Result<u64, AttemptError> {
+    let reference = output
+        .names()
+        .into_iter()
+        .next()
+        .context("subtitles need a video or audio rendition to align with")?;
+    first_pts(work, &reference).await
 }
 
 /// The first presentation time, in 90 kHz units, of rendition `name`'s first segment.
@@ -671,22 +679,39 @@ async fn announce_playable(
                 Err(err) => tracing::warn!(error = %err, "could not publish the subtitles early"),
             }
         }
-        match output::early_master(&layout.work, &output, named).await {
-            Ok(false) => continue,
-            Ok(true) => {}
+        let master = match output::early_master(&layout.work, &output, named).await {
+            Ok(None) => continue,
+            Ok(Some(master)) => master,
             Err(err) => {
                 tracing::warn!(error = %err, "could not write the early master playlist");
                 master_done = true;
                 continue;
             }
-        }
-        match publisher.publish_file(playlist::MASTER).await {
+        };
+        let published = async {
+            let mpegts = media_start(&layout.work, &output).await?;
+            captions::publish_master(
+                &ctx.pool,
+                &mut publisher,
+                &job,
+                &layout.work,
+                &master,
+                mpegts,
+            )
+            .await
+            .map_err(AttemptError::from)
+        };
+        match published.await {
             Ok(true) => {}
-            Ok(false) => continue,
-            // The store may answer at the next tick.
+            // No longer ours: the heartbeat stops the attempt.
+            Ok(false) => {
+                master_done = true;
+                continue;
+            }
+            // The store or the database may answer at the next tick.
             Err(err) => {
                 if !warned {
-                    tracing::warn!(error = %chain(&err), "could not publish the early master playlist");
+                    tracing::warn!(error = %err, "could not publish the early master playlist");
                     warned = true;
                 }
                 continue;

@@ -19,7 +19,7 @@ use crate::{
     tracks::{AUDIO_GROUP, AudioTrack},
 };
 
-pub const MASTER: &str = "master.m3u8";
+pub use prostream::captions::MASTER;
 
 /// What the segments of one rendition measured.
 #[derive(Debug, Clone, PartialEq)]

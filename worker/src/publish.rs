@@ -127,6 +127,11 @@ impl Publisher {
         Ok(())
     }
 
+    /// Whether `name` was published by [`Publisher::publish_file`].
+    pub fn has_published(&self, name: &str) -> bool {
+        self.published.contains(name)
+    }
+
     /// Publishes `name` from the output directory as it is now; false if it does not exist.
     pub async fn publish_file(&mut self, name: &str) -> Result<bool, StorageError> {
         if !is_plain_file_name(name) {

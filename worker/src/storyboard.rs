@@ -69,7 +69,7 @@ pub fn vtt(tiles: u32, step: u32, duration_s: f64, (w, h): (u32, u32)) -> String
 
 /// A WebVTT timestamp of `secs`.
 fn timestamp(secs: f64) -> String {
-    crate::subtitles::format_time((secs * 1000.0).round() as u64)
+    prostream::media::webvtt::format_time((secs * 1000.0).round() as u64)
 }
 
 /// Makes the storyboard of a finished encode into `work` (tiles pass through `scratch`);

@@ -11,6 +11,7 @@ mod api;
 mod api_shutdown;
 mod api_start;
 mod budget;
+mod captions;
 mod cli;
 mod downloads;
 mod fairness;

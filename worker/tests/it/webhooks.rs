@@ -143,11 +143,12 @@ async fn register(app: &TestApp, client: &reqwest::Client, url: &str, events: &[
     response.json().await.unwrap()
 }
 
-const ALL_EVENTS: [&str; 4] = [
+const ALL_EVENTS: [&str; 5] = [
     "video.playable",
     "video.ready",
     "video.failed",
     "video.canceled",
+    "video.captions_changed",
 ];
 
 /// Verifies `requests` with PyPI's standardwebhooks (and that a tampered body is rejected).
