@@ -84,7 +84,8 @@ pub struct DroppedStream {
     pub codec: String,
     /// BCP 47; `und` when the source does not say.
     pub language: String,
-    /// `too_many_audio_tracks`, `bitmap_subtitles`.
+    /// `too_many_audio_tracks`, `too_many_subtitle_tracks`, `bitmap_subtitles`,
+    /// `unreadable_subtitles`.
     pub reason: String,
 }
 

@@ -75,7 +75,9 @@ pub struct SourceOut {
     pub audio_codec: Option<String>,
     pub size_bytes: Option<i64>,
     /// Streams of the source the output does not carry, and why: audio tracks past the eighth
-    /// (`too_many_audio_tracks`), bitmap subtitles that would need OCR (`bitmap_subtitles`).
+    /// (`too_many_audio_tracks`), text subtitles past the 32nd (`too_many_subtitle_tracks`),
+    /// bitmap subtitles that would need OCR (`bitmap_subtitles`), text subtitles ffmpeg cannot
+    /// convert (`unreadable_subtitles`).
     /// Known once the video is ready.
     pub dropped_streams: Vec<db::videos::DroppedStream>,
 }

@@ -387,7 +387,7 @@ async fn attempt(ctx: &JobContext, job: &ClaimedJob) -> Result<Produced, Attempt
                 info.subtitles
                     .iter()
                     .filter(|s| output.subtitles.iter().any(|t| t.input == s.index))
-                    .map(|s| subtitles::dropped(s, "unreadable_subtitles")),
+                    .map(|s| subtitles::dropped_stream(s, "unreadable_subtitles")),
             );
             output.subtitles.clear();
         }

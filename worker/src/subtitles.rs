@@ -49,15 +49,29 @@ pub struct SubtitleTrack {
     pub captions: bool,
 }
 
-/// The subtitle renditions of `info` (its text tracks, in source order) and the tracks dropped
-/// (bitmaps, `bitmap_subtitles`).
+/// The most text subtitle tracks of a source that become renditions: a film with every
+/// language of a disc has about thirty; a crafted file with thousands must not make a master (and
+/// an extraction) that large. Captions added through the API have their own cap.
+pub const MAX_SUBTITLE_TRACKS: usize = 32;
+
+/// The subtitle renditions of `info` (its first [`MAX_SUBTITLE_TRACKS`] text tracks, in source
+/// order) and the tracks dropped (bitmaps, `bitmap_subtitles`; past the cap,
+/// `too_many_subtitle_tracks`).
 pub fn plan_subtitles(info: &ProbeInfo) -> (Vec<SubtitleTrack>, Vec<DroppedStream>) {
-    let (text, bitmaps): (Vec<&SubtitleInfo>, Vec<&SubtitleInfo>) =
+    let (mut text, bitmaps): (Vec<&SubtitleInfo>, Vec<&SubtitleInfo>) =
         info.subtitles.iter().partition(|s| s.is_text());
-    let dropped = bitmaps
+    let mut dropped: Vec<DroppedStream> = bitmaps
         .into_iter()
-        .map(|s| dropped(s, "bitmap_subtitles"))
+        .map(|s| dropped_stream(s, "bitmap_subtitles"))
         .collect();
+    if text.len() > MAX_SUBTITLE_TRACKS {
+        let past = text.split_off(MAX_SUBTITLE_TRACKS);
+        dropped.extend(
+            past.into_iter()
+                .map(|s| dropped_stream(s, "too_many_subtitle_tracks")),
+        );
+        dropped.sort_by_key(|d| d.index);
+    }
     // DEFAULT=YES on one track at most: the first the source marks. Not in MP4/MOV: ffmpeg reads
     // a track's "enabled" flag as default, and muxers enable every track, so each mov_text track
     // would be shown unasked.
@@ -93,7 +107,7 @@ pub fn plan_subtitles(info: &ProbeInfo) -> (Vec<SubtitleTrack>, Vec<DroppedStrea
 }
 
 /// A subtitle stream the output does not carry, and why.
-pub fn dropped(s: &SubtitleInfo, reason: &str) -> DroppedStream {
+pub fn dropped_stream(s: &SubtitleInfo, reason: &str) -> DroppedStream {
     DroppedStream {
         index: i32::try_from(s.index).unwrap_or(i32::MAX),
         kind: "subtitle".into(),
@@ -251,6 +265,27 @@ mod tests {
                 (4, "subtitle", "de", "bitmap_subtitles"),
                 (8, "subtitle", "und", "bitmap_subtitles")
             ]
+        );
+    }
+
+    #[test]
+    fn text_tracks_past_the_cap_are_dropped_and_named() {
+        let many = (0..MAX_SUBTITLE_TRACKS + 3)
+            .map(|n| sub(n + 1, "subrip", Some("eng"), TrackLabels::default()))
+            .collect();
+        let (tracks, dropped) = plan_subtitles(&info(many));
+        assert_eq!(tracks.len(), MAX_SUBTITLE_TRACKS);
+        assert_eq!(tracks.last().unwrap().input, MAX_SUBTITLE_TRACKS);
+        let gone: Vec<_> = dropped
+            .iter()
+            .map(|d| (d.index, d.reason.as_str()))
+            .collect();
+        let first_dropped = MAX_SUBTITLE_TRACKS as i32 + 1;
+        assert_eq!(
+            gone,
+            (first_dropped..first_dropped + 3)
+                .map(|i| (i, "too_many_subtitle_tracks"))
+                .collect::<Vec<_>>()
         );
     }
 

@@ -575,3 +575,110 @@ async fn a_large_original_goes_up_in_parts_and_comes_back_whole() {
     assert_eq!(server.keys(&config.s3_prefix).await, Vec::<String>::new());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The text of a WebVTT segment of `base`, fetched through the API's redirect to the bucket.
+async fn vtt_through_the_bucket(app: &TestApp, base: &str, playlist: &str) -> String {
+    let text = app.get_text(&app.url(&format!("{base}/{playlist}"))).await;
+    let parsed = m3u8_rs::parse_media_playlist_res(text.as_bytes())
+        .unwrap_or_else(|e| panic!("{playlist}: {e}: {text}"));
+    let mut all = String::new();
+    for segment in &parsed.segments {
+        let bytes = follow_presigned(&app.url(&format!("{base}/{}", segment.uri))).await;
+        all.push_str(&String::from_utf8(bytes).unwrap());
+    }
+    all
+}
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn subtitles_and_captions_on_s3_are_published_to_the_bucket_and_named_by_the_master(
+    pool: PgPool,
+) {
+    let mut app = TestApp::spawn_s3(pool).await;
+    let fixtures = scratch();
+    let srt = fixtures.join("en.srt");
+    std::fs::write(&srt, "1\n00:00:00,500 --> 00:00:01,500\nFrom the source\n").unwrap();
+    let clip = common::media::ffmpeg(
+        &fixtures,
+        "subs.mkv",
+        &common::media::cat(&[
+            &common::media::lavfi("testsrc2=size=320x180:rate=30:duration=3"),
+            &["-i", srt.to_str().unwrap(), "-map", "0", "-map", "1"],
+            &["-c:v", "libx264", "-preset", "ultrafast", "-c:s", "srt"],
+            &["-metadata:s:s:0", "language=eng"],
+        ]),
+    )
+    .await;
+    let id = app.upload_ok(&clip).await;
+    // Added while queued: the worker names it in the master it publishes to the bucket.
+    let before = app
+        .post_body(
+            &format!("/v1/videos/{id}/captions?language=de"),
+            "text/vtt",
+            "WEBVTT\n\n00:01.000 --> 00:02.000\nVor dem Encode\n",
+        )
+        .await;
+    assert_eq!(before.status(), 201);
+    app.start_worker(1).await;
+    let video = app.wait_until_ready(&id, ENCODE_LIMIT).await;
+    let base = TestApp::hls_base(&video);
+    let attempt = base.rsplit('/').next().unwrap().to_owned();
+    let master = app.get_text(&app.url(&format!("{base}/master.m3u8"))).await;
+    let parsed = m3u8_rs::parse_master_playlist_res(master.as_bytes()).unwrap();
+    let subs: Vec<String> = parsed
+        .alternatives
+        .iter()
+        .filter(|m| m.media_type == m3u8_rs::AlternativeMediaType::Subtitles)
+        .map(|m| m.uri.clone().unwrap())
+        .collect();
+    assert_eq!(subs.len(), 2, "{master}");
+    assert_eq!(subs[0], "subs_0.m3u8", "{master}");
+    assert!(
+        vtt_through_the_bucket(&app, &base, &subs[0])
+            .await
+            .contains("From the source")
+    );
+    assert!(
+        vtt_through_the_bucket(&app, &base, &subs[1])
+            .await
+            .contains("Vor dem Encode")
+    );
+
+    // Added once ready: the API writes its files and the master to the bucket itself.
+    let after = app
+        .post_body(
+            &format!("/v1/videos/{id}/captions?language=fr"),
+            "application/x-subrip",
+            "1\n00:00:02,000 --> 00:00:02,900\nAprès\n",
+        )
+        .await;
+    assert_eq!(after.status(), 201);
+    let caption: Value = after.json().await.unwrap();
+    let stem = format!("cc_{}", caption["id"].as_str().unwrap().replace('-', ""));
+    let master = app.get_text(&app.url(&format!("{base}/master.m3u8"))).await;
+    assert!(master.contains(&format!("{stem}.m3u8")), "{master}");
+    assert!(
+        vtt_through_the_bucket(&app, &base, &format!("{stem}.m3u8"))
+            .await
+            .contains("Après")
+    );
+
+    // Deleted: out of the master, and every object of it out of the bucket.
+    let path = format!(
+        "/v1/videos/{id}/captions/{}",
+        caption["id"].as_str().unwrap()
+    );
+    assert_eq!(app.delete(&path).await.status(), 204);
+    let master = app.get_text(&app.url(&format!("{base}/master.m3u8"))).await;
+    assert!(!master.contains(&stem), "{master}");
+    let keys = s3_server().keys(&app.storage.s3_prefix).await;
+    let prefix = format!("videos/{id}/{attempt}/");
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with(&format!("{prefix}subs_0"))),
+        "{keys:?}"
+    );
+    assert!(!keys.iter().any(|k| k.contains(&stem)), "{keys:?}");
+    app.shutdown_workers().await;
+    app.shutdown().await;
+    std::fs::remove_dir_all(fixtures).unwrap();
+}

@@ -558,3 +558,60 @@ async fn internal_urls_other_schemes_and_unknown_events_are_refused_at_registrat
     assert_eq!(app.get_json("/v1/webhooks").await["webhooks"], json!([]));
     app.shutdown().await;
 }
+
+#[sqlx::test(migrator = "prostream::db::MIGRATOR")]
+async fn adding_and_deleting_a_caption_sends_video_captions_changed(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let receiver = Receiver::start(Behaviour::Ok).await;
+    register(
+        &app,
+        &app.http,
+        &receiver.url(),
+        &["video.captions_changed"],
+    )
+    .await;
+    let clip = app.clip("cc.mp4", 1, 160, 120, false).await;
+    let id = app.upload_ok(&clip).await;
+    let added = app
+        .post_body(
+            &format!("/v1/videos/{id}/captions?language=en"),
+            "text/vtt",
+            "WEBVTT\n\n00:00.000 --> 00:00.500\nHi\n",
+        )
+        .await;
+    assert_eq!(added.status(), 201);
+    let caption: Value = added.json().await.unwrap();
+    let first = receiver
+        .wait_for(&id, "video.captions_changed", Duration::from_secs(10))
+        .await;
+    assert_eq!(first.json()["data"]["video_id"], id.as_str());
+    let path = format!(
+        "/v1/videos/{id}/captions/{}",
+        caption["id"].as_str().unwrap()
+    );
+    assert_eq!(app.delete(&path).await.status(), 204);
+    eventually(Duration::from_secs(10), "a second event", async || {
+        let n = receiver
+            .requests()
+            .iter()
+            .filter(|r| r.json()["type"] == "video.captions_changed")
+            .count();
+        if n == 2 {
+            Ok(())
+        } else {
+            Err(format!("{n} events"))
+        }
+    })
+    .await;
+    // A refused caption changes nothing and sends nothing.
+    let refused = app
+        .post_body(
+            &format!("/v1/videos/{id}/captions"),
+            "text/vtt",
+            "not captions",
+        )
+        .await;
+    assert_eq!(refused.status(), 422);
+    assert_eq!(receiver.requests().len(), 2);
+    app.shutdown().await;
+}
