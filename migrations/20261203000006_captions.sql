@@ -24,3 +24,10 @@ CREATE TABLE captions (
 ALTER TABLE jobs
     ADD COLUMN master_attempt_key text,
     ADD COLUMN master_mpegts bigint CHECK (master_mpegts >= 0);
+
+-- Endpoints may subscribe to the captions changing.
+ALTER TABLE webhooks DROP CONSTRAINT webhooks_events_check;
+ALTER TABLE webhooks ADD CONSTRAINT webhooks_events_check CHECK (
+    cardinality(events) > 0
+    AND events <@ ARRAY['video.ready', 'video.failed', 'video.canceled', 'video.playable',
+                        'video.captions_changed']::text[]);

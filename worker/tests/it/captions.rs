@@ -298,7 +298,8 @@ async fn caption_cues(
 #[sqlx::test(migrator = "prostream::db::MIGRATOR")]
 async fn captions_reach_the_master_before_while_and_after_the_video_encodes(pool: PgPool) {
     let mut app = TestApp::spawn(pool).await;
-    let clip = app.clip("long.mp4", 30, 640, 360, true).await;
+    // Long enough to be still encoding for a while after it is playable.
+    let clip = app.clip("long.mp4", 60, 640, 360, true).await;
     let id = app.upload_ok(&clip).await;
     // Queued, no worker yet: recorded, and named by the worker's first master.
     let (status, early) = add(
@@ -344,17 +345,17 @@ async fn captions_reach_the_master_before_while_and_after_the_video_encodes(pool
     let vtt = "WEBVTT\n\n00:02.000 --> 00:03.000\nHallo\n";
     let (status, german) = add(&app, &app.http, &id, "language=de", "text/vtt", vtt).await;
     assert_eq!(status, 201, "{german}");
-    let still = app.get_json(&format!("/v1/videos/{id}")).await;
-    eprintln!(
-        "second caption added while the video was {}",
-        still["status"]
-    );
     let (text, playlist) = master(&app, &video).await;
     let names: Vec<String> = subtitle_entries(&playlist)
         .into_iter()
         .map(|e| e.0)
         .collect();
     assert_eq!(names, ["English", "Deutsch"], "{text}");
+    let still = app.get_json(&format!("/v1/videos/{id}")).await;
+    assert_eq!(
+        still["status"], "processing",
+        "added while it encodes: {still}"
+    );
 
     // Ready: the final master (measured bandwidths) names both; the cues sit at their times on
     // the media timeline, in segments cut like the video's.
