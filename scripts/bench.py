@@ -15,6 +15,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -230,6 +231,31 @@ def bench_single_decode(clip, video, bare_cmd, bare_wall, bare_cpu):
         f"{bare_cpu / cpu:.2f}×", "< 1× (reference 0.68×)", bare_cpu < cpu, "scripts/bench: per_rung_commands()")
     add(f"2b. Single decode, wall ({len(rungs)} rungs)", f"{bare_wall:.1f} s", f"{wall:.1f} s, one process per rung",
         f"{bare_wall / wall:.2f}×", "< 1× (reference 0.64×)", bare_wall < wall, "scripts/bench: per_rung_commands()")
+
+
+# --- 2c: audio encoded once per track, not once per rung ---------------------------------------------
+
+def bench_audio_once(clip, rungs, whole_cpu=None):
+    """The CPU of encoding the source's audio once (the worker's way since each audio track is its
+    own rendition that every rung plays with) against once per rung (before, every rung's variant
+    carried its own AAC). One ffmpeg decodes the audio once either way: only the encoding differs.
+    The two commands alternate, so both see the same load; the median of five runs each."""
+    def cmd(copies):
+        c = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(clip)]
+        for _ in range(copies):
+            c += ["-map", "0:a:0", "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000", "-f", "null", "-"]
+        return c
+    once, per_rung = [], []
+    for _ in range(5):
+        once.append(timed(cmd(1))[1])
+        per_rung.append(timed(cmd(rungs))[1])
+    o, p = statistics.median(once), statistics.median(per_rung)
+    share = ""
+    if whole_cpu:
+        share = f"; {(p - o) / (whole_cpu + p - o):.1%} of the {whole_cpu + p - o:.0f} CPU-s a per-rung encode took"
+    add(f"2c. Audio encoded once, not once per rung ({rungs} rungs)", f"{o:.2f} CPU-s{share}",
+        f"{p:.2f} CPU-s, one AAC encode per rung", f"{o / p:.2f}×", "< 1×", o < p,
+        f"scripts/bench: bench_audio_once(), {clip.name}, median of 5 alternated runs each")
 
 
 # --- 4: queue latency -------------------------------------------------------------------------------
@@ -661,6 +687,16 @@ def main():
         bench_fuzz()
         rerun_rows("fuzz", "fuzz", started)
         return
+    if os.environ.get("BENCH_ONLY") == "audio":
+        # Only row 2c (a minute, no stack): BENCH_ONLY=audio scripts/bench
+        global SCRATCH
+        SCRATCH = Path(tempfile.mkdtemp(prefix="prostream-bench-audio."))
+        clip = make_clip("audio.mp4", 60, 320, 180)
+        bench_audio_once(clip, 5)
+        rerun_rows("audio", "2c.", started)
+        clip.unlink()
+        SCRATCH.rmdir()
+        return
     if os.environ.get("BENCH_ONLY") == "attack":
         # Only section 8 (seconds, not minutes): BENCH_ONLY=attack scripts/bench
         # BENCHMARKS.md keeps the last full run; the rows go to stdout.
@@ -674,6 +710,7 @@ def main():
     tiny = make_clip("tiny.mp4", 1, 160, 120)
     video, bare_cmd, bare_wall, bare_cpu = bench_pipeline(clip, secs)
     bench_single_decode(clip, video, bare_cmd, bare_wall, bare_cpu)
+    bench_audio_once(clip, len(rate_control_args(bare_cmd)[1]), bare_cpu)
     if not QUICK:
         bench_first_playable_long(width, height)
     bench_queue_latency(tiny)

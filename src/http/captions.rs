@@ -23,6 +23,7 @@ use super::{
     auth::Caller,
     error::{ApiError, ErrorCode, Problem},
     extract::{Id, Path, Query},
+    formats::{LanguageTag, Title},
     limits::BodyGuard,
     responses::{InternalError, Unauthorized, UriTooLong, VideoNotFound},
 };
@@ -30,15 +31,12 @@ use crate::{
     captions::{self, Change},
     db::{self, CaptionKind, captions::CaptionRow, webhooks::EventType},
     ids::{CaptionId, VideoId},
-    ingest::quotas,
+    ingest::{self, MAX_TITLE_CHARS, quotas},
     media::{self, captions as caption_files},
 };
 
 /// The largest caption file: a two-hour film's subtitles are about 100 KiB.
 pub const MAX_CAPTION_BYTES: usize = 1 << 20;
-
-/// The longest label a player's menu shows.
-const MAX_LABEL_CHARS: usize = 100;
 
 pub fn router() -> OpenApiRouter<AppState> {
     // The body is bounded by `read_body`; the global 64 KiB JSON bound would cut real files.
@@ -90,13 +88,17 @@ pub struct CaptionList {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct CaptionParams {
-    /// BCP 47 or ISO 639 (`en`, `eng`, `pt-BR`); default `und`.
+    /// BCP 47 (`en`, `pt-BR`; ISO 639 `eng` is read as `en`); default `und`.
+    #[param(value_type = Option<LanguageTag>)]
     language: Option<String>,
-    /// What a player's menu shows (1 to 100 characters, no control characters); default: the
-    /// language's name, numbered if the video has a caption of that name.
+    /// What a player's menu shows, with the rules of a `Title` (refused with 400
+    /// `invalid_label`); default: the language's name, numbered if the video has a caption of
+    /// that name.
+    #[param(value_type = Option<Title>)]
     label: Option<String>,
     /// `subtitles` (a translation, the default) or `captions` (the dialogue and the sounds, for
     /// viewers who cannot hear: players offer them to those who asked for captions).
+    #[param(value_type = Option<CaptionKind>)]
     kind: Option<String>,
 }
 
@@ -354,17 +356,17 @@ fn caption_id(path: &CaptionPath) -> Result<CaptionId, ApiError> {
         .map_err(|_| ApiError::not_found("this caption"))
 }
 
+/// A label has a title's rules (`ingest::choose_title`): the document states them once.
 fn check_label(label: String) -> Result<String, ApiError> {
-    let chars = label.chars().count();
-    if label.trim().is_empty() || chars > MAX_LABEL_CHARS || label.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
+    ingest::choose_title(Some(label), None).map_err(|_| {
+        ApiError::bad_request(
             ErrorCode::InvalidLabel,
             format!(
-                "a label has 1 to {MAX_LABEL_CHARS} characters, not all spaces, and no control characters"
+                "a label has 1 to {MAX_TITLE_CHARS} characters once trimmed, and no control, \
+                 line-separator or bidi-override characters"
             ),
-        ));
-    }
-    Ok(label.trim().to_owned())
+        )
+    })
 }
 
 /// The language's name ("English", "Français"), else "Captions"; numbered while taken.

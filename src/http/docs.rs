@@ -38,6 +38,7 @@ use super::{
         formats::Title,
         formats::HttpUrl,
         formats::PlainName,
+        formats::LanguageTag,
     )),
     modifiers(&ApiKeyScheme),
 )]

@@ -72,6 +72,25 @@ impl ToSchema for HttpUrl {
     }
 }
 
+/// A language tag (BCP 47 in form; ISO 639 codes are read too and written as BCP 47).
+pub struct LanguageTag;
+
+impl PartialSchema for LanguageTag {
+    fn schema() -> RefOr<Schema> {
+        string_schema(
+            crate::media::LANGUAGE_TAG_PATTERN,
+            Some(crate::media::MAX_LANGUAGE_TAG_CHARS),
+            "A language of 2 or 3 letters, then subtags of 1 to 8 letters or digits, at most 35              characters: `en`, `eng` (read as `en`), `pt-BR`, `zh-Hant`. Anything else is refused              with 400 `invalid_language`.",
+        )
+    }
+}
+
+impl ToSchema for LanguageTag {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("LanguageTag")
+    }
+}
+
 /// How `is_plain_file_name` (storage) admits an HLS path segment: ASCII letters, digits, `_`,
 /// `-` and `.`, not first, 1-128 of them.
 pub const PLAIN_NAME_PATTERN: &str = "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$";
@@ -100,6 +119,30 @@ impl ToSchema for PlainName {
 mod tests {
     use super::*;
     use crate::storage::is_plain_file_name;
+
+    #[test]
+    fn the_language_tag_pattern_admits_what_the_server_reads() {
+        let pattern = regex::Regex::new(crate::media::LANGUAGE_TAG_PATTERN).unwrap();
+        let long = format!("en{}", "-abcdefgh".repeat(4));
+        for tag in [
+            "en",
+            "eng",
+            "pt-BR",
+            "xx-a1",
+            "zh-Hant",
+            "",
+            "english",
+            "en-",
+            "en_US",
+            "e1",
+            "a-b-c",
+            "é",
+            long.as_str(),
+        ] {
+            let fits = pattern.is_match(tag) && tag.len() <= crate::media::MAX_LANGUAGE_TAG_CHARS;
+            assert_eq!(fits, crate::media::parse_bcp47(tag).is_some(), "{tag}");
+        }
+    }
 
     #[test]
     fn the_plain_name_pattern_admits_what_storage_does() {

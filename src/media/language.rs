@@ -57,23 +57,32 @@ pub fn bcp47(tag: Option<&str>) -> String {
     })
 }
 
-/// A language tag a person typed (`en`, `pt-BR`, `eng`, `zh-Hant`) as BCP 47: its primary
-/// language as [`bcp47`] writes it (a known ISO 639 code, or `und`), then its other subtags as
-/// given (letters and digits, 1 to 8 each). `None` if it is not such a tag.
+/// The form of a language tag this API reads (`LanguageTag` in the OpenAPI document): a primary
+/// language of 2 or 3 letters, then subtags of 1 to 8 letters or digits, at most 35 characters
+/// (the length RFC 5646 asks every implementation to support).
+pub const LANGUAGE_TAG_PATTERN: &str = "^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$";
+pub const MAX_LANGUAGE_TAG_CHARS: usize = 35;
+
+/// A language tag a person typed (`en`, `pt-BR`, `eng`, `zh-Hant`) in [`LANGUAGE_TAG_PATTERN`]'s
+/// form, as BCP 47: a known ISO 639 primary language as [`bcp47`] writes it (`eng` → `en`), an
+/// unknown one lowercased (BCP 47 asks for the form, players for nothing more), then the other
+/// subtags as given. `None` if it does not have that form.
 pub fn parse_bcp47(text: &str) -> Option<String> {
+    if text.len() > MAX_LANGUAGE_TAG_CHARS {
+        return None;
+    }
     let mut subtags = text.split('-');
     let primary = subtags.next()?;
-    let primary = if primary.eq_ignore_ascii_case(UNDETERMINED) {
-        UNDETERMINED.to_owned()
-    } else {
-        let language =
-            parse(primary).filter(|_| primary.bytes().all(|b| b.is_ascii_alphabetic()))?;
-        language
+    if !(2..=3).contains(&primary.len()) || !primary.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    let mut tag = match parse(primary) {
+        Some(language) => language
             .to_639_1()
             .unwrap_or(language.to_639_3())
-            .to_owned()
+            .to_owned(),
+        None => primary.to_ascii_lowercase(),
     };
-    let mut tag = primary;
     for subtag in subtags {
         if subtag.is_empty()
             || subtag.len() > 8
@@ -114,14 +123,16 @@ mod tests {
         assert_eq!(parse_bcp47("pt-BR").as_deref(), Some("pt-BR"));
         assert_eq!(parse_bcp47("zh-Hant").as_deref(), Some("zh-Hant"));
         assert_eq!(parse_bcp47("UND").as_deref(), Some("und"));
+        assert_eq!(parse_bcp47("XX-a1").as_deref(), Some("xx-a1"));
         for bad in [
             "",
-            "xx",
             "english",
             "en-",
             "en_US",
             "en-toolongsubtag",
             "e1",
+            "a",
+            "é",
         ] {
             assert_eq!(parse_bcp47(bad), None, "{bad}");
         }

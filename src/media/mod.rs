@@ -17,7 +17,10 @@ pub mod budget;
 pub mod captions;
 mod language;
 pub mod webvtt;
-pub use language::{UNDETERMINED, bcp47, display_name as language_name, parse_bcp47};
+pub use language::{
+    LANGUAGE_TAG_PATTERN, MAX_LANGUAGE_TAG_CHARS, UNDETERMINED, bcp47,
+    display_name as language_name, parse_bcp47,
+};
 mod ffprobe;
 
 pub use ffprobe::parse as parse_ffprobe_json;

@@ -129,7 +129,7 @@ async fn caption_files_are_checked_and_only_the_owner_may_add_list_or_delete_the
         "unsupported_content_type",
     );
     refused(
-        &add(&app, &app.http, &id, "language=xx", srt, SRT).await,
+        &add(&app, &app.http, &id, "language=e1", srt, SRT).await,
         400,
         "invalid_language",
     );
