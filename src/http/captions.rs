@@ -24,7 +24,8 @@ use super::{
     error::{ApiError, ErrorCode, Problem},
     extract::{Id, Path, Query},
     formats::{LanguageTag, Title},
-    limits::BodyGuard,
+    lifecycle::visible,
+    limits::{self, BodyGuard},
     responses::{InternalError, Unauthorized, UriTooLong, VideoNotFound},
 };
 use crate::{
@@ -337,19 +338,6 @@ pub async fn delete_caption(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A connection, once the caller may see the video (another owner's answers 404 like none).
-async fn visible(
-    state: &AppState,
-    caller: &Caller,
-    id: VideoId,
-) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, ApiError> {
-    let mut conn = state.pool.acquire().await?;
-    if !db::videos::visible_to(&mut conn, id, caller.scope()).await? {
-        return Err(ApiError::not_found("this video"));
-    }
-    Ok(conn)
-}
-
 fn caption_id(path: &CaptionPath) -> Result<CaptionId, ApiError> {
     path.caption_id
         .parse()
@@ -421,12 +409,7 @@ async fn read_body(state: &AppState, body: Body) -> Result<axum::body::Bytes, Ap
     axum::body::to_bytes(guard.wrap_body(body), MAX_CAPTION_BYTES)
         .await
         .map_err(|err| {
-            let over =
-                std::iter::successors(Some(&err as &(dyn std::error::Error + 'static)), |e| {
-                    e.source()
-                })
-                .any(|e| e.is::<http_body_util::LengthLimitError>());
-            if over {
+            if limits::is_over_limit(&err) {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     ErrorCode::CaptionsTooLarge,

@@ -117,7 +117,7 @@ pub async fn retry_video(
 
 /// A connection, once `caller` is known to see video `id` (404 otherwise, exactly as for a
 /// video that does not exist). Ownership never changes, so the check holds for the request.
-async fn visible(
+pub(super) async fn visible(
     state: &AppState,
     caller: &Caller,
     id: VideoId,

@@ -50,19 +50,22 @@ pub fn json_rejection(rejection: JsonRejection) -> ApiError {
     ApiError::bad_request(ErrorCode::InvalidJson, rejection.body_text())
 }
 
+/// Whether `axum::body::to_bytes` failed because the body is longer than its limit (it reports
+/// that as a boxed `LengthLimitError` somewhere in the error's chain), not because it broke off.
+pub fn is_over_limit(err: &axum::Error) -> bool {
+    std::iter::successors(Some(err as &(dyn std::error::Error + 'static)), |e| {
+        e.source()
+    })
+    .any(|e| e.is::<http_body_util::LengthLimitError>())
+}
+
 /// Reads a JSON body of at most [`MAX_JSON_BYTES`] (for routes where axum's
 /// `DefaultBodyLimit` is lifted for uploads): stops at the limit, never buffers more.
 pub async fn json_bytes(body: Body) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, MAX_JSON_BYTES)
         .await
         .map_err(|err| {
-            // `to_bytes` reports the limit as a boxed `LengthLimitError` somewhere in the chain.
-            let over =
-                std::iter::successors(Some(&err as &(dyn std::error::Error + 'static)), |e| {
-                    e.source()
-                })
-                .any(|e| e.is::<http_body_util::LengthLimitError>());
-            if over {
+            if is_over_limit(&err) {
                 json_too_large()
             } else {
                 ApiError::bad_request(

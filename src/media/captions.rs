@@ -8,9 +8,7 @@
 //! database keeps and the segments are cut from. `STYLE`, `REGION` and `NOTE` blocks are dropped
 //! (players style cues themselves); cue settings and the text's inline tags are kept.
 
-use std::fmt::Write as _;
-
-use super::webvtt::{Cue, format_time, parse_time};
+use super::webvtt::{Cue, parse_time, write_cue};
 
 /// The most cues one file may hold: a two-hour film has about 1,500.
 pub const MAX_CUES: usize = 20_000;
@@ -86,20 +84,7 @@ pub fn parse(bytes: &[u8]) -> Result<(CaptionFormat, Vec<Cue>), CaptionError> {
 pub fn render(cues: &[Cue]) -> String {
     let mut out = String::from("WEBVTT\n");
     for cue in cues {
-        out.push('\n');
-        if let Some(id) = &cue.id {
-            let _ = writeln!(out, "{id}");
-        }
-        let _ = write!(
-            out,
-            "{} --> {}",
-            format_time(cue.start_ms),
-            format_time(cue.end_ms)
-        );
-        if !cue.settings.is_empty() {
-            let _ = write!(out, " {}", cue.settings);
-        }
-        let _ = writeln!(out, "\n{}", cue.text);
+        write_cue(&mut out, cue);
     }
     out
 }
@@ -327,6 +312,9 @@ fn is_entity(text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
+
+    use super::super::webvtt::format_time;
     use super::*;
 
     fn refused(text: &str) -> CaptionError {

@@ -115,26 +115,32 @@ pub fn segment_text(cues: &[Cue], span: (u64, u64), mpegts: u64) -> String {
         .iter()
         .filter(|c| c.start_ms < span.1 && c.end_ms > span.0)
     {
-        out.push('\n');
-        if let Some(id) = &cue.id {
-            out.push_str(id);
-            out.push('\n');
-        }
-        let _ = write!(
-            out,
-            "{} --> {}",
-            format_time(cue.start_ms),
-            format_time(cue.end_ms)
-        );
-        if !cue.settings.is_empty() {
-            out.push(' ');
-            out.push_str(&cue.settings);
-        }
-        out.push('\n');
-        out.push_str(&cue.text);
-        out.push('\n');
+        write_cue(&mut out, cue);
     }
     out
+}
+
+/// Appends `cue` as a WebVTT block: a blank line, its identifier if any, the timing line with its
+/// settings, the text.
+pub fn write_cue(out: &mut String, cue: &Cue) {
+    out.push('\n');
+    if let Some(id) = &cue.id {
+        out.push_str(id);
+        out.push('\n');
+    }
+    let _ = write!(
+        out,
+        "{} --> {}",
+        format_time(cue.start_ms),
+        format_time(cue.end_ms)
+    );
+    if !cue.settings.is_empty() {
+        out.push(' ');
+        out.push_str(&cue.settings);
+    }
+    out.push('\n');
+    out.push_str(&cue.text);
+    out.push('\n');
 }
 
 /// The name of segment `n` of `track`.
