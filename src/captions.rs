@@ -13,6 +13,7 @@
 //! the playlist kept as it is.
 
 use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
 use m3u8_rs::{AlternativeMedia, AlternativeMediaType};
 use sqlx::PgConnection;
 
@@ -153,6 +154,9 @@ fn is_caption(media: &AlternativeMedia) -> bool {
         && media.uri.as_deref().is_some_and(|u| u.starts_with(PREFIX))
 }
 
+/// How many caption files the API writes at once.
+const PARALLEL_WRITES: usize = 16;
+
 /// Why the API could not republish a master.
 #[derive(Debug, thiserror::Error)]
 pub enum RepublishError {
@@ -194,9 +198,15 @@ pub async fn republish(
     let captions = db::captions::list(tx, video_id).await?;
     let mpegts = u64::try_from(published.mpegts).unwrap_or(0);
     if let Change::Added(caption) = change {
-        for (name, contents) in files(caption, published.duration_s, mpegts) {
-            store.replace_output(video_id, key, &name, contents).await?;
-        }
+        // A four-hour video has 7,200 segments: on S3, one PUT after another would hold the
+        // lock (and the client) for minutes. The master comes only after all of them.
+        futures_util::stream::iter(files(caption, published.duration_s, mpegts))
+            .map(|(name, contents)| async move {
+                store.replace_output(video_id, key, &name, contents).await
+            })
+            .buffer_unordered(PARALLEL_WRITES)
+            .try_collect::<()>()
+            .await?;
     }
     let merged = merge_master(&current, &captions)?;
     store
