@@ -3,7 +3,8 @@
 // languages plays in headless Chromium through hls.js (the page's own copy), with the picture the
 // right way up and tone mapped, and the subtitles' cues at their times. Shaka Player and video.js
 // (npm devDependencies here, put into the page by Playwright) list, switch and show the same
-// audio and subtitle tracks. The ffprobe-level checks of
+// audio and subtitle tracks, and read the storyboard (Shaka as thumbnails, video.js as a metadata
+// track). The ffprobe-level checks of
 // every case are in worker/tests/it/media_matrix.rs; this proves a browser agrees. Run by
 // scripts/web-test.sh, which starts the stack and sets PROSTREAM_URL and MATRIX_DIR.
 import { test, before, after } from "node:test";
@@ -366,4 +367,115 @@ test("video.js lists and switches the audio tracks, lists the subtitles and show
     assert.deepEqual(errors, []);
     assert.equal(seen.startedWith, "Français", "the source's default track plays first");
     assertTracksAndCue("video.js", seen);
+  });
+
+// --- the storyboard in other players ---------------------------------------------------------------
+
+// The storyboard track as the API wrote it: each cue's times and the sprite tile it names
+// (`storyboard_N.jpg#xywh=x,y,w,h`, relative to the track's URL).
+async function storyboardCues(url) {
+  const res = await fetch(url);
+  assert.equal(res.status, 200, url);
+  const seconds = (t) => t.split(":").reduce((sum, part) => sum * 60 + Number(part), 0);
+  const cues = [];
+  for (const block of (await res.text()).split(/\n\n+/)) {
+    const lines = block.trim().split("\n");
+    const at = lines.findIndex((l) => l.includes("-->"));
+    if (at < 0) continue;
+    const [start, end] = lines[at].split("-->").map((t) => seconds(t.trim().split(" ")[0]));
+    const [, file, x, y, w, h] = /^(.*)#xywh=(\d+),(\d+),(\d+),(\d+)$/.exec(lines[at + 1].trim());
+    cues.push({ start, end, payload: lines[at + 1].trim(), image: new URL(file, url).href,
+                x: +x, y: +y, w: +w, h: +h });
+  }
+  assert.ok(cues.length > 0, `no cue in ${url}`);
+  return cues;
+}
+
+test("Shaka Player reads the storyboard as a thumbnails track: each moment's sprite sheet and tile",
+  { timeout: 60_000 }, async () => {
+    const video = videos["portrait.mp4"];
+    const storyboard = new URL(video.playback.storyboard, PROSTREAM_URL).href;
+    const cues = await storyboardCues(storyboard);
+    const { page, errors } = await pageWith("shaka-player/dist/shaka-player.compiled.js");
+    const seen = await page.evaluate(async ({ src, storyboard, times }) => {
+      const el = document.createElement("video");
+      el.muted = true;
+      document.body.append(el);
+      shaka.polyfill.installAll();
+      const player = new shaka.Player();
+      await player.attach(el);
+      await player.load(src); // a thumbnails track needs the presentation's duration
+      const track = await player.addThumbnailsTrack(storyboard, "text/vtt");
+      const thumbnails = [];
+      for (const time of times) {
+        const t = await player.getThumbnails(track.id, time);
+        // Not `segment`: a SegmentReference does not cross into Node.
+        thumbnails.push(t && { time, uri: t.uris[0], x: t.positionX, y: t.positionY, w: t.width,
+          h: t.height, start: t.startTime, sprite: t.sprite });
+      }
+      const images = player.getImageTracks().map((t) => ({ id: t.id, type: t.type }));
+      await player.destroy();
+      return { track: { id: track.id, type: track.type }, images, thumbnails };
+    }, { src: PROSTREAM_URL + video.playback.hls, storyboard, times: cues.map((c) => (c.start + c.end) / 2) });
+    await page.close();
+    console.log("Shaka Player thumbnails:", JSON.stringify(seen));
+    assert.deepEqual(errors, []);
+    assert.equal(seen.track.type, "image");
+    assert.ok(seen.images.some((t) => t.id === seen.track.id), JSON.stringify(seen.images));
+    for (const [i, cue] of cues.entries()) {
+      const t = seen.thumbnails[i];
+      assert.ok(t, `no thumbnail at ${(cue.start + cue.end) / 2} s`);
+      // The URI Shaka hands out keeps the cue's #xywh fragment; the tile is also in its fields.
+      assert.equal(t.uri.split("#")[0], cue.image, JSON.stringify(t));
+      assert.match(t.uri, /\/storyboard_\d+\.jpg(#xywh=\d+,\d+,\d+,\d+)?$/);
+      assert.deepEqual([t.x, t.y, t.w, t.h, t.sprite], [cue.x, cue.y, cue.w, cue.h, true], JSON.stringify(t));
+      assert.ok(Math.abs(t.start - cue.start) < 0.001, JSON.stringify(t));
+    }
+    // The sheet Shaka would draw from is a JPEG the API serves.
+    const sheet = await fetch(seen.thumbnails[0].uri.split("#")[0]);
+    assert.equal(sheet.headers.get("content-type"), "image/jpeg");
+  });
+
+test("video.js loads the storyboard as a metadata text track whose cues name the sprite tiles",
+  { timeout: 60_000 }, async () => {
+    const video = videos["portrait.mp4"];
+    const storyboard = new URL(video.playback.storyboard, PROSTREAM_URL).href;
+    const cues = await storyboardCues(storyboard);
+    const { page, errors } = await pageWith("video.js/dist/video.min.js");
+    const seen = await page.evaluate(async ({ src, storyboard }) => {
+      const el = document.createElement("video");
+      el.muted = true;
+      document.body.append(el);
+      const player = videojs(el, { muted: true, html5: { vhs: { overrideNative: true },
+        nativeAudioTracks: false, nativeVideoTracks: false } });
+      player.src({ src, type: "application/x-mpegURL" });
+      await new Promise((r) => player.one("loadedmetadata", r));
+      // A metadata track is never drawn; "hidden" has the browser load and parse it all the same.
+      const trackEl = player.addRemoteTextTrack({ kind: "metadata", src: storyboard, mode: "hidden" }, false);
+      const loaded = await new Promise((resolve) => {
+        trackEl.addEventListener("load", () => resolve("load"), { once: true });
+        trackEl.addEventListener("error", () => resolve("error"), { once: true });
+      });
+      const track = trackEl.track;
+      const list = (l) => Array.from({ length: l.length }, (_, i) => l[i]);
+      // VHS has a metadata track of its own ("segment-metadata"): ours is the remote one.
+      const metadata = list(player.textTracks()).filter((t) => t.kind === "metadata").map((t) => t.label);
+      return { loaded, kind: track.kind, mode: track.mode, metadata,
+        listed: list(player.remoteTextTracks()).includes(track) && list(player.textTracks()).includes(track),
+        cues: list(track.cues).map((c) => ({ start: c.startTime, end: c.endTime, text: c.text })) };
+    }, { src: PROSTREAM_URL + video.playback.hls, storyboard });
+    await page.close();
+    console.log("video.js storyboard:", JSON.stringify({ ...seen, cues: seen.cues.slice(0, 2) }));
+    assert.deepEqual(errors, []);
+    assert.equal(seen.loaded, "load", JSON.stringify(seen));
+    assert.equal(seen.kind, "metadata");
+    assert.equal(seen.listed, true, `video.js does not list the track: ${JSON.stringify(seen.metadata)}`);
+    assert.equal(seen.cues.length, cues.length, JSON.stringify(seen));
+    for (const [i, cue] of cues.entries()) {
+      const got = seen.cues[i];
+      assert.match(got.text, /^storyboard_\d+\.jpg#xywh=\d+,\d+,\d+,\d+$/);
+      assert.equal(got.text, cue.payload);
+      assert.ok(Math.abs(got.start - cue.start) < 0.001 && Math.abs(got.end - cue.end) < 0.001,
+        JSON.stringify([got, cue]));
+    }
   });
