@@ -1,5 +1,6 @@
 // ProStream's page: an API key field; upload (with a title and a visibility) with a progress bar,
-// follow the job, play the HLS result; the recent videos, kept up to date, with their actions.
+// follow the job, play the HLS result with its audio and subtitle menus and its captions (listed,
+// added, deleted); the recent videos, kept up to date, with their actions.
 // No framework, no build step: the API does the work; this file only talks to it.
 "use strict";
 
@@ -222,6 +223,13 @@ let currentId = null;
 // click brings the sound (`keepSound`: the same video again, as loud as it was).
 function play(video, { at = 0, keepSound = false } = {}) {
   const el = $("video");
+  if (currentId !== video.id) {
+    trackChoice = {}; // a choice is for the video it was made on
+    // Not the last video's captions while this one's are read.
+    $("caption-list").replaceChildren();
+    $("caption-note").textContent = "";
+    showCaptionProblem(null);
+  }
   currentId = video.id;
   currentSource = video.playback.hls;
   $("player").hidden = false;
@@ -233,18 +241,77 @@ function play(video, { at = 0, keepSound = false } = {}) {
   if (!keepSound) el.muted = true;
   showMuteHint();
   if (window.Hls && Hls.isSupported()) {
-    hls = new Hls(at ? { startPosition: at } : {});
+    // The same video loaded again (after a caption was added or deleted) starts where it was, with
+    // the audio and subtitles chosen before: hls.js numbers the tracks anew, so by name and language.
+    hls = new Hls({
+      ...(at ? { startPosition: at } : {}),
+      ...(trackChoice.audio ? { audioPreference: trackChoice.audio } : {}),
+      ...(trackChoice.subtitles ? { subtitlePreference: trackChoice.subtitles } : {}),
+    });
     hls.on(Hls.Events.ERROR, (_, data) => {
       if (data.fatal) $("player-info").textContent = `Playback error: ${data.details}`;
     });
+    // hls.js knows the tracks once the master is read, and the audio and subtitle tracks of a
+    // level's groups once it picks a level: the menus follow each of these.
+    for (const event of [Hls.Events.MANIFEST_PARSED, Hls.Events.AUDIO_TRACKS_UPDATED,
+      Hls.Events.SUBTITLE_TRACKS_UPDATED, Hls.Events.AUDIO_TRACK_SWITCHED,
+      Hls.Events.SUBTITLE_TRACK_SWITCH]) {
+      hls.on(event, showTracks);
+    }
     hls.loadSource(currentSource);
     hls.attachMedia(el);
   } else {
-    el.src = currentSource; // Safari plays HLS natively
+    el.src = currentSource; // Safari plays HLS natively, with its own track menus
     if (at) el.currentTime = at;
   }
+  showTracks();
   el.play().catch(() => { /* autoplay refused: the controls are there */ });
   loadStoryboard(video.playback.storyboard);
+  loadCaptions(video.id);
+}
+
+// --- audio and subtitle menus ----------------------------------------------------------------------
+
+// The tracks chosen in the menus ({ audio, subtitles }, each { name, lang }; `subtitles: null`:
+// "Off"), kept while the same video is loaded again.
+let trackChoice = {};
+
+function fillSelect(select, options, value) {
+  const wanted = options.map(([v, text]) => `${v}\u0000${text}`).join("\n");
+  // Rebuilt only when the tracks change: rebuilding an open menu would close it.
+  if (select.dataset.options !== wanted) {
+    select.replaceChildren(...options.map(([v, text]) => {
+      const option = element("option", null, text);
+      option.value = String(v);
+      return option;
+    }));
+    select.dataset.options = wanted;
+  }
+  select.value = String(value);
+}
+
+// What a track is called in its menu: its name and language (two tracks may share a name), and
+// "CC" for captions that transcribe the sound too.
+function trackName(track) {
+  let text = track.name || track.lang || "unnamed";
+  if (track.lang && text !== track.lang) text += ` · ${track.lang}`;
+  if (/transcribes-spoken-dialog/.test((track.attrs && track.attrs.CHARACTERISTICS) || "")) text += " [CC]";
+  return text;
+}
+
+function showTracks() {
+  $("tracks").hidden = !hls;
+  if (!hls) return;
+  const audio = hls.audioTracks || [];
+  $("audio-field").hidden = audio.length < 2;
+  fillSelect($("audio-track"), audio.map((t, i) => [i, trackName(t)]), hls.audioTrack);
+
+  const subtitles = hls.subtitleTracks || [];
+  // "Off" stays off when the video is loaded again: hls.js would turn a DEFAULT=YES track on.
+  if (trackChoice.subtitles === null && hls.subtitleTrack >= 0) hls.subtitleTrack = -1;
+  const current = hls.subtitleDisplay && hls.subtitleTrack >= 0 ? hls.subtitleTrack : -1;
+  fillSelect($("subtitle-track"), [[-1, "Off"], ...subtitles.map((t, i) => [i, trackName(t)])], current);
+  $("subtitle-track").disabled = subtitles.length === 0;
 }
 
 // --- seek thumbnails -------------------------------------------------------------------------------
@@ -307,6 +374,9 @@ function previewAt(clientX) {
 function stopPlayer() {
   const el = $("video");
   if (hls) { hls.destroy(); hls = null; }
+  trackChoice = {};
+  showTracks();
+  captionsGeneration++; // an answer still on its way is for a video no longer shown
   el.pause();
   el.removeAttribute("src");
   el.removeAttribute("poster");
@@ -325,6 +395,115 @@ function unmute() {
   el.muted = false;
   if (el.volume === 0) el.volume = 1;
   if (el.paused) el.play().catch(() => { /* the controls are there */ });
+}
+
+// --- the playing video's captions ------------------------------------------------------------------
+
+let captionsGeneration = 0;
+
+function showCaptionProblem(problem) {
+  const el = $("caption-problem");
+  el.textContent = problem ? `${problem.detail} (${problem.code})` : "";
+  el.hidden = !problem;
+}
+
+function renderCaptions(items) {
+  $("caption-note").textContent = items.length ? "" : "No captions yet: add a WebVTT or SubRip file below.";
+  $("caption-list").replaceChildren(...items.map((caption) => {
+    const li = element("li");
+    li.dataset.id = caption.id;
+    const cues = `${caption.cues} cue${caption.cues === 1 ? "" : "s"}`;
+    li.append(element("span", "label", caption.label),
+      element("span", "muted small", `${caption.language} · ${caption.kind} · ${cues}`));
+    const button = element("button", null, "Delete");
+    button.type = "button";
+    button.dataset.action = "delete-caption";
+    button.setAttribute("aria-label", `Delete captions “${caption.label}”`);
+    li.append(button);
+    return li;
+  }));
+}
+
+async function loadCaptions(id) {
+  const generation = ++captionsGeneration;
+  try {
+    const { items } = await api(`/v1/videos/${id}/captions`);
+    if (generation === captionsGeneration && currentId === id) renderCaptions(items);
+  } catch (problem) {
+    if (generation !== captionsGeneration || currentId !== id) return;
+    $("caption-note").textContent = `The captions could not be read: ${problem.detail} (${problem.code})`;
+  }
+}
+
+// The master playlist names a video's captions: after a change the player loads it again, at the
+// same moment and as loud, so that its Subtitles menu shows the change. Playlists may be kept for
+// a second (Cache-Control: max-age=1): the fresh master goes into the browser's cache first.
+async function reloadPlayer(id) {
+  let video;
+  try {
+    video = await api(`/v1/videos/${id}`); // a fresh signed link for a private video, too
+  } catch (problem) {
+    if (problem.status !== 401 && currentId === id) showCaptionProblem(problem);
+    return;
+  }
+  if (currentId !== id) return;
+  if (!video.playable || !video.playback) {
+    loadCaptions(id);
+    return;
+  }
+  try {
+    await fetch(video.playback.hls, { cache: "reload" });
+  } catch { /* hls.js says what is wrong when it loads it */ }
+  if (currentId === id) play(video, { at: $("video").currentTime, keepSound: true });
+}
+
+const captionType = (name) => (/\.vtt$/i.test(name) ? "text/vtt" : "application/x-subrip");
+
+async function addCaption() {
+  const id = currentId;
+  const file = $("caption-file").files[0];
+  if (!id || !file) return;
+  const params = new URLSearchParams({ kind: $("caption-kind").value });
+  const language = $("caption-language").value.trim();
+  const label = $("caption-label").value.trim();
+  if (language) params.set("language", language);
+  if (label) params.set("label", label);
+  showCaptionProblem(null);
+  let bytes;
+  try {
+    bytes = await file.arrayBuffer();
+  } catch (_) {
+    showCaptionProblem({ code: "file_unreadable", detail: "the browser could not read the file; pick it again" });
+    return;
+  }
+  $("caption-submit").disabled = true;
+  try {
+    // The file's bytes as they are: the API reads them strictly and names the line it stopped at.
+    await api(`/v1/videos/${id}/captions?${params}`, {
+      method: "POST", headers: { "Content-Type": captionType(file.name) }, body: bytes,
+    });
+  } catch (problem) {
+    if (problem.status !== 401 && currentId === id) showCaptionProblem(problem);
+    return;
+  } finally {
+    $("caption-submit").disabled = false;
+  }
+  $("caption-file").value = "";
+  $("caption-label").value = "";
+  await reloadPlayer(id);
+}
+
+async function deleteCaption(id, captionId, button) {
+  showCaptionProblem(null);
+  button.disabled = true;
+  try {
+    await api(`/v1/videos/${id}/captions/${captionId}`, { method: "DELETE" });
+  } catch (problem) {
+    button.disabled = false;
+    if (problem.status !== 401 && currentId === id) showCaptionProblem(problem);
+    if (problem.status !== 404) return; // gone already: the list and the player catch up
+  }
+  await reloadPlayer(id);
 }
 
 // --- recent videos ---------------------------------------------------------------------------------
@@ -689,6 +868,29 @@ $("scrub").addEventListener("input", () => { $("video").currentTime = Number($("
 $("scrub").addEventListener("pointermove", (e) => previewAt(e.clientX));
 $("scrub").addEventListener("pointerleave", () => { $("seek-thumb").hidden = true; });
 $("unmute").addEventListener("click", unmute);
+
+const choice = (track) => track && { name: track.name, lang: track.lang };
+$("audio-track").addEventListener("change", (e) => {
+  if (!hls) return;
+  const index = Number(e.target.value);
+  trackChoice.audio = choice(hls.audioTracks[index]);
+  hls.audioTrack = index;
+});
+$("subtitle-track").addEventListener("change", (e) => {
+  if (!hls) return;
+  const index = Number(e.target.value);
+  trackChoice.subtitles = index >= 0 ? choice(hls.subtitleTracks[index]) : null;
+  hls.subtitleDisplay = index >= 0;
+  hls.subtitleTrack = index;
+});
+$("caption-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  addCaption();
+});
+$("caption-list").addEventListener("click", (e) => {
+  const button = e.target.closest("button[data-action=delete-caption]");
+  if (button && currentId) deleteCaption(currentId, button.closest("li").dataset.id, button);
+});
 
 showKeyState();
 refreshRecent();

@@ -3,7 +3,8 @@
 // languages plays in headless Chromium through hls.js (the page's own copy), with the picture the
 // right way up and tone mapped, and the subtitles' cues at their times. Shaka Player and video.js
 // (npm devDependencies here, put into the page by Playwright) list, switch and show the same
-// audio and subtitle tracks. The ffprobe-level checks of
+// audio and subtitle tracks, read the storyboard (Shaka as thumbnails, video.js as a metadata
+// track), and list and show a caption added through the API. The ffprobe-level checks of
 // every case are in worker/tests/it/media_matrix.rs; this proves a browser agrees. Run by
 // scripts/web-test.sh, which starts the stack and sets PROSTREAM_URL and MATRIX_DIR.
 import { test, before, after } from "node:test";
@@ -239,13 +240,14 @@ test("every subtitle language is a text track hls.js lists, and its cue shows at
     assert.ok(Math.abs(seen.end - (seen.firstFrame + 2.5)) < 0.05, JSON.stringify(seen));
   });
 
-// Another player in the page: its script from tests/web/node_modules, served by Playwright.
+// Another player in the page: its script from tests/web/node_modules, served by Playwright
+// (none: the page's own hls.js).
 async function pageWith(script) {
   const page = await browser.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
   await page.goto(PROSTREAM_URL);
-  await page.addScriptTag({ path: fileURLToPath(new URL(`node_modules/${script}`, import.meta.url)) });
+  if (script) await page.addScriptTag({ path: fileURLToPath(new URL(`node_modules/${script}`, import.meta.url)) });
   return { page, errors };
 }
 
@@ -366,4 +368,255 @@ test("video.js lists and switches the audio tracks, lists the subtitles and show
     assert.deepEqual(errors, []);
     assert.equal(seen.startedWith, "Français", "the source's default track plays first");
     assertTracksAndCue("video.js", seen);
+  });
+
+// --- the storyboard in other players ---------------------------------------------------------------
+
+// The storyboard track as the API wrote it: each cue's times and the sprite tile it names
+// (`storyboard_N.jpg#xywh=x,y,w,h`, relative to the track's URL).
+async function storyboardCues(url) {
+  const res = await fetch(url);
+  assert.equal(res.status, 200, url);
+  const seconds = (t) => t.split(":").reduce((sum, part) => sum * 60 + Number(part), 0);
+  const cues = [];
+  for (const block of (await res.text()).split(/\n\n+/)) {
+    const lines = block.trim().split("\n");
+    const at = lines.findIndex((l) => l.includes("-->"));
+    if (at < 0) continue;
+    const [start, end] = lines[at].split("-->").map((t) => seconds(t.trim().split(" ")[0]));
+    const [, file, x, y, w, h] = /^(.*)#xywh=(\d+),(\d+),(\d+),(\d+)$/.exec(lines[at + 1].trim());
+    cues.push({ start, end, payload: lines[at + 1].trim(), image: new URL(file, url).href,
+                x: +x, y: +y, w: +w, h: +h });
+  }
+  assert.ok(cues.length > 0, `no cue in ${url}`);
+  return cues;
+}
+
+test("Shaka Player reads the storyboard as a thumbnails track: each moment's sprite sheet and tile",
+  { timeout: 60_000 }, async () => {
+    const video = videos["portrait.mp4"];
+    const storyboard = new URL(video.playback.storyboard, PROSTREAM_URL).href;
+    const cues = await storyboardCues(storyboard);
+    const { page, errors } = await pageWith("shaka-player/dist/shaka-player.compiled.js");
+    const seen = await page.evaluate(async ({ src, storyboard, times }) => {
+      const el = document.createElement("video");
+      el.muted = true;
+      document.body.append(el);
+      shaka.polyfill.installAll();
+      const player = new shaka.Player();
+      await player.attach(el);
+      await player.load(src); // a thumbnails track needs the presentation's duration
+      const track = await player.addThumbnailsTrack(storyboard, "text/vtt");
+      const thumbnails = [];
+      for (const time of times) {
+        const t = await player.getThumbnails(track.id, time);
+        // Not `segment`: a SegmentReference does not cross into Node.
+        thumbnails.push(t && { time, uri: t.uris[0], x: t.positionX, y: t.positionY, w: t.width,
+          h: t.height, start: t.startTime, sprite: t.sprite });
+      }
+      const images = player.getImageTracks().map((t) => ({ id: t.id, type: t.type }));
+      await player.destroy();
+      return { track: { id: track.id, type: track.type }, images, thumbnails };
+    }, { src: PROSTREAM_URL + video.playback.hls, storyboard, times: cues.map((c) => (c.start + c.end) / 2) });
+    await page.close();
+    console.log("Shaka Player thumbnails:", JSON.stringify(seen));
+    assert.deepEqual(errors, []);
+    assert.equal(seen.track.type, "image");
+    assert.ok(seen.images.some((t) => t.id === seen.track.id), JSON.stringify(seen.images));
+    for (const [i, cue] of cues.entries()) {
+      const t = seen.thumbnails[i];
+      assert.ok(t, `no thumbnail at ${(cue.start + cue.end) / 2} s`);
+      // The URI Shaka hands out keeps the cue's #xywh fragment; the tile is also in its fields.
+      assert.equal(t.uri.split("#")[0], cue.image, JSON.stringify(t));
+      assert.match(t.uri, /\/storyboard_\d+\.jpg(#xywh=\d+,\d+,\d+,\d+)?$/);
+      assert.deepEqual([t.x, t.y, t.w, t.h, t.sprite], [cue.x, cue.y, cue.w, cue.h, true], JSON.stringify(t));
+      assert.ok(Math.abs(t.start - cue.start) < 0.001, JSON.stringify(t));
+    }
+    // The sheet Shaka would draw from is a JPEG the API serves.
+    const sheet = await fetch(seen.thumbnails[0].uri.split("#")[0]);
+    assert.equal(sheet.headers.get("content-type"), "image/jpeg");
+  });
+
+test("video.js loads the storyboard as a metadata text track whose cues name the sprite tiles",
+  { timeout: 60_000 }, async () => {
+    const video = videos["portrait.mp4"];
+    const storyboard = new URL(video.playback.storyboard, PROSTREAM_URL).href;
+    const cues = await storyboardCues(storyboard);
+    const { page, errors } = await pageWith("video.js/dist/video.min.js");
+    const seen = await page.evaluate(async ({ src, storyboard }) => {
+      const el = document.createElement("video");
+      el.muted = true;
+      document.body.append(el);
+      const player = videojs(el, { muted: true, html5: { vhs: { overrideNative: true },
+        nativeAudioTracks: false, nativeVideoTracks: false } });
+      player.src({ src, type: "application/x-mpegURL" });
+      await new Promise((r) => player.one("loadedmetadata", r));
+      // A metadata track is never drawn; "hidden" has the browser load and parse it all the same.
+      const trackEl = player.addRemoteTextTrack({ kind: "metadata", src: storyboard, mode: "hidden" }, false);
+      const loaded = await new Promise((resolve) => {
+        trackEl.addEventListener("load", () => resolve("load"), { once: true });
+        trackEl.addEventListener("error", () => resolve("error"), { once: true });
+      });
+      const track = trackEl.track;
+      const list = (l) => Array.from({ length: l.length }, (_, i) => l[i]);
+      // VHS has a metadata track of its own ("segment-metadata"): ours is the remote one.
+      const metadata = list(player.textTracks()).filter((t) => t.kind === "metadata").map((t) => t.label);
+      return { loaded, kind: track.kind, mode: track.mode, metadata,
+        listed: list(player.remoteTextTracks()).includes(track) && list(player.textTracks()).includes(track),
+        cues: list(track.cues).map((c) => ({ start: c.startTime, end: c.endTime, text: c.text })) };
+    }, { src: PROSTREAM_URL + video.playback.hls, storyboard });
+    await page.close();
+    console.log("video.js storyboard:", JSON.stringify({ ...seen, cues: seen.cues.slice(0, 2) }));
+    assert.deepEqual(errors, []);
+    assert.equal(seen.loaded, "load", JSON.stringify(seen));
+    assert.equal(seen.kind, "metadata");
+    assert.equal(seen.listed, true, `video.js does not list the track: ${JSON.stringify(seen.metadata)}`);
+    assert.equal(seen.cues.length, cues.length, JSON.stringify(seen));
+    for (const [i, cue] of cues.entries()) {
+      const got = seen.cues[i];
+      assert.match(got.text, /^storyboard_\d+\.jpg#xywh=\d+,\d+,\d+,\d+$/);
+      assert.equal(got.text, cue.payload);
+      assert.ok(Math.abs(got.start - cue.start) < 0.001 && Math.abs(got.end - cue.end) < 0.001,
+        JSON.stringify([got, cue]));
+    }
+  });
+
+// --- a caption added through the API, in every player ----------------------------------------------
+
+// One cue from 0.5 s to 2.5 s of the 3 s clip, in a language and with a label the source has not.
+const CAPTION = { language: "es", label: "Español (API)", kind: "captions",
+  text: "Hola desde la API", srt: "1\n00:00:00,500 --> 00:00:02,500\nHola desde la API\n\n" };
+
+// Each player, in the page: its subtitle tracks ({ language, label, kind }), then the one with
+// the caption's language chosen and played until its cue shows at 1.2 s; what was on screen.
+const captionIn = {
+  hlsjs: async ({ src, language }) => {
+    const el = document.createElement("video");
+    el.muted = true;
+    document.body.append(el);
+    const hls = new Hls();
+    const fatal = [];
+    hls.on(Hls.Events.ERROR, (_, d) => d.fatal && fatal.push(d.details));
+    hls.loadSource(src);
+    hls.attachMedia(el);
+    await new Promise((r) => hls.on(Hls.Events.MANIFEST_PARSED, r));
+    const text = hls.subtitleTracks.map((t) => ({ language: t.lang, label: t.name,
+      kind: t.attrs.CHARACTERISTICS || null }));
+    hls.subtitleDisplay = true;
+    hls.subtitleTrack = hls.subtitleTracks.findIndex((t) => t.lang === language);
+    await el.play();
+    return { text, ...await window.cueOnScreen(el, () => [...el.textTracks], () => fatal), fatal };
+  },
+  shaka: async ({ src, language }) => {
+    const el = document.createElement("video");
+    el.muted = true;
+    document.body.append(el);
+    shaka.polyfill.installAll();
+    const player = new shaka.Player();
+    const fatal = [];
+    player.addEventListener("error", (e) => fatal.push(e.detail && e.detail.code));
+    await player.attach(el);
+    // Chosen before load(), not with selectTextTrack() after it: Shaka holds a text segment until
+    // a video segment is appended after the text track was chosen, and load() may have buffered
+    // all of a 3 s clip by then (the cue never shows).
+    player.configure({ preferredText: [{ language }] });
+    await player.load(src);
+    const text = player.getTextTracks().map((t) => ({ language: t.language, label: t.label, kind: t.kind }));
+    await el.play();
+    return { text, ...await window.cueOnScreen(el, () => [...el.textTracks], () => fatal), fatal };
+  },
+  videojs: async ({ src, language }) => {
+    const el = document.createElement("video");
+    el.className = "video-js";
+    el.muted = true;
+    document.body.append(el);
+    // Its own style sheet and a size from the picture (fluid), so that the screenshot shows the cue.
+    const player = videojs(el, { muted: true, fluid: true, html5: { vhs: { overrideNative: true },
+      nativeAudioTracks: false, nativeVideoTracks: false } });
+    const fatal = [];
+    player.on("error", () => fatal.push(player.error() && player.error().message));
+    player.src({ src, type: "application/x-mpegURL" });
+    const list = (l) => Array.from({ length: l.length }, (_, i) => l[i]);
+    const texts = () => list(player.textTracks()).filter((t) => t.kind === "subtitles" || t.kind === "captions");
+    // VHS adds the master's subtitle renditions as text tracks once it has read the master.
+    const deadline = Date.now() + 20_000;
+    while (!texts().length && !fatal.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const text = texts().map((t) => ({ language: t.language, label: t.label, kind: t.kind }));
+    const chosen = texts().find((t) => t.language === language);
+    if (chosen) chosen.mode = "showing";
+    await player.play();
+    // video.js draws the text tracks itself (VHS on MSE): they are its list, not the element's.
+    return { text, ...await window.cueOnScreen(player.tech(true).el(), () => list(player.textTracks()),
+      () => fatal), fatal };
+  },
+};
+
+// Waits (20 s at most) until the element is past 1.2 s with a showing track's cue active; the
+// cue, and where the picture starts (the cue's times are the source's plus that).
+function cueOnScreenScript() {
+  window.cueOnScreen = async (el, tracks, fatal) => {
+    const showing = () => tracks().find((t) => t.mode === "showing" && t.activeCues
+      && t.activeCues.length);
+    const deadline = Date.now() + 20_000;
+    while (!(el.currentTime >= 1.2 && showing()) && !el.error && !fatal().length && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const track = showing();
+    const cue = track && track.activeCues[0];
+    const firstFrame = el.buffered.length ? el.buffered.start(0) : null;
+    el.pause();
+    return { showing: track ? { language: track.language, label: track.label } : null,
+      cue: cue && cue.text, start: cue && cue.startTime, end: cue && cue.endTime, firstFrame,
+      time: el.currentTime, error: el.error && el.error.message };
+  };
+}
+
+test("a caption added through the API is a subtitle track in hls.js, Shaka Player and video.js, with its cue at its time",
+  { timeout: 120_000 }, async () => {
+    const video = videos["portrait.mp4"];
+    const { language, label, kind } = CAPTION;
+    const res = await fetch(`${PROSTREAM_URL}/v1/videos/${video.id}/captions?`
+      + new URLSearchParams({ language, label, kind }), {
+      method: "POST", headers: { "content-type": "application/x-subrip", ...AUTH }, body: CAPTION.srt,
+    });
+    const added = await res.json();
+    assert.equal(res.status, 201, JSON.stringify(added));
+    const seen = {};
+    try {
+      const src = PROSTREAM_URL + video.playback.hls;
+      for (const [player, script] of [["hlsjs", null], ["shaka", "shaka-player/dist/shaka-player.compiled.js"],
+        ["videojs", "video.js/dist/video.min.js"]]) {
+        const { page, errors } = await pageWith(script);
+        // video.js lays its cues over the picture with its style sheet.
+        if (player === "videojs") {
+          await page.addStyleTag({ path: fileURLToPath(new URL("node_modules/video.js/dist/video-js.min.css", import.meta.url)) });
+        }
+        await page.evaluate(cueOnScreenScript);
+        seen[player] = await page.evaluate(captionIn[player], { src, language });
+        seen[player].errors = errors;
+        // The picture with the cue on it; video.js draws cues in its player's box (the element's
+        // parent), not in the element.
+        const picture = page.locator("video").last();
+        await (player === "videojs" ? picture.locator("..") : picture)
+          .screenshot({ path: `${process.env.ARTIFACTS}/matrix-caption-${player}.png` });
+        await page.close();
+        console.log(`${player} caption:`, JSON.stringify(seen[player]));
+      }
+    } finally {
+      // The matrix video as it was: the other tests read its master.
+      const gone = await fetch(`${PROSTREAM_URL}/v1/videos/${video.id}/captions/${added.id}`,
+        { method: "DELETE", headers: AUTH });
+      assert.equal(gone.status, 204);
+    }
+    for (const [player, s] of Object.entries(seen)) {
+      const why = `${player}: ${JSON.stringify(s)}`;
+      assert.deepEqual(s.errors, [], why);
+      assert.deepEqual(s.fatal, [], why);
+      // The clip has no subtitles of its own: the caption is the one track.
+      assert.deepEqual(s.text.map((t) => [t.language, t.label]), [[language, label]], why);
+      assert.deepEqual(s.showing, { language, label }, why);
+      assert.equal(s.cue, CAPTION.text, why);
+      assert.ok(Math.abs(s.start - (s.firstFrame + 0.5)) < 0.1, why);
+      assert.ok(Math.abs(s.end - (s.firstFrame + 2.5)) < 0.1, why);
+    }
   });

@@ -1,13 +1,16 @@
 // The page at `/`, driven in headless Chromium: upload a clip with a title and a visibility, watch it
 // become ready in the live list, play it (muted, with a hint; a click brings the sound), make it
-// private and public again and copy its link; refuse a .txt and a junk file with the API's problem;
+// private and public again and copy its link; add captions in the player's panel, see them in the
+// Subtitles menu and on the picture, and delete them; switch a video's own audio and subtitle
+// tracks in the player's menus; refuse a .txt and a junk file with the API's problem;
 // lay out at 390 px without overflowing. Every step is checked against what the API says. Run by
 // scripts/web-test.sh, which starts the stack and sets PROSTREAM_URL, PROSTREAM_API_KEY, CLIP, JUNK,
 // TXT and ARTIFACTS.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
 import {
-  ARTIFACTS, CLIP, JUNK, PROSTREAM_URL, TXT, api, launch, openPage, row, rowStatus, video,
+  ARTIFACTS, AUTH, CLIP, JUNK, PROSTREAM_URL, TXT, api, launch, openPage, row, rowStatus, video, waitFor,
 } from "./helpers.mjs";
 
 let browser;
@@ -143,6 +146,239 @@ test("hovering the seek bar of a ready video shows the storyboard tile of that m
     assert.equal(sheet.headers.get("content-type"), "image/jpeg");
     // The viewport as it is (a locator screenshot would scroll, and the pointer leave the bar).
     await page.screenshot({ path: `${ARTIFACTS}/seek-preview.png` });
+    await done();
+  });
+
+// A SubRip file with one cue, from 4 s to 9 s of the 12 s clip; a WebVTT file with another; and a
+// SubRip file whose second cue has a bad end time on line 6 (the first cue is fine: the API must
+// name the right line, not refuse the file at its top).
+const SRT = "1\n00:00:04,000 --> 00:00:09,000\nCaptions from the page's panel\n\n";
+const VTT = "WEBVTT\n\nnote\n00:00:01.000 --> 00:00:03.000\nEine Notiz\n\n";
+const BROKEN_SRT = "1\n00:00:01,000 --> 00:00:02,000\nFine\n\n2\n00:00:03,000 --> 00:00:0x,000\nBroken\n\n";
+const LABEL = "English (page test)";
+
+// The page's <video> as the test wants it: where it is, whether it plays, and the text tracks
+// (hls.js adds one a subtitle track; one "showing" at most) with the showing one's active cues.
+const playerState = (page) => page.evaluate(() => {
+  const v = document.getElementById("video");
+  const tracks = [...v.textTracks];
+  const showing = tracks.find((t) => t.mode === "showing");
+  return {
+    time: v.currentTime, paused: v.paused, readyState: v.readyState, error: v.error && v.error.message,
+    showing: showing ? { label: showing.label, language: showing.language,
+      cues: [...(showing.cues || [])].map((c) => ({ text: c.text, start: c.startTime, end: c.endTime })),
+      active: [...(showing.activeCues || [])].map((c) => c.text) } : null,
+  };
+});
+
+// The Subtitles menu: its options' texts and the chosen one's.
+const subtitleMenu = (page) => page.evaluate(() => {
+  const select = document.getElementById("subtitle-track");
+  return { options: [...select.options].map((o) => o.text), chosen: select.selectedOptions[0]?.text,
+           disabled: select.disabled };
+});
+
+// Picks a caption file in the panel and submits it; returns the API's answer to the POST.
+async function addThroughPanel(page, { name, text, language, label, kind }) {
+  await page.setInputFiles("#caption-file", { name, mimeType: "text/plain", buffer: Buffer.from(text) });
+  await page.fill("#caption-language", language);
+  await page.fill("#caption-label", label || "");
+  await page.selectOption("#caption-kind", kind);
+  const posted = page.waitForResponse((r) => /\/captions\?/.test(r.url()) && r.request().method() === "POST");
+  await page.click("#caption-form button[type=submit]");
+  return posted;
+}
+
+// Seeks the paused player to `time` and waits until the element has finished seeking there.
+async function seekTo(page, time) {
+  await page.evaluate((t) => new Promise((resolve) => {
+    const v = document.getElementById("video");
+    v.pause();
+    v.addEventListener("seeked", resolve, { once: true });
+    v.currentTime = t;
+  }), time);
+}
+
+test("captions added in the panel are listed, in the Subtitles menu and on the picture at their time; a malformed file is refused with its line; deleting takes them away",
+  { timeout: 300_000 }, async () => {
+    const { page, done } = await openPage(browser);
+    await page.fill("#title", "Captions from the page");
+    const uploaded = page.waitForResponse((r) => r.url().includes("/v1/videos?") && r.request().method() === "POST");
+    await page.setInputFiles("#file", CLIP);
+    const response = await uploaded;
+    assert.equal(response.status(), 202);
+    const { id } = await response.json();
+    // Ready, so that every segment is there to seek into, and playing (the upload card plays it).
+    await rowStatus(page, id, "ready", 180_000);
+    await page.waitForFunction(() => document.getElementById("video").currentTime > 1,
+      null, { timeout: 60_000, polling: 200 });
+    assert.equal(await page.locator("#player-title").innerText(), "Captions from the page");
+
+    // The clip has no subtitles: an empty list, and a menu with nothing but "Off".
+    await page.waitForFunction(() => /No captions yet/.test(document.getElementById("caption-note").textContent));
+    assert.equal(await page.locator("#caption-list li").count(), 0);
+    assert.deepEqual(await subtitleMenu(page), { options: ["Off"], chosen: "Off", disabled: true });
+    assert.equal(await page.locator("#audio-field").isHidden(), true, "an Audio menu for one audio track");
+
+    // Every moment the player plays from now on (timeupdate with data to play, not seeking: a
+    // reload resets the element to 0 with none), to see that loading it again keeps its place.
+    const before = await page.evaluate(() => {
+      const v = document.getElementById("video");
+      window.playedAt = [];
+      v.addEventListener("timeupdate", () => {
+        if (!v.seeking && v.readyState >= 3) window.playedAt.push(v.currentTime);
+      });
+      return v.currentTime;
+    });
+
+    // Add the SubRip file as captions (for the deaf and hard of hearing) with a label of our own.
+    const added = await addThroughPanel(page, { name: "dialogue.srt", text: SRT, language: "en",
+      label: LABEL, kind: "captions" });
+    assert.equal(added.status(), 201, await added.text());
+    // The file's bytes as they are, typed by the file's extension (the browser said text/plain).
+    assert.equal(added.request().headers()["content-type"], "application/x-subrip");
+    assert.equal(added.request().postDataBuffer().toString(), SRT);
+    const caption = await added.json();
+    assert.deepEqual((await api(`/v1/videos/${id}/captions`)).body.items.map((c) => c.id), [caption.id]);
+    assert.deepEqual([caption.language, caption.label, caption.kind, caption.cues], ["en", LABEL, "captions", 1]);
+
+    // Listed with its label, language, kind and cue count; in the menu once the player has loaded
+    // the master again, at the same moment.
+    const item = page.locator(`#caption-list li[data-id="${caption.id}"]`);
+    await item.waitFor();
+    assert.equal(await item.locator(".label").innerText(), LABEL);
+    assert.match(await item.innerText(), /\ben · captions · 1 cue\b/);
+    const option = `${LABEL} · en [CC]`;
+    await page.waitForFunction((o) => [...document.getElementById("subtitle-track").options].some((x) => x.text === o),
+      option, { timeout: 30_000 });
+    assert.deepEqual(await subtitleMenu(page), { options: ["Off", option], chosen: "Off", disabled: false });
+    // Played on for a second since, never from before where it was.
+    await page.waitForFunction((t) => Math.max(...window.playedAt) > t + 1, before, { timeout: 30_000 });
+    const played = await page.evaluate(() => window.playedAt);
+    assert.ok(Math.min(...played) >= before - 0.1, `played from ${Math.min(...played)} s, was at ${before} s`);
+
+    // Chosen in the menu: its cue is on the picture inside 4–9 s, not before.
+    await page.selectOption("#subtitle-track", { label: option });
+    await page.waitForFunction(() => document.getElementById("video").readyState >= 1);
+    await seekTo(page, 6.5);
+    await page.waitForFunction(() => [...document.getElementById("video").textTracks]
+      .some((t) => t.mode === "showing" && [...(t.activeCues || [])].length > 0), null, { timeout: 30_000 });
+    let state = await playerState(page);
+    assert.equal(state.showing.label, LABEL, JSON.stringify(state));
+    assert.equal(state.showing.language, "en");
+    assert.deepEqual(state.showing.active, ["Captions from the page's panel"], JSON.stringify(state));
+    const [cue] = state.showing.cues;
+    assert.ok(Math.abs(cue.start - 4) < 0.25 && Math.abs(cue.end - 9) < 0.25, JSON.stringify(state));
+    await page.screenshot({ path: `${ARTIFACTS}/captions.png`, fullPage: true });
+    await seekTo(page, 2);
+    state = await playerState(page);
+    assert.deepEqual(state.showing.active, [], `a cue shown at 2 s: ${JSON.stringify(state)}`);
+
+    // A WebVTT file next to it: sent as text/vtt, and the player, loaded again, keeps the
+    // captions chosen before (by name and language: hls.js numbers the tracks anew).
+    await seekTo(page, 6.5);
+    const second = await addThroughPanel(page, { name: "notes.vtt", text: VTT, language: "de",
+      label: "", kind: "subtitles" });
+    assert.equal(second.status(), 201, await second.text());
+    assert.equal(second.request().headers()["content-type"], "text/vtt");
+    const notes = await second.json();
+    assert.equal(notes.label, "Deutsch", "no label given: the API names it after the language");
+    await page.locator(`#caption-list li[data-id="${notes.id}"]`).waitFor();
+    await page.waitForFunction(() => document.getElementById("subtitle-track").options.length === 3,
+      null, { timeout: 30_000 });
+    await page.waitForFunction((label) => [...document.getElementById("video").textTracks]
+      .some((t) => t.mode === "showing" && t.label === label), LABEL, { timeout: 30_000 });
+    assert.deepEqual(await subtitleMenu(page),
+      { options: ["Off", option, "Deutsch · de"], chosen: option, disabled: false });
+    assert.deepEqual(await page.locator("#caption-list li .label").allInnerTexts(), [LABEL, "Deutsch"]);
+
+    // A malformed file: the API's problem, naming the line; nothing added, the form kept.
+    const refused = await addThroughPanel(page, { name: "broken.srt", text: BROKEN_SRT, language: "en",
+      label: "Broken", kind: "subtitles" });
+    assert.equal(refused.status(), 422);
+    const problem = page.locator("#caption-problem");
+    await problem.waitFor({ state: "visible" });
+    assert.match(await problem.innerText(), /^line 6: .*0x.*\(invalid_captions\)$/);
+    assert.equal(await page.inputValue("#caption-label"), "Broken", "the form was cleared for a refused file");
+    assert.equal((await api(`/v1/videos/${id}/captions`)).body.items.length, 2);
+    await page.screenshot({ path: `${ARTIFACTS}/captions-refused.png`, fullPage: true });
+
+    // Delete the chosen captions: gone from the API, the list and the menu, and none shown.
+    const deleted = page.waitForResponse((r) => r.url().includes("/captions/") && r.request().method() === "DELETE");
+    await page.click(`#caption-list button[aria-label="Delete captions “${LABEL}”"]`);
+    assert.equal((await deleted).status(), 204);
+    await item.waitFor({ state: "detached" });
+    await page.waitForFunction(() => document.getElementById("subtitle-track").options.length === 2,
+      null, { timeout: 30_000 });
+    assert.deepEqual(await subtitleMenu(page), { options: ["Off", "Deutsch · de"], chosen: "Off", disabled: false });
+    assert.equal((await playerState(page)).showing, null);
+    assert.deepEqual((await api(`/v1/videos/${id}/captions`)).body.items.map((c) => c.id), [notes.id]);
+    assert.equal(await problem.isHidden(), true, "the earlier problem is still shown");
+
+    // And the last one: the list says there are none, the menu is back to "Off" alone.
+    await page.click('#caption-list button[aria-label="Delete captions “Deutsch”"]');
+    await page.waitForFunction(() => /No captions yet/.test(document.getElementById("caption-note").textContent),
+      null, { timeout: 30_000 });
+    await page.waitForFunction(() => document.getElementById("subtitle-track").options.length === 1,
+      null, { timeout: 30_000 });
+    assert.deepEqual((await api(`/v1/videos/${id}/captions`)).body.items, []);
+    await done();
+  });
+
+test("the Audio and Subtitles menus list a video's own tracks and switch between them",
+  { timeout: 240_000 }, async () => {
+    // The media matrix's clip with three audio and two subtitle languages (scripts/web-test.sh).
+    const res = await fetch(`${PROSTREAM_URL}/v1/videos?title=Languages`, {
+      method: "POST", headers: { "content-type": "application/octet-stream", ...AUTH },
+      body: await readFile(`${process.env.MATRIX_DIR}/languages.mkv`),
+    });
+    assert.equal(res.status, 202);
+    const { id } = await res.json();
+    const ready = await waitFor("languages.mkv ready", async () => {
+      const v = await video(id);
+      assert.notEqual(v.status, "failed", JSON.stringify(v.error));
+      return v.status === "ready" && v;
+    }, 180_000);
+    // Which playlist each audio language is, to see the player fetch the one chosen.
+    const master = await (await fetch(new URL(ready.playback.hls, PROSTREAM_URL))).text();
+    const audio = master.split("\n").filter((l) => l.startsWith("#EXT-X-MEDIA:TYPE=AUDIO,"))
+      .map((l) => ({ name: /NAME="([^"]*)"/.exec(l)[1], uri: /URI="([^"]*)"/.exec(l)[1] }));
+    const english = audio.find((a) => a.name === "English");
+    assert.ok(english, master);
+
+    const { page, done } = await openPage(browser);
+    await row(page, id).locator("[data-action=play]").click();
+    await page.locator("#audio-field").waitFor({ state: "visible", timeout: 30_000 });
+    const menu = (select) => page.evaluate((s) => {
+      const el = document.getElementById(s);
+      return { options: [...el.options].map((o) => o.text), chosen: el.selectedOptions[0]?.text };
+    }, select);
+    // The source's default (French) plays first.
+    assert.deepEqual(await menu("audio-track"), {
+      options: ["English · en", "Français · fr", "English (audio description) · en"], chosen: "Français · fr",
+    });
+    // Each menu is named by its label (what a screen reader says).
+    assert.equal(await page.getByLabel("Audio", { exact: true }).getAttribute("id"), "audio-track");
+    assert.equal(await page.getByLabel("Subtitles", { exact: true }).getAttribute("id"), "subtitle-track");
+    const englishLoaded = page.waitForRequest((r) => new URL(r.url()).pathname.endsWith(`/${english.uri}`));
+    await page.selectOption("#audio-track", { label: "English · en" });
+    await englishLoaded;
+    await page.waitForFunction(() => document.getElementById("audio-track").selectedOptions[0].text === "English · en");
+
+    assert.deepEqual(await menu("subtitle-track"), { options: ["Off", "English · en", "Français · fr"], chosen: "Off" });
+    await page.selectOption("#subtitle-track", { label: "Français · fr" });
+    // Its cue (0.5–2.5 s of the source) on the picture at 1.5 s.
+    await seekTo(page, 1.5);
+    await page.waitForFunction(() => [...document.getElementById("video").textTracks]
+      .some((t) => t.mode === "showing" && [...(t.activeCues || [])].length > 0), null, { timeout: 30_000 });
+    const state = await playerState(page);
+    assert.equal(state.showing.language, "fr", JSON.stringify(state));
+    assert.deepEqual(state.showing.active, ["Bonjour des sous-titres"], JSON.stringify(state));
+    await page.locator("#player").screenshot({ path: `${ARTIFACTS}/tracks.png` });
+
+    // Off again: no track shows.
+    await page.selectOption("#subtitle-track", { label: "Off" });
+    await page.waitForFunction(() => ![...document.getElementById("video").textTracks].some((t) => t.mode === "showing"));
     await done();
   });
 
