@@ -661,14 +661,15 @@ def write_report(duration, clip_desc, started):
     log(f"wrote {REPO / 'BENCHMARKS.md'}")
 
 
-def rerun_rows(section, prefix, started):
-    """Replaces the rows of one section (those whose name starts with `prefix`) in the BENCHMARKS.md
+def rerun_rows(section, prefixes, started):
+    """Replaces the rows of one section (those whose name starts with one of `prefixes`) in the BENCHMARKS.md
     of the last full run with this run's, and says so under the header: the other rows keep their
     own run's date, so a reader can tell which figures were measured together."""
     report = REPO / "BENCHMARKS.md"
     lines = report.read_text().splitlines()
     fresh = ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
-    kept = [line for line in lines if not line.startswith(f"| {prefix}")]
+    prefixes = (prefixes,) if isinstance(prefixes, str) else prefixes
+    kept = [line for line in lines if not line.startswith(tuple(f"| {p}" for p in prefixes))]
     note = (f"The {section} rows were rerun alone by `BENCH_ONLY={section} scripts/bench` on "
             f"{started:%Y-%m-%d %H:%M} UTC; the other rows are from the full run above.")
     kept = [line for line in kept if not line.startswith(f"The {section} rows were rerun")]
@@ -686,6 +687,14 @@ def main():
         # Only the fuzzing rows (a few minutes, no stack): BENCH_ONLY=fuzz scripts/bench
         bench_fuzz()
         rerun_rows("fuzz", "fuzz", started)
+        return
+    if os.environ.get("BENCH_ONLY") == "pipeline":
+        # Only rows 3 (60 s clip), 1, 2a, 2b and 2c, on the full run's clip: BENCH_ONLY=pipeline scripts/bench
+        clip = make_clip("clip.mp4", 60, 1920, 1080)
+        video, bare_cmd, bare_wall, bare_cpu = bench_pipeline(clip, 60)
+        bench_single_decode(clip, video, bare_cmd, bare_wall, bare_cpu)
+        bench_audio_once(clip, len(rate_control_args(bare_cmd)[1]), bare_cpu)
+        rerun_rows("pipeline", ("3. Time to first playable (60 s", "1. ", "2a.", "2b.", "2c."), started)
         return
     if os.environ.get("BENCH_ONLY") == "audio":
         # Only row 2c (a minute, no stack): BENCH_ONLY=audio scripts/bench
