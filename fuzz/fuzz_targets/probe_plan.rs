@@ -1,5 +1,6 @@
 //! ffprobe's JSON about an uploaded file, as the API and the worker read it, and the decisions
-//! taken from it: the limits check, the ladder, the video and audio plans. The file is the
+//! taken from it: the limits check, the ladder, the video plan, the audio tracks and the subtitle
+//! tracks. The file is the
 //! uploader's, so every field is theirs to choose. Whatever the JSON says, nothing panics, and an
 //! accepted source gives a ladder of even-sided rungs no larger than the source and a constant
 //! output frame rate within what players take.
@@ -8,7 +9,7 @@
 use clap::Parser;
 use libfuzzer_sys::fuzz_target;
 use prostream::{config::MediaLimits, media::parse_ffprobe_json};
-use prostream_worker::{ladder, normalize};
+use prostream_worker::{ladder, normalize, subtitles, tracks};
 
 #[derive(Parser)]
 struct Defaults {
@@ -49,7 +50,9 @@ fuzz_target!(|data: &[u8]| {
             "output frame rate {fps}"
         );
     }
-    if let Some(audio) = &info.audio {
-        normalize::plan_audio(audio);
-    }
+    let (audio, _) = tracks::plan_audio(&info);
+    assert!(audio.len() <= tracks::MAX_AUDIO_TRACKS, "{} audio tracks", audio.len());
+    assert!(audio.iter().filter(|t| t.default).count() <= 1, "two default audio tracks");
+    let (text, _) = subtitles::plan_subtitles(&info);
+    assert!(text.len() <= subtitles::MAX_SUBTITLE_TRACKS, "{} subtitle tracks", text.len());
 });

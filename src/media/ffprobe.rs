@@ -252,7 +252,11 @@ fn pick<T>(streams: &[FfprobeStream], convert: impl Fn(&FfprobeStream) -> Option
 }
 
 impl FfprobeOutput {
-    fn into_info(self) -> Result<ProbeInfo, ProbeError> {
+    fn into_info(mut self) -> Result<ProbeInfo, ProbeError> {
+        // ffprobe numbers each stream once; a stream listed twice under one index would be
+        // mapped (and, as the default audio track, announced) twice. The first one stands.
+        let mut seen = std::collections::HashSet::new();
+        self.streams.retain(|s| seen.insert(s.index));
         let format = self
             .format
             .ok_or_else(|| ProbeError::Corrupt("ffprobe found no container".into()))?;
@@ -403,6 +407,18 @@ mod tests {
         .unwrap();
         assert_eq!(info.video.unwrap().index, 1);
         assert_eq!(info.cover.unwrap().index, 0);
+    }
+
+    #[test]
+    fn a_stream_index_listed_twice_counts_once() {
+        // Found by fuzzing (probe_plan): two default audio tracks under one index.
+        let info = parse_str(
+            r#"{"streams":[{"index":0,"codec_type":"audio","codec_name":"aac","disposition":{"default":1}},
+                {"index":0,"codec_type":"audio","codec_name":"aac","disposition":{"default":1}}],
+                "format":{"format_name":"matroska,webm","duration":"4.0"}}"#,
+        )
+        .unwrap();
+        assert_eq!(info.audio_tracks.len(), 1);
     }
 
     #[test]
