@@ -105,10 +105,12 @@ pub fn plan(source: &Source) -> Ladder {
     }
 }
 
-/// Scales so the short side is `side`, keeping the aspect ratio, both sides even.
+/// Scales so the short side is `side`, keeping the aspect ratio, both sides even, never past the
+/// source: rounding 691 to even gave 692 (found by fuzzing `probe_plan`).
 fn fit_short_side(width: u32, height: u32, side: u32) -> (u32, u32) {
-    let scale =
-        |long: u32, short: u32| even_round(f64::from(long) * f64::from(side) / f64::from(short));
+    let scale = |long: u32, short: u32| {
+        even_round(f64::from(long) * f64::from(side) / f64::from(short)).min(even(long))
+    };
     if width >= height {
         (scale(width, height), side)
     } else {
@@ -156,6 +158,20 @@ mod tests {
         assert_eq!(l.rungs[0].name, "1080p");
         assert_eq!((l.rungs[0].width, l.rungs[0].height), (1080, 1920));
         assert_eq!((l.rungs[1].width, l.rungs[1].height), (720, 1280));
+    }
+
+    #[test]
+    fn an_odd_long_side_is_rounded_down_not_past_the_source() {
+        let ladder = plan(&Source {
+            video: Some((360, 691)),
+            video_bit_rate: None,
+            audio: false,
+        });
+        let top = &ladder.rungs[0];
+        assert_eq!(
+            (top.name.as_str(), top.width, top.height),
+            ("360p", 360, 690)
+        );
     }
 
     #[test]
