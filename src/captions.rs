@@ -46,11 +46,12 @@ pub fn stem(id: CaptionId) -> String {
     format!("{PREFIX}{}", id.get().simple())
 }
 
-/// A caption track's files for a video `duration_s` long whose cue time 0 is media time
-/// `mpegts`: every segment, then the playlist that lists them (the order to publish them in).
-pub fn files(caption: &CaptionRow, duration_s: f64, mpegts: u64) -> Vec<(String, Bytes)> {
-    let stem = stem(caption.id);
-    let cues = webvtt::parse_webvtt(&caption.webvtt);
+/// The files of caption `id` (its WebVTT `text`) for a video `duration_s` long whose cue time 0
+/// is media time `mpegts`: every segment, then the playlist that lists them (the order to
+/// publish them in).
+pub fn files(id: CaptionId, text: &str, duration_s: f64, mpegts: u64) -> Vec<(String, Bytes)> {
+    let stem = stem(id);
+    let cues = webvtt::parse_webvtt(text);
     let spans = webvtt::segment_spans(duration_s);
     // Each cue goes to the segments it overlaps (found by binary search: the spans are sorted),
     // so a long video with many cues costs cues + segments, not their product.
@@ -171,8 +172,8 @@ pub enum RepublishError {
 /// What changed, for [`republish`].
 #[derive(Debug, Clone, Copy)]
 pub enum Change<'a> {
-    /// This caption is new: its files are written before the master names it.
-    Added(&'a CaptionRow),
+    /// This caption (with its WebVTT) is new: its files are written before the master names it.
+    Added(&'a CaptionRow, &'a str),
     /// This caption is gone: the master stops naming it, then its files are removed.
     Removed(CaptionId),
 }
@@ -197,10 +198,10 @@ pub async fn republish(
     };
     let captions = db::captions::list(tx, video_id).await?;
     let mpegts = u64::try_from(published.mpegts).unwrap_or(0);
-    if let Change::Added(caption) = change {
+    if let Change::Added(caption, text) = change {
         // A four-hour video has 7,200 segments: on S3, one PUT after another would hold the
         // lock (and the client) for minutes. The master comes only after all of them.
-        futures_util::stream::iter(files(caption, published.duration_s, mpegts))
+        futures_util::stream::iter(files(caption.id, text, published.duration_s, mpegts))
             .map(|(name, contents)| async move {
                 store.replace_output(video_id, key, &name, contents).await
             })
@@ -231,7 +232,6 @@ mod tests {
             language: "en".into(),
             label: label.into(),
             kind,
-            webvtt: "WEBVTT\n\n00:00:00.500 --> 00:00:02.500\nHello\n".into(),
             cue_count: 1,
             size_bytes: 40,
             created_at: OffsetDateTime::UNIX_EPOCH,
@@ -304,7 +304,8 @@ mod tests {
     #[test]
     fn files_are_segments_then_the_playlist() {
         let cc = caption("English", CaptionKind::Captions);
-        let files = files(&cc, 3.5, 6000);
+        let text = "WEBVTT\n\n00:00:00.500 --> 00:00:02.500\nHello\n";
+        let files = files(cc.id, text, 3.5, 6000);
         let names: Vec<_> = files.iter().map(|(n, _)| n.clone()).collect();
         assert_eq!(names, file_names(cc.id, 3.5));
         let stem = stem(cc.id);

@@ -10,7 +10,8 @@ use time::OffsetDateTime;
 use super::CaptionKind;
 use crate::ids::{CaptionId, JobId, OwnerId, VideoId};
 
-/// One caption track, with its WebVTT.
+/// One caption track, without its WebVTT (up to 1 MiB each: read only to cut segments,
+/// [`webvtt`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaptionRow {
     pub id: CaptionId,
@@ -19,8 +20,6 @@ pub struct CaptionRow {
     pub language: String,
     pub label: String,
     pub kind: CaptionKind,
-    /// The whole file, normalised (`media::captions::render`).
-    pub webvtt: String,
     pub cue_count: i32,
     pub size_bytes: i64,
     pub created_at: OffsetDateTime,
@@ -37,7 +36,8 @@ pub async fn lock_video(tx: &mut PgConnection, video_id: VideoId) -> sqlx::Resul
     .map(drop)
 }
 
-pub async fn insert(conn: &mut PgConnection, row: &CaptionRow) -> sqlx::Result<()> {
+/// Records `row` with its whole file, normalised (`media::captions::render`).
+pub async fn insert(conn: &mut PgConnection, row: &CaptionRow, webvtt: &str) -> sqlx::Result<()> {
     sqlx::query!(
         "INSERT INTO captions (id, video_id, language, label, kind, webvtt, cue_count, size_bytes,
                                created_at)
@@ -47,7 +47,7 @@ pub async fn insert(conn: &mut PgConnection, row: &CaptionRow) -> sqlx::Result<(
         row.language,
         row.label,
         row.kind as CaptionKind,
-        row.webvtt,
+        webvtt,
         row.cue_count,
         row.size_bytes,
         row.created_at,
@@ -76,12 +76,22 @@ pub async fn video_owner_for_share(
 pub async fn list(conn: &mut PgConnection, video_id: VideoId) -> sqlx::Result<Vec<CaptionRow>> {
     sqlx::query_as!(
         CaptionRow,
-        r#"SELECT id, video_id, language, label, kind AS "kind: CaptionKind", webvtt, cue_count,
+        r#"SELECT id, video_id, language, label, kind AS "kind: CaptionKind", cue_count,
                   size_bytes, created_at
            FROM captions WHERE video_id = $1 ORDER BY created_at, id"#,
         video_id.get()
     )
     .fetch_all(conn)
+    .await
+}
+
+/// The WebVTT file of one caption.
+pub async fn webvtt(conn: &mut PgConnection, caption_id: CaptionId) -> sqlx::Result<String> {
+    sqlx::query_scalar!(
+        "SELECT webvtt FROM captions WHERE id = $1",
+        caption_id.get()
+    )
+    .fetch_one(conn)
     .await
 }
 

@@ -221,16 +221,20 @@ pub async fn add_caption(
         language,
         label,
         kind,
-        webvtt,
         cue_count: i32::try_from(cues.len()).unwrap_or(i32::MAX),
         size_bytes: size_bytes as i64,
         created_at: OffsetDateTime::now_utc(),
     };
-    db::captions::insert(&mut tx, &row).await?;
+    db::captions::insert(&mut tx, &row, &webvtt).await?;
     db::webhooks::enqueue_event(&mut tx, id, EventType::CaptionsChanged).await?;
-    captions::republish(&mut tx, state.store.as_ref(), id, Change::Added(&row))
-        .await
-        .map_err(ApiError::internal)?;
+    captions::republish(
+        &mut tx,
+        state.store.as_ref(),
+        id,
+        Change::Added(&row, &webvtt),
+    )
+    .await
+    .map_err(ApiError::internal)?;
     tx.commit().await?;
     tracing::info!(video_id = %id, caption_id = %row.id, cues = cues.len(), "caption added");
 

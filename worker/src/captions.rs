@@ -46,7 +46,8 @@ pub async fn publish_master(
         if publisher.has_published(&playlist_of(caption.id)) {
             continue;
         }
-        for (name, contents) in captions::files(caption, job.duration_s, mpegts) {
+        let text = db::captions::webvtt(&mut tx, caption.id).await?;
+        for (name, contents) in captions::files(caption.id, &text, job.duration_s, mpegts) {
             write_and_publish(publisher, work, &name, &contents).await?;
         }
     }
