@@ -20,7 +20,7 @@ use crate::{
     config::{CommonConfig, MediaLimits, OwnerPolicy, PlaybackConfig, StorageBackend},
     db,
     fetch::{ExtraRoots, OutboundTlsConfig},
-    http::{self, AppState, auth::AuthMode, serve::ServeConfig},
+    http::{self, AppState, Shared, auth::AuthMode, serve::ServeConfig},
     ingest::{self, Ingest, IngestConfig},
     playback::Signer,
     queue, storage,
@@ -133,7 +133,7 @@ impl App {
                 &roots,
             )?),
         };
-        let state = AppState {
+        let state = AppState::new(Shared {
             pool,
             queue,
             redis,
@@ -147,7 +147,7 @@ impl App {
             webhooks: Arc::new(Webhooks::new(&config.webhooks, &roots)?),
             public_videos: Default::default(),
             segment_cache: Default::default(),
-        };
+        });
         tracing::info!(
             signing_key = state.playback.signing_key_id(),
             ttl_secs = state.playback.ttl().as_secs(),
@@ -163,8 +163,8 @@ impl App {
 
     /// For tests that run the API against a part of their own making (a store that is down,
     /// other signing keys): the loops and the server still start only in [`Bound::run_until`].
-    pub fn state_mut(&mut self) -> &mut AppState {
-        &mut self.state
+    pub fn state_mut(&mut self) -> &mut Shared {
+        self.state.make_mut()
     }
 
     /// Takes the metrics and API addresses (metrics first: once the API says it listens, both

@@ -640,8 +640,9 @@ pub async fn download(
         {
             return Err(FetchError::TooLarge(policy.max_bytes));
         }
+        // Gathered into writes as uploads are (see `WRITE_BUFFER_BYTES` there for the size).
         let mut out =
-            tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::create(dest).await?);
+            tokio::io::BufWriter::with_capacity(256 << 10, tokio::fs::File::create(dest).await?);
         let mut body = response.bytes_stream();
         let mut written = 0u64;
         while let Some(chunk) = body.next().await {

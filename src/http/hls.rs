@@ -78,6 +78,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_signed_hls_file))
 }
 
+/// Whether `route` (a matched route, as the OpenAPI document writes it) serves a video's files:
+/// segments, playlists, captions, posters, downloads; most of the API's requests.
+pub(super) fn is_media_route(route: &str) -> bool {
+    route.starts_with("/v1/videos/{id}/hls/") || route.starts_with("/v1/videos/{id}/signed/")
+}
+
 /// `{attempt}/{file}` of a public HLS URL (the `{id}` is read as [`Id`]).
 #[derive(Deserialize)]
 pub struct HlsFile {
@@ -476,6 +482,25 @@ fn is_plain_get(request: &Request) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_media_routes_are_the_two_file_routes_and_nothing_else() {
+        let doc = crate::http::openapi();
+        let media: Vec<&str> = doc
+            .paths
+            .paths
+            .keys()
+            .map(String::as_str)
+            .filter(|route| is_media_route(route))
+            .collect();
+        assert_eq!(
+            media,
+            [
+                "/v1/videos/{id}/hls/{attempt}/{file}",
+                "/v1/videos/{id}/signed/{token}/{attempt}/{file}",
+            ]
+        );
+    }
 
     #[test]
     fn a_playlist_gets_the_final_target_duration_from_its_first_segment_on() {

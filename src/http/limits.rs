@@ -15,10 +15,8 @@ use std::{
 
 use axum::{
     body::{Body, Bytes},
-    extract::{Request, rejection::JsonRejection},
-    http::StatusCode,
-    middleware::Next,
-    response::{IntoResponse, Response},
+    extract::rejection::JsonRejection,
+    http::{StatusCode, Uri},
 };
 use futures_util::{Stream, StreamExt};
 
@@ -76,19 +74,16 @@ pub async fn json_bytes(body: Body) -> Result<Bytes, ApiError> {
         })
 }
 
-/// Middleware: a URI past [`MAX_URI_BYTES`] is answered 414 before routing or query parsing.
-pub async fn bound_uri(request: Request, next: Next) -> Response {
-    let uri = request.uri();
+/// The 414 for a URI whose path and query are past [`MAX_URI_BYTES`]; `None` if it is within.
+pub fn uri_too_long(uri: &Uri) -> Option<ApiError> {
     let len = uri.path_and_query().map_or(0, |pq| pq.as_str().len());
-    if len > MAX_URI_BYTES {
-        return ApiError::new(
+    (len > MAX_URI_BYTES).then(|| {
+        ApiError::new(
             StatusCode::URI_TOO_LONG,
             ErrorCode::UriTooLong,
             format!("the path and query are {len} bytes, over the limit of {MAX_URI_BYTES}"),
         )
-        .into_response();
-    }
-    next.run(request).await
+    })
 }
 
 /// Why a guarded upload body stopped.

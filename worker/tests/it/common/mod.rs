@@ -250,8 +250,8 @@ impl TestApp {
 
     /// Restarts the API (as [`TestApp::restart_api`]) on another store (e.g. one that is down).
     pub async fn restart_api_with_store(&mut self, store: Storage) {
-        self.api.store = store.clone();
-        self.api.ingest.store = store;
+        self.api.make_mut().store = store.clone();
+        self.api.make_mut().ingest.store = store;
         self.restart_api().await;
     }
 
@@ -267,7 +267,7 @@ impl TestApp {
 
     /// Restarts the API (as [`TestApp::restart_api`]) with other playback signing keys or TTL.
     pub async fn restart_api_with_signer(&mut self, signer: Signer) {
-        self.api.playback = signer;
+        self.api.make_mut().playback = signer;
         self.restart_api().await;
     }
 
